@@ -1,0 +1,316 @@
+"""Response models for a clinical case report, following the CARE checklist.
+
+Field descriptions are written for the model: they travel in the tool / JSON
+schema and are part of the prompt. Conventions the rest of the package relies on:
+
+* every fact is a small object with ``evidence``: verbatim quotes from the report;
+* "not reported" is ``null`` or an empty list, never a guess;
+* a negated finding ("no neurologic deficit") is a finding with
+  ``assertion="absent"``, not a missing one;
+* normalised values sit beside the raw text they came from, filled by validators.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from .normalize import expand_spinal_levels, normalise_figure_label, parse_age, parse_duration
+
+SCHEMA_VERSION = "1.0"
+
+Quote = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Evidence = Annotated[
+    list[Quote],
+    Field(
+        min_length=1,
+        description="Verbatim quote(s) copied character for character from the report "
+        "that state this item. Short (a clause or sentence); never paraphrased.",
+    ),
+]
+OptionalEvidence = Annotated[
+    list[Quote],
+    Field(default_factory=list, description="Verbatim quote(s) from the report."),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", use_enum_values=True)
+
+
+class Fact(_Model):
+    """Base of every extracted fact: it carries its own evidence."""
+
+    evidence: Evidence
+
+
+class Assertion(str, Enum):
+    present = "present"
+    absent = "absent"
+    possible = "possible"
+
+
+class Sex(str, Enum):
+    female = "female"
+    male = "male"
+    other = "other"
+
+
+class DiagnosisStatus(str, Enum):
+    confirmed = "confirmed"
+    suspected = "suspected"
+    differential = "differential"
+    ruled_out = "ruled_out"
+
+
+class InvestigationKind(str, Enum):
+    imaging = "imaging"
+    laboratory = "laboratory"
+    pathology = "pathology"
+    physiological = "physiological"
+    microbiology = "microbiology"
+    genetic = "genetic"
+    other = "other"
+
+
+class InterventionKind(str, Enum):
+    procedure = "procedure"
+    surgery = "surgery"
+    medication = "medication"
+    rehabilitation = "rehabilitation"
+    supportive = "supportive"
+    other = "other"
+
+
+class Urgency(str, Enum):
+    elective = "elective"
+    urgent = "urgent"
+    emergent = "emergent"
+
+
+class Severity(str, Enum):
+    mild = "mild"
+    moderate = "moderate"
+    severe = "severe"
+    life_threatening = "life_threatening"
+    fatal = "fatal"
+
+
+class OutcomeStatus(str, Enum):
+    recovered = "recovered"
+    improved = "improved"
+    unchanged = "unchanged"
+    worsened = "worsened"
+    died = "died"
+    unknown = "unknown"
+
+
+class HistoryKind(str, Enum):
+    condition = "condition"
+    surgery = "surgery"
+    medication = "medication"
+    allergy = "allergy"
+    family = "family"
+    social = "social"
+    other = "other"
+
+
+class Age(Fact):
+    raw: str = Field(description="The age exactly as written, e.g. '87-year-old', 'early 70s'.")
+    value: float | None = Field(None, description="Number as written, e.g. 87 or 3.")
+    unit: str | None = Field(None, description="years, months, weeks or days.")
+    years: float | None = Field(None, description="Filled by the program; leave null.")
+    years_low: float | None = Field(None, description="Filled by the program; leave null.")
+    years_high: float | None = Field(None, description="Filled by the program; leave null.")
+
+    @model_validator(mode="after")
+    def _normalise(self) -> Age:
+        parsed = parse_age(self.raw)
+        if parsed is not None:
+            self.value, self.unit, self.years = parsed.value, parsed.unit, parsed.years
+            self.years_low, self.years_high = parsed.years_low, parsed.years_high
+        elif self.value is not None and self.unit:
+            unit = self.unit.lower().rstrip("s") + "s"
+            factor = {"years": 1.0, "months": 1 / 12, "weeks": 7 / 365.25, "days": 1 / 365.25}
+            if unit in factor:
+                self.unit, self.years = unit, round(self.value * factor[unit], 4)
+        return self
+
+
+class SexStatement(Fact):
+    value: Sex = Field(description="female, male or other, as stated or implied by pronouns.")
+
+
+class Span(_Model):
+    """A length of time as written, with its ISO-8601 duration."""
+
+    raw: str = Field(description="As written, e.g. '2 years', '4 days later'.")
+    iso: str | None = Field(None, description="Filled by the program; leave null.")
+
+    @model_validator(mode="after")
+    def _normalise(self) -> Span:
+        self.iso = parse_duration(self.raw) or self.iso
+        return self
+
+
+class Finding(Fact):
+    name: str = Field(description="Sign, symptom or examination finding, e.g. 'back pain'.")
+    assertion: Assertion = Field(
+        Assertion.present,
+        description="present; absent when the report negates it ('no neurologic deficit'); "
+        "possible when hedged.",
+    )
+    body_site: str | None = Field(None, description="Anatomical site, if stated.")
+    detail: str | None = Field(None, description="Severity, side, character, if stated.")
+
+
+class Complaint(Fact):
+    name: str = Field(description="Presenting complaint, e.g. 'back pain'.")
+    duration: Span | None = Field(None, description="How long, if stated.")
+
+
+class HistoryItem(Fact):
+    kind: HistoryKind = Field(description="What sort of history item this is.")
+    description: str = Field(description="E.g. 'hypertension', 'smoker', 'prior L3 fracture'.")
+    assertion: Assertion = Field(Assertion.present, description="absent for denied history.")
+
+
+class Investigation(Fact):
+    kind: InvestigationKind
+    name: str = Field(description="Test or imaging, e.g. 'MRI lumbar spine', 'serum sodium'.")
+    result: str | None = Field(None, description="What it showed, in the report's words.")
+    levels: list[str] = Field(
+        default_factory=list, description="Spinal levels named, e.g. ['L1'] or ['T12 to L2']."
+    )
+    figure: str | None = Field(None, description="Figure reference, e.g. 'Fig. 1'.")
+
+    @model_validator(mode="after")
+    def _normalise(self) -> Investigation:
+        self.levels = _expand_levels(self.levels)
+        if self.figure:
+            self.figure = normalise_figure_label(self.figure)
+        return self
+
+
+class Diagnosis(Fact):
+    name: str
+    status: DiagnosisStatus = Field(
+        DiagnosisStatus.confirmed,
+        description="confirmed, suspected, differential (considered) or ruled_out.",
+    )
+
+
+class Intervention(Fact):
+    name: str = Field(description="Procedure, operation or drug, e.g. 'vertebroplasty'.")
+    kind: InterventionKind
+    levels: list[str] = Field(default_factory=list, description="Spinal levels treated.")
+    site: str | None = Field(None, description="Anatomical site, if not a spinal level.")
+    dose: str | None = None
+    route: str | None = None
+    frequency: str | None = None
+    duration: Span | None = None
+    urgency: Urgency | None = Field(None, description="emergent/urgent only when stated.")
+    anaesthesia: str | None = Field(None, description="E.g. 'intravenous sedation'.")
+    indication: str | None = Field(None, description="Why it was given, if stated.")
+    timing: Span | None = Field(None, description="When, relative to presentation.")
+
+    @model_validator(mode="after")
+    def _normalise(self) -> Intervention:
+        self.levels = _expand_levels(self.levels)
+        return self
+
+
+class AdverseEvent(Fact):
+    name: str = Field(description="The harmful event, e.g. 'cement leakage into spinal canal'.")
+    attributed_to: str | None = Field(None, description="Intervention or drug blamed, if any.")
+    severity: Severity | None = None
+    management: str | None = Field(None, description="What was done about it.")
+
+
+class Outcome(Fact):
+    description: str = Field(description="Patient's state, e.g. 'could not walk on her own'.")
+    status: OutcomeStatus = OutcomeStatus.unknown
+    time: Span | None = Field(None, description="When assessed, e.g. '2 years after leakage'.")
+
+
+class TimelineEvent(Fact):
+    when: str = Field(description="Time as written, e.g. '4 days later', 'on day 3'.")
+    event: str
+
+
+class Patient(_Model):
+    label: str = Field(
+        description="How the report names this patient, e.g. 'Case 1'; 'Patient' if only one."
+    )
+    age: Age | None = None
+    sex: SexStatement | None = None
+    presenting_complaints: list[Complaint] = Field(default_factory=list)
+    history: list[HistoryItem] = Field(default_factory=list)
+    findings: list[Finding] = Field(
+        default_factory=list,
+        description="Signs, symptoms and examination findings, including absent ones.",
+    )
+    investigations: list[Investigation] = Field(default_factory=list)
+    diagnoses: list[Diagnosis] = Field(default_factory=list)
+    interventions: list[Intervention] = Field(default_factory=list)
+    adverse_events: list[AdverseEvent] = Field(
+        default_factory=list, description="Complications of care or drugs."
+    )
+    outcomes: list[Outcome] = Field(default_factory=list)
+    follow_up: Span | None = Field(None, description="Length of follow-up, if stated.")
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+
+
+class Author(_Model):
+    name: str
+    degrees: list[str] = Field(default_factory=list, description="E.g. ['MD', 'PhD'].")
+    affiliations: list[str] = Field(default_factory=list)
+
+
+class Figure(Fact):
+    label: str = Field(description="E.g. 'Fig. 1'.")
+    modality: str | None = Field(None, description="E.g. 'MRI', 'CT', 'radiograph', 'photo'.")
+    plane: str | None = Field(None, description="E.g. 'sagittal', 'axial'.")
+    sequence: str | None = Field(None, description="E.g. 'T2-weighted'.")
+    shows: str = Field(description="What the figure shows, from its caption.")
+
+    @model_validator(mode="after")
+    def _normalise(self) -> Figure:
+        self.label = normalise_figure_label(self.label)
+        return self
+
+
+class Article(_Model):
+    title: str | None = None
+    authors: list[Author] = Field(default_factory=list)
+    journal: str | None = None
+    year: int | None = None
+    doi: str | None = None
+    pmid: str | None = None
+    language: str | None = Field(None, description="Language of the original article, if stated.")
+    disclosures: list[str] = Field(
+        default_factory=list, description="Conflict-of-interest and device/drug status statements."
+    )
+    funding: list[str] = Field(default_factory=list)
+    consent: str | None = Field(None, description="Patient consent statement, if any.")
+    retracted: bool | None = Field(None, description="true only if marked as retracted.")
+    evidence: OptionalEvidence
+
+
+class CaseReport(_Model):
+    """One published clinical case report: article metadata, patients and figures."""
+
+    article: Article
+    patients: list[Patient] = Field(description="One entry per patient described.")
+    figures: list[Figure] = Field(default_factory=list)
+
+
+def _expand_levels(levels: list[str]) -> list[str]:
+    out: list[str] = []
+    for raw in levels:
+        expanded = expand_spinal_levels(raw)
+        out.extend(expanded or [raw.strip()])
+    seen: set[str] = set()
+    return [x for x in out if not (x in seen or seen.add(x))]
