@@ -92,13 +92,23 @@ def parse_age(raw: str) -> ParsedAge | None:
     return None
 
 
+def _halves(text: str) -> str:
+    """"half a month" → "0.5 month"; "one and a half years" → "1.5 years"."""
+    text = re.sub(r"\bhalf an? ", "0.5 ", text)
+    return re.sub(
+        _NUM + r" and a half ",
+        lambda m: f"{(_number(m.group(1)) or 0) + 0.5:g} ",
+        text,
+    )
+
+
 def parse_duration(raw: str) -> str | None:
     """ISO-8601 duration for a written span ("2 years" → "P2Y", "4 days later" → "P4D").
 
     Compound spans add up ("1 year and 6 months" → "P1Y6M"); fractional values are
     kept ("1.5 years" → "P1.5Y"). Returns ``None`` when no span is written.
     """
-    text = _clean(raw)
+    text = _halves(_clean(raw))
     parts: dict[str, float] = {}
     for m in re.finditer(r"\b" + _NUM + r"[- ]?" + _UNIT + r"(?![a-z])", text):
         value = _number(m.group(1))

@@ -1,0 +1,77 @@
+"""Errors: one root, a few typed children that carry what a user needs to act.
+
+``kind`` is a short stable word written into result records and summaries so a
+batch's failures can be counted by reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ExtractError(Exception):
+    kind = "error"
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.context = context
+
+    @property
+    def attempts(self) -> int:
+        return int(self.context.get("attempts", 0))
+
+
+class InputError(ExtractError):
+    """A document that cannot be read as text (empty, binary, PDF without text …)."""
+
+    kind = "input"
+
+
+class ConfigError(ExtractError):
+    """Bad settings: missing key, unknown mode, unreadable prompt set."""
+
+    kind = "config"
+
+
+class PromptError(ExtractError):
+    kind = "prompt"
+
+
+class ModelCallError(ExtractError):
+    """The model call failed; ``context`` holds attempts, usage, last raw completion."""
+
+    kind = "model"
+
+
+class NonRetryableError(ModelCallError):
+    """Authentication, permission, bad request, context length, quota: never retried."""
+
+    kind = "not_retryable"
+
+
+class TransientError(ModelCallError):
+    """Rate limits, 5xx, timeouts or connection failures that outlasted the retries."""
+
+    kind = "transient"
+
+
+class OutputTruncated(ModelCallError):
+    """The answer stopped at ``max_tokens``; retrying would only truncate again."""
+
+    kind = "truncated"
+
+
+class ModelRefused(ModelCallError):
+    kind = "refused"
+
+
+class ValidationFailed(ModelCallError):
+    """The answer never matched the schema within the re-ask budget."""
+
+    kind = "validation"
+
+
+class ReplayMiss(ExtractError):
+    """Replay mode found no recording for a request; the message says what differs."""
+
+    kind = "replay_miss"

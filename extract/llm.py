@@ -1,0 +1,444 @@
+"""The one module that talks to the model (openai client + instructor).
+
+Retries live in three layers that never multiply by accident:
+
+1. **HTTP** — tenacity around each chat-completion request (the openai client's
+   own retries are off): 408/409/429/5xx, timeouts and connection errors, with
+   exponential backoff that honours ``Retry-After``. At most ``http_retries`` + 1
+   requests per model call.
+2. **Output** — instructor re-asks on validation errors (bad JSON, schema
+   violation, ungrounded quote) with the error fed back, ``reasks`` times at most.
+   Worst case a document costs (reasks + 1) × (http_retries + 1) requests.
+3. **Never** — 401/403, 400, 404, context length, ``insufficient_quota``, output
+   cut at ``max_tokens``, refusals: raised at once as typed errors.
+
+Token usage is counted here, once per completion received (instructor's own
+running total is not used).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from typing import Any
+
+import instructor
+import openai
+from instructor.core.exceptions import IncompleteOutputException, InstructorRetryException
+from pydantic import BaseModel, ValidationError, create_model, model_validator
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from . import grounding
+from .errors import (
+    ConfigError,
+    ExtractError,
+    ModelCallError,
+    ModelRefused,
+    NonRetryableError,
+    OutputTruncated,
+    TransientError,
+    ValidationFailed,
+)
+from .secrets import redact
+
+log = logging.getLogger("caseextract.llm")
+
+MODES = {
+    "tools": instructor.Mode.TOOLS,
+    "tools_strict": instructor.Mode.TOOLS_STRICT,
+    "json_schema": instructor.Mode.JSON_SCHEMA,
+    "json": instructor.Mode.JSON,
+    "md_json": instructor.Mode.MD_JSON,
+}
+MAX_RETRY_AFTER = 60.0
+PLACEHOLDER_KEY = "no-key-needed"
+
+
+@dataclass
+class ModelSettings:
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    mode: str = "tools"
+    timeout: float = 120.0
+    max_tokens: int | None = 8192
+    temperature: float | None = 0.0
+    http_retries: int = 3
+    reasks: int = 2
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.http_retries < 0 or self.reasks < 0:
+            raise ConfigError("retry counts must be 0 or more")
+
+    @property
+    def key(self) -> str:
+        if self.api_key:
+            return self.api_key
+        if self.base_url:
+            return PLACEHOLDER_KEY  # local OpenAI-compatible servers ignore the key
+        raise ConfigError("no API key: set OPENAI_API_KEY, or give --base-url for a local server")
+
+    def public(self) -> dict[str, Any]:
+        """Settings safe to write into results (no key)."""
+        data = asdict(self)
+        data.pop("api_key")
+        return data
+
+
+@dataclass
+class CallStats:
+    """What one extraction cost: counted once per completion, re-asks included."""
+
+    attempts: int = 0  # completions received (1 + re-asks)
+    http_requests: int = 0
+    http_retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    model: str | None = None  # as the server names it
+    finish_reason: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total_tokens": self.total_tokens}
+
+
+@dataclass
+class Extraction:
+    value: BaseModel
+    stats: CallStats
+    facts: list[grounding.GroundedFact]
+
+
+# ------------------------------------------------------------------ classification
+
+
+def _status(exc: BaseException) -> int | None:
+    return getattr(exc, "status_code", None)
+
+
+def _code(exc: BaseException) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            return str(err.get("code") or err.get("type") or "")
+    return str(getattr(exc, "code", "") or "")
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
+        return True
+    status = _status(exc)
+    if status is None:
+        return False
+    if status == 429:
+        return "insufficient_quota" not in (_code(exc) + str(exc))
+    return status in (408, 409) or status >= 500
+
+
+def retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    if ms := headers.get("retry-after-ms"):
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> ExtractError:
+    """A typed, key-free error for any failure of a model call."""
+    ctx = {"attempts": stats.attempts, "http_requests": stats.http_requests,
+           "usage": stats.to_dict()}  # fmt: skip
+    if isinstance(exc, ExtractError):
+        exc.context.update(ctx)
+        return exc
+    status = _status(exc)
+    detail = redact(str(exc), settings.api_key)
+    where = settings.base_url or "the OpenAI API"
+    if isinstance(exc, openai.APITimeoutError):
+        return TransientError(f"timed out after {settings.timeout:g}s ({where})", **ctx)
+    if isinstance(exc, openai.APIConnectionError):
+        return TransientError(f"cannot connect to {where}", **ctx)
+    if status in (401, 403):
+        return NonRetryableError(
+            f"HTTP {status}: the server refused the credentials; check OPENAI_API_KEY", **ctx
+        )
+    if status == 429 and not is_transient(exc):
+        return NonRetryableError("HTTP 429 insufficient_quota: the account has no quota", **ctx)
+    if status == 400 and ("context_length" in _code(exc) or "context length" in detail.lower()):
+        return NonRetryableError(f"document too long for the model's context: {detail}", **ctx)
+    if status == 404:
+        return NonRetryableError(f"HTTP 404 from {where}: model {settings.model!r}? {detail}",
+                                 **ctx)  # fmt: skip
+    if status is not None and is_transient(exc):
+        hint = ""
+        if status >= 500 and settings.mode in ("json_schema", "tools_strict"):
+            hint = " (servers without structured-output support answer 5xx: try --mode tools)"
+        return TransientError(f"HTTP {status} after {stats.http_requests} request(s){hint}: "
+                              f"{detail}", **ctx)  # fmt: skip
+    if status is not None:
+        return NonRetryableError(f"HTTP {status}: {detail}", **ctx)
+    if isinstance(exc, IncompleteOutputException):
+        return OutputTruncated(_truncated_message(settings), **ctx)
+    if isinstance(exc, ValidationError | ValueError):
+        return ValidationFailed(
+            f"answer did not validate after {stats.attempts} attempt(s): {_short(detail)}", **ctx
+        )
+    return ModelCallError(f"{type(exc).__name__}: {_short(detail)}", **ctx)
+
+
+def _truncated_message(settings: ModelSettings) -> str:
+    return f"output cut at max_tokens={settings.max_tokens}; raise --max-tokens"
+
+
+def _short(text: str, limit: int = 600) -> str:
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+# ------------------------------------------------------------------ grounding hook
+
+_ACTIVE: ContextVar[_CallContext | None] = ContextVar("caseextract_call", default=None)
+
+
+@dataclass
+class _CallContext:
+    aligner: grounding.Aligner | None
+    stats: CallStats
+    max_attempts: int
+
+
+@cache
+def grounded_model(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` plus a validator that rejects quotes not found in the document.
+
+    The check runs only inside a model call (it reads the call's context) and is
+    skipped on the last allowed attempt, where ungrounded facts are kept and
+    flagged instead of failing the document.
+    """
+
+    def _check(self: BaseModel) -> BaseModel:
+        ctx = _ACTIVE.get()
+        if ctx is None or ctx.aligner is None or ctx.stats.attempts >= ctx.max_attempts:
+            return self
+        facts = grounding.ground(self, ctx.aligner.text, ctx.aligner)
+        if any(not f.grounded for f in facts):
+            raise ValueError(grounding.ungrounded_message(facts))
+        return self
+
+    return create_model(
+        model.__name__,
+        __base__=model,
+        __doc__=model.__doc__,
+        __validators__={"_grounded": model_validator(mode="after")(_check)},
+    )
+
+
+# ------------------------------------------------------------------ the client
+
+
+class ModelClient:
+    """Structured extraction through instructor on the openai client.
+
+    ``http_client`` / ``async_http_client`` let a caller put a transport under the
+    SDK (the recording store does this); they are optional.
+    """
+
+    def __init__(
+        self,
+        settings: ModelSettings,
+        http_client: Any | None = None,
+        async_http_client: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        common = dict(
+            api_key=settings.key,
+            base_url=settings.base_url,
+            timeout=settings.timeout,
+            max_retries=0,  # HTTP retries are ours (tenacity), see module docstring
+        )
+        self._sync = openai.OpenAI(**common, http_client=http_client)
+        self._async = openai.AsyncOpenAI(**common, http_client=async_http_client)
+        mode = MODES[settings.mode]
+        self._create = instructor.patch(create=self._raw_create, mode=mode)
+        self._acreate = instructor.patch(create=self._raw_acreate, mode=mode)
+
+    # -- HTTP layer ------------------------------------------------------------
+
+    def _retrying(self, cls: type[Retrying] | type[AsyncRetrying]) -> Any:
+        s = self.settings
+        backoff = wait_exponential_jitter(
+            multiplier=s.backoff_initial, max=s.backoff_max, jitter=s.backoff_initial
+        )
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            after = retry_after(exc) if exc else None
+            return min(after, MAX_RETRY_AFTER) if after is not None else backoff(state)
+
+        def before_sleep(state: RetryCallState) -> None:
+            ctx = _ACTIVE.get()
+            if ctx:
+                ctx.stats.http_retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.info("retrying after %s (request %d)", type(exc).__name__, state.attempt_number)
+
+        return cls(
+            stop=stop_after_attempt(s.http_retries + 1),
+            wait=wait,
+            retry=retry_if_exception(is_transient),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    def _request_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        s = self.settings
+        kwargs.setdefault("model", s.model)
+        if s.max_tokens is not None:
+            kwargs.setdefault("max_tokens", s.max_tokens)
+        if s.temperature is not None:
+            kwargs.setdefault("temperature", s.temperature)
+        return kwargs
+
+    def _count(self, response: Any) -> Any:
+        ctx = _ACTIVE.get()
+        choice = response.choices[0] if getattr(response, "choices", None) else None
+        if ctx is not None:
+            stats = ctx.stats
+            stats.attempts += 1
+            usage = getattr(response, "usage", None)
+            if usage is not None:
+                stats.prompt_tokens += usage.prompt_tokens or 0
+                stats.completion_tokens += usage.completion_tokens or 0
+            stats.model = getattr(response, "model", None) or stats.model
+            stats.finish_reason = getattr(choice, "finish_reason", None)
+        if choice is None:
+            raise ModelCallError("the server returned no choices")
+        if choice.finish_reason == "length":
+            raise OutputTruncated(_truncated_message(self.settings))
+        if getattr(choice.message, "refusal", None) or choice.finish_reason == "content_filter":
+            reason = choice.message.refusal or "content filter"
+            raise ModelRefused(f"the model refused: {_short(str(reason), 200)}")
+        return response
+
+    def _raw_create(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs = self._request_kwargs(kwargs)
+
+        def once() -> Any:
+            self._note_request()
+            return self._sync.chat.completions.create(*args, **kwargs)
+
+        return self._count(self._retrying(Retrying)(once))
+
+    async def _raw_acreate(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs = self._request_kwargs(kwargs)
+
+        async def once() -> Any:
+            self._note_request()
+            return await self._async.chat.completions.create(*args, **kwargs)
+
+        return self._count(await self._retrying(AsyncRetrying)(once))
+
+    @staticmethod
+    def _note_request() -> None:
+        ctx = _ACTIVE.get()
+        if ctx is not None:
+            ctx.stats.http_requests += 1
+
+    # -- output layer -----------------------------------------------------------
+
+    def _begin(self, source_text: str | None) -> tuple[CallStats, Any]:
+        stats = CallStats()
+        aligner = grounding.Aligner(source_text) if source_text is not None else None
+        token = _ACTIVE.set(_CallContext(aligner, stats, self.settings.reasks + 1))
+        return stats, token
+
+    def _finish(
+        self, value: BaseModel, stats: CallStats, source_text: str | None, started: float
+    ) -> Extraction:
+        stats.latency_s = round(time.perf_counter() - started, 4)
+        facts = grounding.ground(value, source_text) if source_text is not None else []
+        return Extraction(value, stats, facts)
+
+    def _fail(self, exc: BaseException, stats: CallStats, started: float) -> ExtractError:
+        stats.latency_s = round(time.perf_counter() - started, 4)
+        cause = exc
+        if isinstance(exc, InstructorRetryException) and exc.__cause__ is not None:
+            cause = exc.__cause__
+        return classify(cause, self.settings, stats)
+
+    def extract(
+        self,
+        messages: list[dict[str, str]],
+        response_model: type[BaseModel],
+        source_text: str | None = None,
+    ) -> Extraction:
+        """Validated ``response_model`` for ``messages``; grounded against ``source_text``."""
+        started = time.perf_counter()
+        stats, token = self._begin(source_text)
+        try:
+            value = self._create(
+                response_model=grounded_model(response_model),
+                messages=messages,
+                max_retries=self.settings.reasks,
+            )
+        except Exception as exc:
+            raise self._fail(exc, stats, started) from None
+        finally:
+            _ACTIVE.reset(token)
+        return self._finish(value, stats, source_text, started)
+
+    async def aextract(
+        self,
+        messages: list[dict[str, str]],
+        response_model: type[BaseModel],
+        source_text: str | None = None,
+    ) -> Extraction:
+        started = time.perf_counter()
+        stats, token = self._begin(source_text)
+        try:
+            value = await self._acreate(
+                response_model=grounded_model(response_model),
+                messages=messages,
+                max_retries=self.settings.reasks,
+            )
+        except Exception as exc:
+            raise self._fail(exc, stats, started) from None
+        finally:
+            _ACTIVE.reset(token)
+        return self._finish(value, stats, source_text, started)
+
+    def close(self) -> None:
+        self._sync.close()
+
+    async def aclose(self) -> None:
+        await self._async.close()

@@ -1,0 +1,63 @@
+"""Crafted answers and small helpers shared by tests (nothing here is a recording)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from extract.llm import ModelClient, ModelSettings
+
+SEED_QUOTE_AGE = "An 87-year-old female patient"
+
+CRAFTED_SEED_ANSWER: dict[str, Any] = {
+    "article": {
+        "title": "Intradural cement leakage after vertebroplasty",
+        "evidence": ["Intradural cement leakage after vertebroplasty"],
+    },
+    "patients": [
+        {
+            "label": "Patient",
+            "age": {"raw": "87-year-old", "evidence": [SEED_QUOTE_AGE]},
+            "sex": {"value": "female", "evidence": [SEED_QUOTE_AGE]},
+            "findings": [
+                {
+                    "name": "neurologic deficit",
+                    "assertion": "absent",
+                    "evidence": ["The patient could walk with no neurologic deficit."],
+                }
+            ],
+            "interventions": [
+                {
+                    "name": "vertebroplasty",
+                    "kind": "procedure",
+                    "levels": ["L1"],
+                    "anaesthesia": "intravenous sedation",
+                    "evidence": ["Vertebroplasty for L1 was performed under intravenous sedation"],
+                },
+                {
+                    "name": "laminectomy",
+                    "kind": "surgery",
+                    "levels": ["T12 to L2"],
+                    "urgency": "emergent",
+                    "evidence": ["emergent laminectomy from T12 to L2"],
+                },
+            ],
+            "follow_up": {"raw": "2 years"},
+        }
+    ],
+}
+
+
+def crafted_answer(**patient_changes: Any) -> dict[str, Any]:
+    answer = copy.deepcopy(CRAFTED_SEED_ANSWER)
+    answer["patients"][0].update(patient_changes)
+    return answer
+
+
+def client_for(base_url: str, **overrides: Any) -> ModelClient:
+    settings = dict(
+        model="crafted-model", base_url=base_url, timeout=5.0, http_retries=2, reasks=1,
+        backoff_initial=0.01, backoff_max=0.05,
+    )  # fmt: skip
+    settings.update(overrides)
+    return ModelClient(ModelSettings(**settings))

@@ -1,0 +1,53 @@
+import json
+
+import pytest
+
+from extract.documents import Document
+from extract.errors import PromptError
+from extract.fake_server import FakeOpenAIServer, Reply, crafted_tool_completion
+from extract.pipeline import default_task
+from extract.prompts import load_prompt_set
+from helpers import CRAFTED_SEED_ANSWER, client_for
+
+TRICKY = (
+    "Report with template syntax: {{ x }} and {% if patient %}kept{% endif %} "
+    "and {# comment #} and {{ document }} — all literal.\nAn 87-year-old female patient."
+)
+
+
+def test_missing_variable_fails(tmp_path):
+    (tmp_path / "system.j2").write_text("Schema {{ schema_name }}")
+    (tmp_path / "user.j2").write_text("{{ document }} {{ not_given }}")
+    prompts = load_prompt_set(tmp_path)
+    with pytest.raises(PromptError, match="not_given"):
+        prompts.render(document="x", schema_name="S")
+
+
+def test_missing_template_file_is_a_clear_error(tmp_path):
+    (tmp_path / "system.j2").write_text("x")
+    with pytest.raises(PromptError, match="user.j2"):
+        load_prompt_set(tmp_path)
+
+
+def test_version_changes_with_the_templates(tmp_path):
+    (tmp_path / "system.j2").write_text("a")
+    (tmp_path / "user.j2").write_text("{{ document }}")
+    v1 = load_prompt_set(tmp_path).version
+    (tmp_path / "system.j2").write_text("b")
+    assert load_prompt_set(tmp_path).version != v1
+
+
+def test_template_syntax_in_a_document_reaches_the_server_byte_identical(tmp_path):
+    task = default_task()
+    doc = Document("tricky", tmp_path / "t.txt", TRICKY, "0", "utf-8")
+    reply = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER))
+    with FakeOpenAIServer(default=reply) as server:
+        client = client_for(server.base_url)
+        client.extract(task.messages(doc), task.response_model)
+        sent = server.requests[0]["messages"]
+    user = sent[-1]["content"]
+    assert TRICKY in user
+    system = sent[0]["content"]
+    assert system == task.messages(doc)[0]["content"]  # instructor did not rewrite it
+    assert "{{" not in system and "{%" not in system
+    assert json.dumps(TRICKY)[1:-1] in json.dumps(sent)
