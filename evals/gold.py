@@ -53,7 +53,9 @@ def load_gold(path: Path, model: type[BaseModel] = CaseReport) -> GoldCase:
     )
 
 
-def load_gold_set(folder: Path | None = None, model: type[BaseModel] = CaseReport) -> list[GoldCase]:
+def load_gold_set(
+    folder: Path | None = None, model: type[BaseModel] = CaseReport
+) -> list[GoldCase]:
     folder = folder or FIXTURES / "gold"
     return [load_gold(p, model) for p in sorted(folder.glob("*.json"))]
 

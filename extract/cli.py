@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -20,6 +21,7 @@ from .documents import discover
 from .errors import ExtractError
 from .llm import MODES, ModelClient, ModelSettings
 from .pipeline import Runner, RunSummary, default_task
+from .recording import RecordingStore
 from .store import ResultWriter, write_csv
 
 app = typer.Typer(
@@ -39,13 +41,16 @@ def _setup_logging(verbose: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    if verbose < 3:  # the SDK's own debug logs print request headers
-        for name in ("openai", "httpx", "httpx2", "httpcore", "httpcore2", "instructor"):
+    # The SDKs' debug logs print request headers; instructor logs every failure we
+    # report ourselves. Quiet them unless asked for with -vvv.
+    if verbose < 3:
+        for name in ("openai", "httpx", "httpx2", "httpcore", "httpcore2"):
             logging.getLogger(name).setLevel(max(level, logging.INFO))
+        logging.getLogger("instructor").setLevel(logging.CRITICAL)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {secrets.redact(message)}")
+    err.print(f"[red]error:[/red] {escape(secrets.redact(message))}")
     return typer.Exit(code)
 
 
@@ -54,11 +59,23 @@ Model = Annotated[
 ]
 BaseUrl = Annotated[
     str | None,
-    typer.Option(envvar="OPENAI_BASE_URL", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1"),
+    typer.Option(
+        envvar="OPENAI_BASE_URL", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1"
+    ),
 ]
-Mode = Annotated[
-    str, typer.Option(help=f"How instructor asks for structure: {', '.join(MODES)}.")
+Mode = Annotated[str, typer.Option(help=f"How instructor asks for structure: {', '.join(MODES)}.")]
+
+
+RecordMode = Annotated[
+    str,
+    typer.Option(help="Recorded exchanges: off, replay (no network), record, or cache."),
 ]
+Recordings = Annotated[Path, typer.Option(help="Folder of recorded exchanges.")]
+DEFAULT_RECORDINGS = Path("recordings")
+
+
+def open_store(folder: Path, mode: str) -> RecordingStore | None:
+    return None if mode == "off" else RecordingStore(folder, mode)
 
 
 def build_settings(model: str, base_url: str | None, mode: str, timeout: float,
@@ -91,9 +108,13 @@ def run(
     reasks: Annotated[int, typer.Option(help="Re-asks after an invalid answer.")] = 2,
     concurrency: Annotated[int, typer.Option("-j", "--concurrency")] = 4,
     resume: Annotated[bool, typer.Option(help="Skip documents already done in OUTPUT.")] = True,
-    fmt: Annotated[str, typer.Option("--format", help="jsonl, or csv (also writes a CSV).")] = "jsonl",
+    fmt: Annotated[
+        str, typer.Option("--format", help="jsonl, or csv (also writes a CSV).")
+    ] = "jsonl",
     prompt_set: Annotated[str, typer.Option(help="Prompt set name or folder.")] = "case_report",
     schema: Annotated[str | None, typer.Option(help="Response model as module:Class.")] = None,
+    record_mode: RecordMode = "off",
+    recordings: Recordings = DEFAULT_RECORDINGS,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
 ) -> None:
@@ -107,8 +128,8 @@ def run(
     try:
         settings = build_settings(model, base_url, mode, timeout, max_tokens, http_retries, reasks)
         task = default_task(prompt_set, schema)
-        client = ModelClient(settings)
-    except ExtractError as exc:
+        client = ModelClient(settings, open_store(recordings, record_mode))
+    except (ExtractError, ValueError) as exc:
         raise _fail(str(exc)) from None
     paths = discover(inputs)
     if not paths:
@@ -169,7 +190,7 @@ def print_summary(s: RunSummary, output: Path) -> None:
         table.add_row("[yellow]interrupted[/yellow]", "rerun the same command to resume")
     err.print(table)
     for doc_id, kind, message in s.failed_docs[:20]:
-        err.print(f"[red]✗[/red] {doc_id}: [{kind}] {secrets.redact(message or '')}")
+        err.print(f"[red]✗[/red] {escape(f'{doc_id}: [{kind}] ' + secrets.redact(message or ''))}")
     if len(s.failed_docs) > 20:
         err.print(f"… and {len(s.failed_docs) - 20} more failures in {output}")
 

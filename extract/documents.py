@@ -75,9 +75,7 @@ def _pdf_text(path: Path) -> str:
         raise InputError(f"{path}: unreadable PDF ({exc})") from None
     text = "\n\n".join(pages)
     if not text.strip():
-        raise InputError(
-            f"{path}: PDF has no text layer ({len(pages)} page(s)); run OCR first"
-        )
+        raise InputError(f"{path}: PDF has no text layer ({len(pages)} page(s)); run OCR first")
     return text
 
 

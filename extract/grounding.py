@@ -208,9 +208,10 @@ class GroundingStats:
 def iter_facts(obj: Any, path: str = "") -> Iterator[tuple[str, BaseModel]]:
     """Every pydantic object in a tree that carries an ``evidence`` list, with its path."""
     if isinstance(obj, BaseModel):
-        if isinstance(getattr(obj, "evidence", None), list) and "evidence" in type(
-            obj
-        ).model_fields:
+        if (
+            isinstance(getattr(obj, "evidence", None), list)
+            and "evidence" in type(obj).model_fields
+        ):
             yield path or "$", obj
         for name in type(obj).model_fields:
             if name != "evidence":
@@ -246,8 +247,10 @@ def number_mismatches(fact: BaseModel) -> list[str]:
             check(name, getattr(fact, name))
     for name in type(fact).model_fields:
         child = getattr(fact, name)
-        if isinstance(child, BaseModel) and "raw" in type(child).model_fields and not hasattr(
-            child, "evidence"
+        if (
+            isinstance(child, BaseModel)
+            and "raw" in type(child).model_fields
+            and not hasattr(child, "evidence")
         ):
             check(f"{name}.raw", child.raw)
     levels = getattr(fact, "levels", None)
@@ -302,4 +305,3 @@ def ungrounded_message(facts: list[GroundedFact], limit: int = 10) -> str:
         "for character from the report text, or drop the item if the report does not "
         "state it:\n" + text
     )
-

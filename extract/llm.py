@@ -47,9 +47,11 @@ from .errors import (
     ModelRefused,
     NonRetryableError,
     OutputTruncated,
+    ReplayMiss,
     TransientError,
     ValidationFailed,
 )
+from .recording import MISS_CODE, RecordingStore, http_clients
 from .secrets import redact
 
 log = logging.getLogger("caseextract.llm")
@@ -185,6 +187,10 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
     status = _status(exc)
     detail = redact(str(exc), settings.api_key)
     where = settings.base_url or "the OpenAI API"
+    if _code(exc) == MISS_CODE:
+        body = getattr(exc, "body", None) or {}
+        err = body.get("error", body) if isinstance(body, dict) else {}
+        return ReplayMiss(str(err.get("message") or detail), **ctx)
     if isinstance(exc, openai.APITimeoutError):
         return TransientError(f"timed out after {settings.timeout:g}s ({where})", **ctx)
     if isinstance(exc, openai.APIConnectionError):
@@ -269,19 +275,19 @@ def grounded_model(model: type[BaseModel]) -> type[BaseModel]:
 class ModelClient:
     """Structured extraction through instructor on the openai client.
 
-    ``http_client`` / ``async_http_client`` let a caller put a transport under the
-    SDK (the recording store does this); they are optional.
+    With a ``store`` every HTTP exchange goes through the recording store
+    (replay, record or cache); see ``extract.recording``.
     """
 
-    def __init__(
-        self,
-        settings: ModelSettings,
-        http_client: Any | None = None,
-        async_http_client: Any | None = None,
-    ) -> None:
+    def __init__(self, settings: ModelSettings, store: RecordingStore | None = None) -> None:
         self.settings = settings
+        self.store = store
+        http_client = async_http_client = None
+        if store is not None and store.mode != "off":
+            http_client, async_http_client = http_clients(store, settings.timeout)
+        replaying = store is not None and store.mode == "replay"
         common = dict(
-            api_key=settings.key,
+            api_key=(settings.api_key or PLACEHOLDER_KEY) if replaying else settings.key,
             base_url=settings.base_url,
             timeout=settings.timeout,
             max_retries=0,  # HTTP retries are ours (tenacity), see module docstring
@@ -343,7 +349,13 @@ class ModelClient:
             stats.finish_reason = getattr(choice, "finish_reason", None)
         if choice is None:
             raise ModelCallError("the server returned no choices")
-        if choice.finish_reason == "length":
+        usage = getattr(response, "usage", None)
+        at_limit = (
+            self.settings.max_tokens is not None
+            and usage is not None
+            and (usage.completion_tokens or 0) >= self.settings.max_tokens
+        )
+        if choice.finish_reason == "length" or at_limit:
             raise OutputTruncated(_truncated_message(self.settings))
         if getattr(choice.message, "refusal", None) or choice.finish_reason == "content_filter":
             reason = choice.message.refusal or "content filter"

@@ -31,9 +31,7 @@ _UNIT_IN_YEARS = {"years": 1.0, "months": 1 / 12, "weeks": 7 / 365.25, "days": 1
 _ISO_LETTER = {"years": "Y", "months": "M", "weeks": "W", "days": "D"}
 _ISO_TIME_LETTER = {"hours": "H", "minutes": "M"}
 
-_NUM = (
-    r"(\d+(?:[.,]\d+)?|(?:" + "|".join(sorted(_WORD_NUMBERS, key=len, reverse=True)) + r")\b)"
-)
+_NUM = r"(\d+(?:[.,]\d+)?|(?:" + "|".join(sorted(_WORD_NUMBERS, key=len, reverse=True)) + r")\b)"
 _UNIT = r"(" + "|".join(sorted(_UNIT_ALIASES, key=len, reverse=True)) + r")\.?"
 _DASH = "-\u2010\u2011\u2012\u2013\u2014\u2212"
 
@@ -74,9 +72,7 @@ def parse_age(raw: str) -> ParsedAge | None:
     decade = re.search(r"\b(early|mid|late)?[- ]?(\d0)'?s\b", text)
     if decade and not re.search(_NUM + r"[- ]?" + _UNIT, text):
         base = int(decade.group(2))
-        low, high = {"early": (0, 3), "mid": (4, 6), "late": (7, 9), None: (0, 9)}[
-            decade.group(1)
-        ]
+        low, high = {"early": (0, 3), "mid": (4, 6), "late": (7, 9), None: (0, 9)}[decade.group(1)]
         return ParsedAge(None, "years", None, float(base + low), float(base + high))
     m = re.search(_NUM + r"[- ]?" + _UNIT + r"(?:[- ]?(?:old|of age))?", text)
     if m:
@@ -93,7 +89,7 @@ def parse_age(raw: str) -> ParsedAge | None:
 
 
 def _halves(text: str) -> str:
-    """"half a month" → "0.5 month"; "one and a half years" → "1.5 years"."""
+    """ "half a month" → "0.5 month"; "one and a half years" → "1.5 years"."""
     text = re.sub(r"\bhalf an? ", "0.5 ", text)
     return re.sub(
         _NUM + r" and a half ",

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from helpers import CRAFTED_SEED_ANSWER, client_for, crafted_answer
 
 from extract.errors import (
     ModelRefused,
@@ -20,7 +21,6 @@ from extract.fake_server import (
 )
 from extract.llm import ModelSettings, retry_after
 from extract.schema import CaseReport
-from helpers import CRAFTED_SEED_ANSWER, client_for, crafted_answer
 
 MESSAGES = [{"role": "user", "content": "report"}]
 GOOD = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER))
@@ -58,8 +58,12 @@ def test_5xx_is_retried_within_the_bound_then_reported():
         (crafted_error(401, "bad key"), "credentials"),
         (crafted_error(403, "forbidden"), "credentials"),
         (crafted_error(400, "bad request"), "400"),
-        (crafted_error(400, "This model's maximum context length is 8192 tokens",
-                       "context_length_exceeded"), "context"),  # fmt: skip
+        (
+            crafted_error(
+                400, "This model's maximum context length is 8192 tokens", "context_length_exceeded"
+            ),
+            "context",
+        ),  # fmt: skip
         (crafted_error(429, "You exceeded your current quota", "insufficient_quota"), "quota"),
         (crafted_error(404, "no such model"), "404"),
     ],

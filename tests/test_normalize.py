@@ -30,7 +30,12 @@ def test_age_points(raw, value, unit, years):
 
 @pytest.mark.parametrize(
     ("raw", "low", "high"),
-    [("in her early 70s", 70, 73), ("mid-40s", 44, 46), ("late 60s", 67, 69), ("in his 50s", 50, 59)],
+    [
+        ("in her early 70s", 70, 73),
+        ("mid-40s", 44, 46),
+        ("late 60s", 67, 69),
+        ("in his 50s", 50, 59),
+    ],
 )
 def test_age_decades_are_ranges_not_points(raw, low, high):
     age = parse_age(raw)

@@ -1,0 +1,276 @@
+"""Recorded model exchanges: replay fixtures, response cache and token ledger in one store.
+
+The store sits at the HTTP boundary, as a transport under the openai client's
+``http_client``. An exchange is keyed by method + path + canonical JSON body (not
+the host, never headers) and stored as one readable JSON file. Request headers
+are never written; response headers pass an allow-list. Each file says where it
+came from: the model the server named, the server's host, the date and the
+caseextract version.
+
+Modes: ``replay`` (a miss fails and says what differs from the nearest
+recording), ``record`` (always forward and store), ``cache`` (replay when
+present, else forward and store), ``off``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from . import __version__
+
+MODES = ("off", "replay", "record", "cache")
+RESPONSE_HEADERS = {
+    "content-type", "retry-after", "retry-after-ms", "openai-model", "openai-processing-ms",
+    "x-ratelimit-limit-requests", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+}  # fmt: skip
+MISS_CODE = "replay_miss"
+_PARAMS_IGNORED = {"messages", "tools", "tool_choice", "response_format", "model"}
+
+
+def canonical(body: Any) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _h(value: Any) -> str:
+    text = value if isinstance(value, str) else canonical(value)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def exchange_key(method: str, path: str, body: Any) -> str:
+    return hashlib.sha256(f"{method.upper()} {path}\n{canonical(body)}".encode()).hexdigest()
+
+
+def request_parts(body: Any) -> dict[str, str]:
+    """Named fingerprints of a chat request, for telling why a replay missed."""
+    if not isinstance(body, dict):
+        return {"body": _h(body)}
+    messages = body.get("messages") or []
+    first_user = next((m for m in messages if m.get("role") == "user"), {})
+    system = next((m for m in messages if m.get("role") == "system"), {})
+    return {
+        "model": str(body.get("model")),
+        "prompt (system message)": _h(system.get("content", "")),
+        "document (user message)": _h(first_user.get("content", "")),
+        "schema (tools/response_format)": _h(
+            [body.get("tools"), body.get("tool_choice"), body.get("response_format")]
+        ),
+        "parameters": _h({k: v for k, v in body.items() if k not in _PARAMS_IGNORED}),
+        "re-ask history": _h(messages[2:]),
+    }
+
+
+@dataclass
+class Exchange:
+    key: str
+    path: Path
+    data: dict[str, Any]
+
+
+class RecordingStore:
+    """A folder of recorded exchanges; safe to share between threads and tasks."""
+
+    def __init__(self, folder: Path, mode: str = "replay") -> None:
+        if mode not in MODES:
+            raise ValueError(f"recording mode must be one of {', '.join(MODES)}")
+        self.folder = Path(folder)
+        self.mode = mode
+        self.hits = 0
+        self.misses: list[str] = []
+        self.recorded = 0
+        self.forwarded = 0
+        self._lock = threading.Lock()
+        self._index: dict[str, Path] | None = None
+
+    # -- files -------------------------------------------------------------------
+
+    def _load_index(self) -> dict[str, Path]:
+        if self._index is None:
+            index: dict[str, Path] = {}
+            if self.folder.is_dir():
+                for path in sorted(self.folder.glob("*.json")):
+                    if path.name == "manifest.json":
+                        continue
+                    index[path.stem] = path
+            self._index = index
+        return self._index
+
+    def _path_for(self, key: str) -> Path:
+        return self.folder / f"{key[:24]}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        path = self._load_index().get(key[:24])
+        if path is None:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if data.get("key") == key else None
+
+    def exchanges(self) -> list[dict[str, Any]]:
+        return [json.loads(p.read_text(encoding="utf-8")) for p in self._load_index().values()]
+
+    def put(self, key: str, request: dict[str, Any], response: dict[str, Any], host: str) -> Path:
+        body = response.get("body")
+        served_model = body.get("model") if isinstance(body, dict) else None
+        data = {
+            "key": key,
+            "provenance": {
+                "model": served_model,
+                "server": host,
+                "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "caseextract_version": __version__,
+            },
+            "parts": request_parts(request.get("body")),
+            "request": request,
+            "response": response,
+        }
+        path = self._path_for(key)
+        with self._lock:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+            self._load_index()[path.stem] = path
+            self.recorded += 1
+        return path
+
+    # -- diagnostics --------------------------------------------------------------
+
+    def explain_miss(self, body: Any) -> str:
+        wanted = request_parts(body)
+        best: tuple[int, dict[str, str]] | None = None
+        for data in self.exchanges():
+            parts = data.get("parts") or {}
+            same = sum(parts.get(k) == v for k, v in wanted.items())
+            if best is None or same > best[0]:
+                best = (same, parts)
+        if best is None:
+            return f"no recordings in {self.folder}"
+        differs = [k for k, v in wanted.items() if best[1].get(k) != v]
+        detail = ", ".join(differs) or "nothing named (the body differs elsewhere)"
+        model_note = ""
+        if "model" in differs:
+            model_note = f" (request model {wanted['model']!r}, recorded {best[1].get('model')!r})"
+        return (
+            f"no recording for this request in {self.folder}; the nearest recording differs "
+            f"in: {detail}{model_note}. Re-record with --record-mode record (needs the server)."
+        )
+
+    # -- the transport logic --------------------------------------------------------
+
+    def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
+        body = _json_body(request)
+        key = exchange_key(request.method, request.url.path, body)
+        if self.mode in ("replay", "cache"):
+            data = self.get(key)
+            if data is not None:
+                with self._lock:
+                    self.hits += 1
+                return key, body, _to_response(data["response"], request)
+        if self.mode == "replay":
+            message = self.explain_miss(body)
+            with self._lock:
+                self.misses.append(message)
+            error = {"error": {"message": message, "type": MISS_CODE, "code": MISS_CODE}}
+            return key, body, httpx2.Response(404, json=error, request=request)
+        return key, body, None
+
+    def store(
+        self, key: str, body: Any, request: httpx2.Request, response: httpx2.Response
+    ) -> httpx2.Response:
+        with self._lock:
+            self.forwarded += 1
+        content = response.content
+        try:
+            payload: Any = json.loads(content)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            payload = content.decode("utf-8", "replace")
+        record = {
+            "status": response.status_code,
+            "headers": {
+                k.lower(): v for k, v in response.headers.items() if k.lower() in RESPONSE_HEADERS
+            },
+            "body": payload,
+        }
+        # Only successful answers are stored: a 5xx or 429 is not a fixture to replay.
+        if response.status_code < 400:
+            self.put(
+                key,
+                {"method": request.method, "path": request.url.path, "body": body},
+                record,
+                f"{request.url.host}:{request.url.port}" if request.url.port else request.url.host,
+            )
+        return httpx2.Response(
+            response.status_code, headers=response.headers, content=content, request=request
+        )
+
+
+def _json_body(request: httpx2.Request) -> Any:
+    raw = request.read()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return raw.decode("utf-8", "replace")
+
+
+def _to_response(stored: dict[str, Any], request: httpx2.Request) -> httpx2.Response:
+    body = stored.get("body")
+    content = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    headers = dict(stored.get("headers") or {})
+    headers.setdefault("content-type", "application/json")
+    return httpx2.Response(stored.get("status", 200), headers=headers, content=content,
+                           request=request)  # fmt: skip
+
+
+class RecordingTransport(httpx2.BaseTransport):
+    def __init__(self, store: RecordingStore, inner: httpx2.BaseTransport | None = None) -> None:
+        self.store = store
+        self.inner = inner or httpx2.HTTPTransport()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        key, body, replayed = self.store.lookup(request)
+        if replayed is not None:
+            return replayed
+        response = self.inner.handle_request(request)
+        response.read()
+        return self.store.store(key, body, request, response)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncRecordingTransport(httpx2.AsyncBaseTransport):
+    def __init__(
+        self, store: RecordingStore, inner: httpx2.AsyncBaseTransport | None = None
+    ) -> None:
+        self.store = store
+        self.inner = inner or httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        key, body, replayed = self.store.lookup(request)
+        if replayed is not None:
+            return replayed
+        response = await self.inner.handle_async_request(request)
+        await response.aread()
+        return self.store.store(key, body, request, response)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def http_clients(store: RecordingStore, timeout: float) -> tuple[httpx2.Client, httpx2.AsyncClient]:
+    """A sync and an async client for the openai SDK, both going through ``store``."""
+    return (
+        httpx2.Client(transport=RecordingTransport(store), timeout=timeout),
+        httpx2.AsyncClient(transport=AsyncRecordingTransport(store), timeout=timeout),
+    )
