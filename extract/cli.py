@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +21,7 @@ from . import secrets
 from .documents import discover
 from .errors import ExtractError
 from .llm import MODES, ModelClient, ModelSettings
+from .local import LocalServer
 from .pipeline import Runner, RunSummary, default_task
 from .recording import RecordingStore
 from .store import ResultWriter, write_csv
@@ -78,8 +80,15 @@ def open_store(folder: Path, mode: str) -> RecordingStore | None:
     return None if mode == "off" else RecordingStore(folder, mode)
 
 
-def build_settings(model: str, base_url: str | None, mode: str, timeout: float,
-                   max_tokens: int, http_retries: int, reasks: int) -> ModelSettings:  # fmt: skip
+def build_settings(
+    model: str,
+    base_url: str | None,
+    mode: str,
+    timeout: float,
+    max_tokens: int,
+    http_retries: int,
+    reasks: int,
+) -> ModelSettings:
     secrets.register_from_env()
     return ModelSettings(
         model=model,
@@ -115,6 +124,14 @@ def run(
     schema: Annotated[str | None, typer.Option(help="Response model as module:Class.")] = None,
     record_mode: RecordMode = "off",
     recordings: Recordings = DEFAULT_RECORDINGS,
+    local: Annotated[
+        bool,
+        typer.Option(help="Start a local llama.cpp server (no key, nothing leaves the machine)."),
+    ] = False,
+    model_path: Annotated[
+        Path | None, typer.Option(help="GGUF model for --local (default: bundled Gemma 3 270M).")
+    ] = None,
+    n_ctx: Annotated[int, typer.Option(help="Context window for --local, in tokens.")] = 16384,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
 ) -> None:
@@ -125,16 +142,30 @@ def run(
     if output.suffix == ".csv":
         output = output.with_suffix(".jsonl")
         fmt = "csv"
-    try:
-        settings = build_settings(model, base_url, mode, timeout, max_tokens, http_retries, reasks)
-        task = default_task(prompt_set, schema)
-        client = ModelClient(settings, open_store(recordings, record_mode))
-    except (ExtractError, ValueError) as exc:
-        raise _fail(str(exc)) from None
     paths = discover(inputs)
     if not paths:
         raise _fail("no input documents found")
-    summary = execute(task, client, paths, output, concurrency, resume, progress)
+    server = None
+    try:
+        if local:
+            server = start_local(model_path, n_ctx)
+            base_url, model = server.base_url, server.alias
+        settings = build_settings(model, base_url, mode, timeout, max_tokens, http_retries, reasks)
+        task = default_task(prompt_set, schema)
+        client = ModelClient(settings, open_store(recordings, record_mode))
+        preflight = None
+        if server is not None:
+            local_server = server
+
+            def preflight(messages: list[dict[str, str]]) -> None:
+                local_server.check_fits(messages, settings.max_tokens)
+
+        summary = execute(task, client, paths, output, concurrency, resume, progress, preflight)
+    except (ExtractError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        if server is not None:
+            server.stop()
     if fmt == "csv":
         rows = write_csv(output, output.with_suffix(".csv"))
         err.print(f"wrote {rows} CSV row(s) to {output.with_suffix('.csv')}")
@@ -144,13 +175,29 @@ def run(
     raise typer.Exit(1 if summary.failed else 0)
 
 
-def execute(task, client, paths, output, concurrency, resume, show_progress) -> RunSummary:  # noqa: ANN001
+def start_local(model_path: Path | None, n_ctx: int) -> LocalServer:
+    """Start llama.cpp's server; SIGTERM then ends us through ``finally`` (no orphan)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    err.print("starting the local llama.cpp server …")
+    server = LocalServer(model_path, n_ctx).start()
+    err.print(f"local model {server.alias} at {server.base_url}")
+    return server
+
+
+def execute(
+    task, client, paths, output, concurrency, resume, show_progress, preflight=None
+) -> RunSummary:  # noqa: ANN001, E501
     with ResultWriter(output, resume=resume) as writer:
         bar = Progress(
-            TextColumn("[bold]extracting"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
-            console=err, disable=not show_progress, transient=False,
-        )  # fmt: skip
+            TextColumn("[bold]extracting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[last]}"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not show_progress,
+            transient=False,
+        )
         with bar:
             tid = bar.add_task("run", total=len(paths), last="")
 
@@ -158,7 +205,9 @@ def execute(task, client, paths, output, concurrency, resume, show_progress) -> 
                 doc = (record or {}).get("document", {}).get("id", "")
                 bar.update(tid, advance=1, last=f"{doc} {record.get('status', 'skipped')}")
 
-            runner = Runner(task, client, writer, concurrency, on_result=advance)
+            runner = Runner(
+                task, client, writer, concurrency, on_result=advance, preflight=preflight
+            )
             try:
                 asyncio.run(runner.run(paths))
             except KeyboardInterrupt:
@@ -209,3 +258,234 @@ def schema(
 
 def main() -> None:
     app()
+
+
+# ---------------------------------------------------------------- eval / diff / show / cost
+
+STATUS_STYLE = {"match": "green", "wrong_value": "yellow", "missed": "red", "spurious": "magenta"}
+
+
+@app.command("eval")
+def eval_(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where reports go.")] = Path("eval-out"),
+    recordings: Annotated[Path | None, typer.Option(help="Recorded exchanges folder.")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="An earlier report.json.")] = None,
+    min_f1: Annotated[float, typer.Option(help="Fail below this micro F1 (relaxed).")] = 0.0,
+    min_f1_strict: Annotated[float, typer.Option(help="Fail below this strict F1.")] = 0.0,
+    live: Annotated[bool, typer.Option(help="Call a real server instead of replaying.")] = False,
+    record: Annotated[bool, typer.Option(help="With --live: store the exchanges.")] = False,
+    results: Annotated[Path | None, typer.Option(help="Score an existing results JSONL.")] = None,
+    case: Annotated[list[str] | None, typer.Option(help="Only these case ids.")] = None,
+    model: Model = "gpt-4o-mini",
+    base_url: BaseUrl = None,
+    mode: Mode = "tools",
+    max_tokens: Annotated[int, typer.Option()] = 8192,
+    reasks: Annotated[int, typer.Option()] = 2,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
+) -> None:
+    """Score extractions of the gold cases; offline (replayed) by default."""
+    from evals import report as rep
+    from evals.runner import DEFAULT_RECORDINGS, evaluate
+
+    _setup_logging(verbose)
+    folder = recordings or DEFAULT_RECORDINGS
+    settings = None
+    store_mode = "replay"
+    if live:
+        settings = build_settings(model, base_url, mode, 600.0, max_tokens, 3, reasks)
+        store_mode = "record" if record else "off"
+    try:
+        report = evaluate(out_dir, folder, store_mode, settings, results=results, cases_filter=case)
+    except (ExtractError, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    rows = None
+    if baseline is not None:
+        rows = rep.compare(report, json.loads(baseline.read_text(encoding="utf-8")))
+    rep.write(report, out_dir, rows)
+    print_scorecard(report, rows)
+    err.print(f"reports: {out_dir / 'report.json'}, {out_dir / 'scorecard.md'}")
+    m = report["micro"]
+    f1, f1s = m["f1"] or 0.0, m["f1_strict"] or 0.0
+    if f1 < min_f1 or f1s < min_f1_strict:
+        err.print(
+            f"[red]below threshold:[/red] F1 {f1:.3f} (min {min_f1}), "
+            f"strict {f1s:.3f} (min {min_f1_strict})"
+        )
+        raise typer.Exit(1)
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def print_scorecard(report: dict, rows: list | None) -> None:
+    info = report.get("info", {})
+    table = Table(
+        title=f"scorecard · {info.get('model', '?')} · {report['extracted']}/"
+        f"{report['cases']} cases extracted"
+    )
+    for col in ("scope", "P", "R", "F1", "F1 strict", "omission", "spurious", "halluc."):
+        table.add_column(col, justify="left" if col == "scope" else "right")
+
+    def add(name: str, c: dict) -> None:
+        def pct(x: float | None) -> str:
+            return "–" if x is None else f"{100 * x:.0f}%"
+
+        table.add_row(
+            name,
+            _fmt(c["precision"]),
+            _fmt(c["recall"]),
+            _fmt(c["f1"]),
+            _fmt(c["f1_strict"]),
+            pct(c["omission_rate"]),
+            pct(c["spurious_rate"]),
+            pct(c["hallucination_rate"]),
+        )
+
+    add("ALL (micro)", report["micro"])
+    for fam, c in report["families"].items():
+        add(fam, c)
+    out.print(table)
+    macro = report["macro"]
+    out.print(
+        f"macro F1 over families {_fmt(macro['f1_over_families'])}, over cases "
+        f"{_fmt(macro['f1_over_cases'])}"
+    )
+    for case in report["per_case"]:
+        if case["status"] != "ok":
+            out.print(escape(f"  {case['case_id']}: {case['status']} — {case.get('error')}"))
+    if rows:
+        changed = [r for r in rows if r["delta"] not in (None, 0)]
+        out.print(f"against baseline: {len(changed)} change(s)")
+        for r in changed:
+            colour = "green" if r["delta"] > 0 else "red"
+            out.print(
+                f"  [{colour}]{r['delta']:+.3f}[/{colour}] {escape(r['scope'])} {r['metric']}"
+            )
+
+
+@app.command()
+def diff(
+    results: Annotated[Path, typer.Argument(help="Results JSONL (from run or eval).")],
+    case: Annotated[list[str] | None, typer.Option(help="Only these case ids.")] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Write side-by-side HTML (file or folder).")
+    ] = None,
+    all_fields: Annotated[bool, typer.Option("--all", help="Show matches too.")] = False,
+) -> None:
+    """Field-by-field review of results against the gold labels."""
+    from evals.gold import load_gold_set
+    from evals.runner import records_by_id, score_case
+
+    task = default_task()
+    records = records_by_id(results)
+    cases = [c for c in load_gold_set(model=task.response_model) if c.case_id in records]
+    if case:
+        cases = [c for c in cases if c.case_id in case]
+    if not cases:
+        raise _fail(f"no result in {results} has a gold case")
+    pages = []
+    for gold in cases:
+        scored = score_case(gold, records[gold.case_id], task.response_model)
+        t = scored.counts.summary()
+        out.rule(
+            f"{gold.case_id} · {scored.status} · F1 {_fmt(t['f1'])} · strict {_fmt(t['f1_strict'])}"
+        )
+        if scored.error:
+            out.print(escape(f"error: {scored.error}"))
+        for e in scored.entries:
+            if e.status.value == "match" and not all_fields and e.pred_grounded is not False:
+                continue
+            style = STATUS_STYLE[e.status.value]
+            flag = " [red](ungrounded)[/red]" if e.pred_grounded is False else ""
+            line = f"{e.family} [{e.unit}]: gold={e.gold!r} predicted={e.pred!r}"
+            line += f" — {e.note}" if e.note else ""
+            out.print(f"[{style}]{e.status.value:>11}[/{style}]{flag} {escape(line)}")
+        pages.append((gold, scored))
+    if html is not None:
+        written = write_diff_pages(pages, html)
+        err.print(f"wrote {', '.join(str(p) for p in written)}")
+
+
+def write_diff_pages(pages: list, target: Path) -> list[Path]:
+    from .documents import safe_filename
+    from .html import render_diff
+
+    written = []
+    single = len(pages) == 1 and target.suffix == ".html"
+    for gold, scored in pages:
+        path = target if single else target / f"{safe_filename(gold.case_id)}.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        t = scored.counts.summary()
+        sub = f"status {scored.status} · F1 {_fmt(t['f1'])} · strict {_fmt(t['f1_strict'])}"
+        entries = [e.to_dict() for e in scored.entries]
+        path.write_text(render_diff(gold.case_id, entries, gold.text, sub), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+@app.command()
+def show(
+    results: Annotated[Path, typer.Argument(help="Results JSONL.")],
+    source: Annotated[Path, typer.Option(help="The source document of the record.")],
+    html: Annotated[Path, typer.Option(help="Output HTML file.")] = Path("evidence.html"),
+    doc: Annotated[str | None, typer.Option(help="Document id (default: from --source).")] = None,
+) -> None:
+    """Write an HTML page with every evidence span highlighted in its source."""
+    from .documents import load_document
+    from .html import render_record
+    from .store import read_records
+
+    try:
+        document = load_document(source)
+    except ExtractError as exc:
+        raise _fail(str(exc)) from None
+    wanted = doc or document.id
+    record = next((r for r in read_records(results) if r["document"]["id"] == wanted), None)
+    if record is None:
+        raise _fail(f"no record for {wanted!r} in {results}")
+    if record["document"].get("sha256") not in (None, document.sha256):
+        err.print("[yellow]warning:[/yellow] the source differs from the one extracted")
+    html.parent.mkdir(parents=True, exist_ok=True)
+    html.write_text(render_record(record, document.text), encoding="utf-8")
+    err.print(f"wrote {html}")
+
+
+@app.command()
+def cost(
+    results: Annotated[list[Path] | None, typer.Argument(help="Results JSONL files.")] = None,
+    recordings: Annotated[Path | None, typer.Option(help="Recorded exchanges folder.")] = None,
+    prices: Annotated[Path | None, typer.Option(help="TOML price table (per 1M tokens).")] = None,
+) -> None:
+    """Tokens per model (re-asks included), and cost from YOUR price table."""
+    from .ledger import ledger_from_recordings, ledger_from_results, load_prices
+
+    try:
+        table_prices = load_prices(prices) if prices else {}
+    except (OSError, ValueError) as exc:
+        raise _fail(f"prices: {exc}") from None
+    sources = []
+    if results:
+        sources.append(("results", ledger_from_results(results)))
+    if recordings:
+        sources.append(("recordings", ledger_from_recordings(recordings)))
+    if not sources:
+        raise _fail("give results files and/or --recordings")
+    for name, rows in sources:
+        table = Table(title=f"tokens from {name}")
+        for col in ("model", "documents", "model calls", "prompt", "completion", "cost"):
+            table.add_column(col, justify="left" if col == "model" else "right")
+        for model_name, r in sorted(rows.items()):
+            price = table_prices.get(model_name)
+            money = "no price given"
+            if price:
+                money = f"{price.cost(r.prompt_tokens, r.completion_tokens):.4f} {price.currency}"
+            table.add_row(
+                model_name,
+                str(r.documents),
+                str(r.calls),
+                f"{r.prompt_tokens:,}",
+                f"{r.completion_tokens:,}",
+                money,
+            )
+        out.print(table)

@@ -42,6 +42,12 @@ def document_id(path: Path) -> str:
     return path.stem
 
 
+def safe_filename(name: str, limit: int = 120) -> str:
+    """A file name from a document id that cannot leave its folder ("../x" → "x")."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "document"
+    return cleaned[:limit]
+
+
 def _decode(data: bytes, path: Path) -> tuple[str, str]:
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         try:

@@ -4,14 +4,22 @@ It speaks real HTTP to the real openai client. Each request to
 ``/v1/chat/completions`` is answered by the next scripted ``Reply`` (or by a
 function of the request). Every answer it gives is *crafted*, never a model's
 output: helpers here are named ``crafted_*`` to say so.
+
+``FaultSchedule`` is a responder that injects faults (rate limits, 5xx, slow
+answers, resets, malformed or invalid answers, truncation, refusals, 401) on a
+fixed share of requests, decided per document and request number from a seed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import socket
+import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,9 +79,11 @@ def crafted_tool_completion(
 
 
 def crafted_text_completion(
-    content: str | None, model: str = "crafted-model", finish_reason: str = "stop",
+    content: str | None,
+    model: str = "crafted-model",
+    finish_reason: str = "stop",
     refusal: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """A chat completion with plain message content (crafted)."""
     return {
         "id": "chatcmpl-crafted",
@@ -91,11 +101,166 @@ def crafted_text_completion(
     }
 
 
-def crafted_error(status: int, message: str, code: str | None = None,
-                  headers: dict[str, str] | None = None) -> Reply:  # fmt: skip
+def crafted_error(
+    status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+) -> Reply:
     err_type = "insufficient_quota" if code == "insufficient_quota" else "invalid_request_error"
     body = {"error": {"message": message, "type": err_type, "code": code}}
     return Reply(status=status, body=body, headers=headers or {})
+
+
+# ------------------------------------------------------------------ faults
+
+# Faults a batch can meet, grouped by how the client must treat them (llm.py):
+# transient ones are retried at the HTTP layer, "answer" faults cost a re-ask,
+# final ones fail the document at once with the error kind named here.
+TRANSIENT_FAULTS = (
+    "429_retry_after",
+    "429_no_retry_after",
+    "500",
+    "502",
+    "503",
+    "timeout",
+    "reset",
+)
+REASK_FAULTS = ("malformed_json", "schema_violation")
+FINAL_FAULTS = {
+    "429_insufficient_quota": "not_retryable",
+    "401": "not_retryable",
+    "truncated": "truncated",
+    "refusal": "refused",
+}
+FAULT_KINDS = (*TRANSIENT_FAULTS, *REASK_FAULTS, *FINAL_FAULTS)
+
+# A chat completion cut off in the middle: a 200 whose body is not JSON.
+_MALFORMED_BODY = b'{"id": "chatcmpl-crafted", "object": "chat.completion", "choices": [{"ind'
+
+
+def crafted_fault(kind: str, good: Reply, slow_delay: float = 5.0) -> Reply:
+    """The crafted reply for one fault kind (``good`` is what a healthy server would send).
+
+    ``timeout`` answers ``good`` after ``slow_delay`` seconds (set it above the
+    client's timeout); ``reset`` closes the connection halfway through ``good``.
+    """
+    if kind == "429_retry_after":
+        return crafted_error(
+            429, "Rate limit reached for requests", "rate_limit_exceeded", {"retry-after": "0"}
+        )
+    if kind == "429_no_retry_after":
+        return crafted_error(429, "Rate limit reached for requests", "rate_limit_exceeded")
+    if kind == "429_insufficient_quota":
+        return crafted_error(
+            429, "You exceeded your current quota, please check your plan.", "insufficient_quota"
+        )
+    if kind == "401":
+        return crafted_error(401, "Incorrect API key provided.", "invalid_api_key")
+    if kind in ("500", "503"):
+        return crafted_error(int(kind), "The server had an error while processing your request.")
+    if kind == "502":  # a proxy's HTML page, not JSON
+        return Reply(
+            status=502,
+            body=b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+            headers={"content-type": "text/html"},
+        )
+    if kind == "timeout":
+        return Reply(status=good.status, body=good.body, headers=good.headers, delay=slow_delay)
+    if kind == "reset":
+        return Reply(status=good.status, body=good.body, headers=good.headers, reset=True)
+    if kind == "malformed_json":
+        return Reply(body=_MALFORMED_BODY)
+    if kind == "schema_violation":  # patients[0] lacks its label; age is not an object
+        return Reply(body=crafted_tool_completion({"article": {}, "patients": [{"age": 5}]}))
+    if kind == "truncated":
+        return Reply(
+            body=crafted_tool_completion('{"article": {"title": "Intra', finish_reason="length")
+        )
+    if kind == "refusal":
+        return Reply(body=crafted_text_completion(None, refusal="I can't help with that."))
+    raise ValueError(f"unknown fault kind {kind!r}; choose one of {', '.join(FAULT_KINDS)}")
+
+
+def first_user_message_key(payload: dict[str, Any]) -> str:
+    """Which document a request is about: a hash of its first user message."""
+    messages = payload.get("messages") or []
+    first = next((m for m in messages if m.get("role") == "user"), {})
+    content = first.get("content", "")
+    text = content if isinstance(content, str) else json.dumps(content, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Served:
+    key: str  # the document
+    index: int  # its how-manieth request (0 = first)
+    kind: str  # "ok" or a fault kind
+
+
+class FaultSchedule:
+    """A responder that injects faults on a fixed share of requests, reproducibly.
+
+    Whether request *n* for a document gets a fault, and which, depends only on
+    the seed, the document (``key(payload)``) and *n*, never on timing or on the
+    order in which concurrent documents reach the server. So a batch run twice
+    meets the same faults, and the outcome of every document can be predicted.
+    """
+
+    def __init__(
+        self,
+        good: Reply | Callable[[dict[str, Any]], Reply],
+        rate: float = 0.3,
+        seed: int = 0,
+        kinds: tuple[str, ...] = FAULT_KINDS,
+        slow_delay: float = 5.0,
+        key: Callable[[dict[str, Any]], str] = first_user_message_key,
+    ) -> None:
+        unknown = set(kinds) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds: {', '.join(sorted(unknown))}")
+        self.good = good
+        self.rate = rate
+        self.seed = seed
+        self.kinds = tuple(kinds)
+        self.slow_delay = slow_delay
+        self.key = key
+        self.served: list[Served] = []
+        self._seen: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def decide(self, key: str, index: int) -> str:
+        """``"ok"`` or the fault kind for request ``index`` of document ``key``."""
+        rng = random.Random(f"{self.seed}:{key}:{index}")
+        if rng.random() >= self.rate:
+            return "ok"
+        return self.kinds[rng.randrange(len(self.kinds))]
+
+    def __call__(self, payload: dict[str, Any], _index: int) -> Reply:
+        key = self.key(payload)
+        with self._lock:
+            n = self._seen[key]
+            self._seen[key] += 1
+            kind = self.decide(key, n)
+            self.served.append(Served(key, n, kind))
+        good = self.good(payload) if callable(self.good) else self.good
+        return good if kind == "ok" else crafted_fault(kind, good, self.slow_delay)
+
+    def by_key(self) -> dict[str, list[str]]:
+        """Kinds served to each document, in request order."""
+        out: dict[str, list[str]] = {}
+        with self._lock:
+            for s in sorted(self.served, key=lambda s: (s.key, s.index)):
+                out.setdefault(s.key, []).append(s.kind)
+        return out
+
+    def counts(self) -> Counter[str]:
+        with self._lock:
+            return Counter(s.kind for s in self.served)
+
+
+class _LoopbackServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client went away (killed, timed out, cancelled): expected here
+        super().handle_error(request, client_address)
 
 
 class FakeOpenAIServer:
@@ -169,7 +334,8 @@ class FakeOpenAIServer:
                 data = body if isinstance(body, bytes) else json.dumps(body or {}).encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("content-type", "application/json")
+                    if not any(k.lower() == "content-type" for k in reply.headers):
+                        self.send_header("content-type", "application/json")
                     self.send_header("content-length", str(len(data)))
                     for k, v in reply.headers.items():
                         self.send_header(k, v)
@@ -184,7 +350,7 @@ class FakeOpenAIServer:
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _LoopbackServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

@@ -179,8 +179,11 @@ def retry_after(exc: BaseException) -> float | None:
 
 def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> ExtractError:
     """A typed, key-free error for any failure of a model call."""
-    ctx = {"attempts": stats.attempts, "http_requests": stats.http_requests,
-           "usage": stats.to_dict()}  # fmt: skip
+    ctx = {
+        "attempts": stats.attempts,
+        "http_requests": stats.http_requests,
+        "usage": stats.to_dict(),
+    }
     if isinstance(exc, ExtractError):
         exc.context.update(ctx)
         return exc
@@ -204,14 +207,16 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
     if status == 400 and ("context_length" in _code(exc) or "context length" in detail.lower()):
         return NonRetryableError(f"document too long for the model's context: {detail}", **ctx)
     if status == 404:
-        return NonRetryableError(f"HTTP 404 from {where}: model {settings.model!r}? {detail}",
-                                 **ctx)  # fmt: skip
+        return NonRetryableError(
+            f"HTTP 404 from {where}: model {settings.model!r}? {detail}", **ctx
+        )
     if status is not None and is_transient(exc):
         hint = ""
         if status >= 500 and settings.mode in ("json_schema", "tools_strict"):
             hint = " (servers without structured-output support answer 5xx: try --mode tools)"
-        return TransientError(f"HTTP {status} after {stats.http_requests} request(s){hint}: "
-                              f"{detail}", **ctx)  # fmt: skip
+        return TransientError(
+            f"HTTP {status} after {stats.http_requests} request(s){hint}: {detail}", **ctx
+        )
     if status is not None:
         return NonRetryableError(f"HTTP {status}: {detail}", **ctx)
     if isinstance(exc, IncompleteOutputException):
@@ -395,8 +400,15 @@ class ModelClient:
         return stats, token
 
     def _finish(
-        self, value: BaseModel, stats: CallStats, source_text: str | None, started: float
+        self,
+        value: BaseModel,
+        model: type[BaseModel],
+        stats: CallStats,
+        source_text: str | None,
+        started: float,
     ) -> Extraction:
+        # hand back the caller's own model, without instructor's private attributes
+        value = model.model_validate(value.model_dump())
         stats.latency_s = round(time.perf_counter() - started, 4)
         facts = grounding.ground(value, source_text) if source_text is not None else []
         return Extraction(value, stats, facts)
@@ -427,7 +439,7 @@ class ModelClient:
             raise self._fail(exc, stats, started) from None
         finally:
             _ACTIVE.reset(token)
-        return self._finish(value, stats, source_text, started)
+        return self._finish(value, response_model, stats, source_text, started)
 
     async def aextract(
         self,
@@ -447,7 +459,7 @@ class ModelClient:
             raise self._fail(exc, stats, started) from None
         finally:
             _ACTIVE.reset(token)
-        return self._finish(value, stats, source_text, started)
+        return self._finish(value, response_model, stats, source_text, started)
 
     def close(self) -> None:
         self._sync.close()

@@ -14,9 +14,11 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import instructor
 from pydantic import BaseModel
 
 from . import __version__, grounding
@@ -63,8 +65,22 @@ def load_model(spec: str) -> type[BaseModel]:
 
 def default_task(prompt_set: str = "case_report", schema: str | None = None) -> Task:
     model = load_model(schema) if schema else CaseReport
-    version = SCHEMA_VERSION if model is CaseReport else getattr(model, "SCHEMA_VERSION", "custom")
+    module = importlib.import_module(model.__module__)
+    version = getattr(module, "SCHEMA_VERSION", "custom")
     return Task(load_prompt_set(prompt_set), model, version)
+
+
+@cache
+def wire_model(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` wrapped once the way instructor wraps it on every call.
+
+    Given a plain pydantic model, instructor builds a new ``OpenAISchema``
+    subclass per call, which defeats its own schema cache: the full JSON schema
+    was regenerated for every document (about half the pipeline's CPU time per
+    document, see bench/overhead.py). A model that already is an
+    ``OpenAISchema`` is used as it is, so the request sent is unchanged.
+    """
+    return model if issubclass(model, instructor.OpenAISchema) else instructor.openai_schema(model)
 
 
 def _now() -> str:
@@ -184,13 +200,16 @@ class Runner:
         writer: ResultWriter,
         concurrency: int = 4,
         on_result: Callable[[dict[str, Any]], None] | None = None,
+        preflight: Callable[[list[dict[str, str]]], None] | None = None,
     ) -> None:
         self.task = task
         self.client = client
         self.writer = writer
         self.concurrency = max(1, concurrency)
         self.on_result = on_result
+        self.preflight = preflight  # e.g. a context-length check; raises ExtractError
         self.summary = RunSummary()
+        self._started: set[tuple[str, str]] = set()  # (id, sha256) taken up in this run
 
     async def process(self, path: Path) -> dict[str, Any] | None:
         """One document → its record (or ``None`` when already done)."""
@@ -198,10 +217,18 @@ class Runner:
         try:
             doc = load_document(path)
             info = _doc_info(doc)
-            if self.writer.is_done(doc.id, doc.sha256):
+            key = (doc.id, doc.sha256)
+            # the same document twice in one batch (a copy in another folder) is one
+            # document, as it is on resume: extract it once
+            if self.writer.is_done(*key) or key in self._started:
                 return None
-            ext = await self.client.aextract(self.task.messages(doc), self.task.response_model,
-                                             source_text=doc.text)  # fmt: skip
+            self._started.add(key)
+            messages = self.task.messages(doc)
+            if self.preflight is not None:
+                await asyncio.to_thread(self.preflight, messages)
+            ext = await self.client.aextract(
+                messages, wire_model(self.task.response_model), source_text=doc.text
+            )
             return ok_record(self.task, self.client, doc, ext)
         except ExtractError as exc:
             return failed_record(self.task, self.client, info, exc)

@@ -29,10 +29,16 @@ from . import __version__
 
 MODES = ("off", "replay", "record", "cache")
 RESPONSE_HEADERS = {
-    "content-type", "retry-after", "retry-after-ms", "openai-model", "openai-processing-ms",
-    "x-ratelimit-limit-requests", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-requests",
+    "content-type",
+    "retry-after",
+    "retry-after-ms",
+    "openai-model",
+    "openai-processing-ms",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-requests",
     "x-ratelimit-remaining-tokens",
-}  # fmt: skip
+}
 MISS_CODE = "replay_miss"
 _PARAMS_IGNORED = {"messages", "tools", "tool_choice", "response_format", "model"}
 
@@ -228,8 +234,9 @@ def _to_response(stored: dict[str, Any], request: httpx2.Request) -> httpx2.Resp
     content = body.encode() if isinstance(body, str) else json.dumps(body).encode()
     headers = dict(stored.get("headers") or {})
     headers.setdefault("content-type", "application/json")
-    return httpx2.Response(stored.get("status", 200), headers=headers, content=content,
-                           request=request)  # fmt: skip
+    return httpx2.Response(
+        stored.get("status", 200), headers=headers, content=content, request=request
+    )
 
 
 class RecordingTransport(httpx2.BaseTransport):

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import ConfigError
+
 
 def record_key(record: dict[str, Any]) -> tuple[str, str]:
     doc = record.get("document", {})
@@ -45,12 +47,18 @@ class ResultWriter:
     def __init__(self, path: Path, resume: bool = True) -> None:
         self.path = path
         self.done: set[tuple[str, str]] = set()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if resume and path.exists():
-            self._compact()
-        elif path.exists():
-            path.unlink()
-        self._fh: IO[str] = path.open("a", encoding="utf-8")
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder; give a file for the results, e.g. "
+                              f"{path / 'results.jsonl'}")  # fmt: skip
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if resume and path.exists():
+                self._compact()
+            elif path.exists():
+                path.unlink()
+            self._fh: IO[str] = path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write results to {path}: {exc.strerror or exc}") from None
 
     def _compact(self) -> None:
         kept: list[dict[str, Any]] = []

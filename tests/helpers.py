@@ -56,8 +56,13 @@ def crafted_answer(**patient_changes: Any) -> dict[str, Any]:
 
 def client_for(base_url: str, **overrides: Any) -> ModelClient:
     settings = dict(
-        model="crafted-model", base_url=base_url, timeout=5.0, http_retries=2, reasks=1,
-        backoff_initial=0.01, backoff_max=0.05,
-    )  # fmt: skip
+        model="crafted-model",
+        base_url=base_url,
+        timeout=5.0,
+        http_retries=2,
+        reasks=1,
+        backoff_initial=0.01,
+        backoff_max=0.05,
+    )
     settings.update(overrides)
     return ModelClient(ModelSettings(**settings))

