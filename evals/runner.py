@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,10 +99,11 @@ def run_gold(
     client: ModelClient,
     results_path: Path,
     concurrency: int = 2,
+    preflight: Callable[[list[dict[str, str]]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Extract every gold case's source; return records by case id."""
     with ResultWriter(results_path, resume=False) as writer:
-        runner = Runner(task, client, writer, concurrency)
+        runner = Runner(task, client, writer, concurrency, preflight=preflight)
         asyncio.run(runner.run([c.source_path for c in cases]))
     return {r["document"]["id"]: r for r in read_records(results_path)}
 
@@ -118,6 +120,7 @@ def evaluate(
     gold_dir: Path | None = None,
     results: Path | None = None,
     cases_filter: list[str] | None = None,
+    preflight: Callable[[list[dict[str, str]]], None] | None = None,
 ) -> dict[str, Any]:
     """Score the gold set; returns the report dict (also written by ``report``)."""
     task = default_task()
@@ -137,7 +140,8 @@ def evaluate(
         store = RecordingStore(recordings, mode) if mode != "off" else None
         client = ModelClient(settings, store)
         out_dir.mkdir(parents=True, exist_ok=True)
-        records = run_gold(cases, task, client, out_dir / "results.jsonl")
+        concurrency = 1 if preflight is not None else 2  # a local server answers one at a time
+        records = run_gold(cases, task, client, out_dir / "results.jsonl", concurrency, preflight)
         if mode == "record":
             write_manifest(recordings, settings, {"cases": len(cases)})
         info.update(model=settings.model, settings=settings.public())

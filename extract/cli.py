@@ -281,23 +281,53 @@ def eval_(
     mode: Mode = "tools",
     max_tokens: Annotated[int, typer.Option()] = 8192,
     reasks: Annotated[int, typer.Option()] = 2,
+    local: Annotated[bool, typer.Option(help="With --live: the local llama.cpp server.")] = False,
+    model_path: Annotated[Path | None, typer.Option(help="GGUF model for --local.")] = None,
+    n_ctx: Annotated[int, typer.Option(help="Context window for --local.")] = 16384,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
 ) -> None:
     """Score extractions of the gold cases; offline (replayed) by default."""
     from evals import report as rep
+    from evals.gold import FIXTURES
     from evals.runner import DEFAULT_RECORDINGS, evaluate
 
+    from .documents import safe_filename
+
     _setup_logging(verbose)
-    folder = recordings or DEFAULT_RECORDINGS
     settings = None
     store_mode = "replay"
-    if live:
-        settings = build_settings(model, base_url, mode, 600.0, max_tokens, 3, reasks)
-        store_mode = "record" if record else "off"
+    server = None
     try:
-        report = evaluate(out_dir, folder, store_mode, settings, results=results, cases_filter=case)
+        if live:
+            if local:
+                server = start_local(model_path, n_ctx)
+                base_url, model = server.base_url, server.alias
+            settings = build_settings(model, base_url, mode, 1200.0, max_tokens, 3, reasks)
+            store_mode = "record" if record else "off"
+        folder = recordings or DEFAULT_RECORDINGS
+        if live and record and recordings is None:
+            folder = FIXTURES / "recordings" / safe_filename(model)
+        preflight = None
+        if server is not None and settings is not None:
+            local_server, limit = server, settings.max_tokens
+
+            def preflight(messages: list[dict[str, str]]) -> None:
+                local_server.check_fits(messages, limit)
+
+        report = evaluate(
+            out_dir,
+            folder,
+            store_mode,
+            settings,
+            results=results,
+            cases_filter=case,
+            preflight=preflight,
+        )
     except (ExtractError, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    finally:
+        if server is not None:
+            server.stop()
     rows = None
     if baseline is not None:
         rows = rep.compare(report, json.loads(baseline.read_text(encoding="utf-8")))

@@ -12,8 +12,9 @@ from typing import Any
 class ExtractError(Exception):
     kind = "error"
 
-    def __init__(self, message: str, **context: Any) -> None:
+    def __init__(self, message: str, completion: Any = None, **context: Any) -> None:
         super().__init__(message)
+        self.completion = completion  # the raw answer that caused it, when there was one
         self.context = context
 
     @property

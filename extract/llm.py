@@ -228,6 +228,17 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
     return ModelCallError(f"{type(exc).__name__}: {_short(detail)}", **ctx)
 
 
+def completion_text(completion: Any, limit: int = 4000) -> str:
+    """The text of a raw completion (tool-call arguments or content), shortened."""
+    try:
+        message = completion.choices[0].message
+        calls = getattr(message, "tool_calls", None) or []
+        text = calls[0].function.arguments if calls else (message.content or "")
+    except (AttributeError, IndexError, TypeError):
+        text = str(completion)
+    return _short(text, limit)
+
+
 def _truncated_message(settings: ModelSettings) -> str:
     return f"output cut at max_tokens={settings.max_tokens}; raise --max-tokens"
 
@@ -361,10 +372,10 @@ class ModelClient:
             and (usage.completion_tokens or 0) >= self.settings.max_tokens
         )
         if choice.finish_reason == "length" or at_limit:
-            raise OutputTruncated(_truncated_message(self.settings))
+            raise OutputTruncated(_truncated_message(self.settings), completion=response)
         if getattr(choice.message, "refusal", None) or choice.finish_reason == "content_filter":
             reason = choice.message.refusal or "content filter"
-            raise ModelRefused(f"the model refused: {_short(str(reason), 200)}")
+            raise ModelRefused(f"the model refused: {_short(str(reason), 200)}", completion=response)
         return response
 
     def _raw_create(self, *args: Any, **kwargs: Any) -> Any:
@@ -418,7 +429,11 @@ class ModelClient:
         cause = exc
         if isinstance(exc, InstructorRetryException) and exc.__cause__ is not None:
             cause = exc.__cause__
-        return classify(cause, self.settings, stats)
+        error = classify(cause, self.settings, stats)
+        last = getattr(exc, "last_completion", None) or getattr(cause, "completion", None)
+        if last is not None:
+            error.context["last_completion"] = redact(completion_text(last), self.settings.api_key)
+        return error
 
     def extract(
         self,

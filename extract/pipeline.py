@@ -145,6 +145,8 @@ def failed_record(
         latency_s=usage.get("latency_s"),
         finished_at=_now(),
     )
+    if ctx.get("last_completion"):
+        record["last_completion"] = ctx["last_completion"]
     return record
 
 

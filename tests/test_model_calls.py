@@ -85,6 +85,7 @@ def test_schema_invalid_answer_is_reasked_with_the_error_then_reported():
     assert len(reask) > len(server.requests[0]["messages"])
     assert "label" in str(reask[-1])  # the validation error is fed back
     assert result.context["attempts"] == 2
+    assert '"patients"' in result.context["last_completion"]
 
 
 def test_reask_recovers_and_usage_is_counted_once_per_completion():
@@ -102,6 +103,7 @@ def test_truncated_output_is_reported_not_retried():
     result, server = run([cut, GOOD, GOOD])
     assert isinstance(result, OutputTruncated)
     assert len(server.requests) == 1
+    assert result.context["last_completion"] == '{"article": {'  # kept for the user to see
 
 
 def test_refusal_is_reported():

@@ -461,7 +461,7 @@ def test_document_names_cannot_put_outputs_outside_the_output_folder(tmp_path):
         p for p in tmp_path.rglob("*") if p not in before and not p.name.startswith("child-")
     }
     assert created and all(outdir in p.parents or p == outdir for p in created), created
-    assert not list(tmp_path.parent.glob("*escape*")) and not list(docs.parent.glob("*evil*"))
+    assert not [p for p in tmp_path.parent.iterdir() if "escape" in p.name or "evil" in p.name]
     records, tail = result_lines(out)
     assert tail == ""
     assert sorted(ids(records)) == sorted(HOSTILE_NAMES)  # names kept as data, each once

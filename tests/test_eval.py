@@ -1,0 +1,117 @@
+"""The eval command: offline on the shipped recordings, and against crafted gold answers."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from evals.gold import FIXTURES, load_gold_set
+from extract.cli import app
+from extract.fake_server import FakeOpenAIServer, Reply, crafted_tool_completion
+
+runner = CliRunner()
+CASES = [
+    "seed-vertebroplasty-cement-leakage",
+    "ada-51-case-report-psoas-abscess-unusual-etiology-of-gr",
+]
+RECORDED = FIXTURES / "recordings" / "gemma-3-270m"
+
+
+def test_every_gold_file_is_valid_and_grounded():
+    from evals.gold import check
+
+    files = sorted((FIXTURES / "gold").glob("*.json")) + sorted(
+        (FIXTURES / "gold-second").glob("*.json")
+    )
+    assert len(list((FIXTURES / "gold").glob("*.json"))) >= 15
+    for path in files:
+        assert check(path) == [], path.name
+
+
+def test_gold_ids_match_their_sources():
+    for case in load_gold_set():
+        assert case.source_path.stem == case.case_id
+        assert case.source_path.exists()
+
+
+def test_eval_replays_the_shipped_recordings_offline(tmp_path):
+    result = runner.invoke(app, ["eval", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["cases"] == len(list((FIXTURES / "gold").glob("*.json")))
+    assert report["info"]["model"] == json.loads((RECORDED / "manifest.json").read_text())["model"]
+    kinds = {c["case_id"]: c["status"] for c in report["per_case"]}
+    assert "not_run" not in kinds.values()
+    errors = " ".join(c["error"] or "" for c in report["per_case"])
+    assert "no recording" not in errors  # every request was found in the store
+    assert (tmp_path / "scorecard.md").read_text().startswith("# caseextract scorecard")
+
+
+def gold_answering_server(drop_findings=False):
+    """A crafted server that answers each gold case with its own gold label."""
+    golds = {c.case_id: c for c in load_gold_set()}
+
+    def respond(payload, index):
+        user = payload["messages"][1]["content"]
+        case_id = next(cid for cid in golds if f"({cid})" in user)
+        data = golds[case_id].extraction.model_dump(mode="json")
+        if drop_findings:
+            for p in data["patients"]:
+                p["findings"] = p["findings"][:1]
+        return Reply(body=crafted_tool_completion(data))
+
+    return FakeOpenAIServer(respond)
+
+
+def run_eval(server, out, *extra):
+    args = [
+        "eval",
+        "--live",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "crafted",
+        "--out",
+        str(out),
+    ]
+    for c in CASES:
+        args += ["--case", c]
+    return runner.invoke(app, args + list(extra))
+
+
+def test_gold_answers_score_perfectly_and_a_regression_shows_against_the_baseline(tmp_path):
+    with gold_answering_server() as server:
+        result = run_eval(server, tmp_path / "good", "--min-f1", "0.99")
+    assert result.exit_code == 0, result.output
+    good = json.loads((tmp_path / "good" / "report.json").read_text())
+    assert good["micro"]["f1"] == 1.0 and good["micro"]["f1_strict"] == 1.0
+    assert good["extracted"] == 2
+
+    with gold_answering_server(drop_findings=True) as server:
+        result = run_eval(
+            server,
+            tmp_path / "worse",
+            "--baseline",
+            str(tmp_path / "good" / "report.json"),
+            "--min-f1",
+            "0.99",
+        )
+    assert result.exit_code == 1  # below the bar
+    worse = json.loads((tmp_path / "worse" / "report.json").read_text())
+    findings = [r for r in worse["baseline"] if r["scope"] == "findings" and r["metric"] == "f1"]
+    assert findings and findings[0]["delta"] < 0
+    assert "Against the baseline" in (tmp_path / "worse" / "scorecard.md").read_text()
+
+
+def test_record_then_replay_the_gold_set(tmp_path):
+    rec = tmp_path / "rec"
+    with gold_answering_server() as server:
+        result = run_eval(server, tmp_path / "a", "--record", "--recordings", str(rec))
+    assert result.exit_code == 0, result.output
+    assert json.loads((rec / "manifest.json").read_text())["model"] == "crafted"
+    args = ["eval", "--recordings", str(rec), "--out", str(tmp_path / "b")]
+    for c in CASES:
+        args += ["--case", c]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "b" / "report.json").read_text())["micro"]["f1"] == 1.0
