@@ -17,17 +17,20 @@
 
     .venv/bin/python bench/concurrency.py [--case seed|ada-09] [--docs 200]
         [--levels 1@0.3,8@0.3,32@0.3,32@2] [--rpm 600] [--rpm-docs 300]
-        [--rpm-concurrency 8] [--rpm-http-retries 3,8] [--skip throughput|rpm]
+        [--rpm-concurrency 8] [--rpm-variants 3,8,3+jitter] [--skip throughput|rpm]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import math
+import random
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,24 +121,48 @@ def throughput_part(case: str, n: int, runs: list[tuple[int, float]]) -> None:
     )
 
 
-def rpm_part(case: str, rpm: float, n: int, concurrency: int, retries: list[int]) -> None:
+@contextlib.contextmanager
+def jittered_retry_after(spread: float) -> Iterator[None]:
+    """What-if, inside this process only: add uniform(0, spread) s to every Retry-After wait.
+
+    extract/llm.py waits exactly what the server says; this shows what jitter there
+    would do. It patches ``extract.llm.retry_after`` for the duration and restores it.
+    """
+    import extract.llm as llm
+
+    original = llm.retry_after
+    rng = random.Random(1)
+
+    def jittered(exc: BaseException) -> float | None:
+        after = original(exc)
+        return None if after is None else after + rng.uniform(0, spread)
+
+    llm.retry_after = jittered
+    try:
+        yield
+    finally:
+        llm.retry_after = original
+
+
+def rpm_part(case: str, rpm: float, n: int, concurrency: int, variants: list[str]) -> None:
     print(
         f"\n-- 2. rate limit: server allows {rpm:g} requests/minute (token bucket, 1 s burst), "
         f"answers 429 + Retry-After (whole seconds) over it; {n} documents at concurrency "
-        f"{concurrency}, {LATENCY * 1000:.0f} ms latency; the CLI's default retry settings "
-        "(--http-retries 3, --reasks 2), then more HTTP retries\n"
+        f"{concurrency}, {LATENCY * 1000:.0f} ms latency. Rows: the CLI's default retry "
+        "settings (--http-retries 3, --reasks 2); more HTTP retries; and a what-if with "
+        "0-1 s of jitter added to each Retry-After wait (patched in this process only)\n"
     )
     body = crafted_body(case)
     rows, failures = [], []
-    for http_retries in retries:
+    for variant in variants:
+        retries, _, jitter = variant.partition("+")
+        http_retries = max(0, min(int(retries), 20))
         server = ServerProcess(body=body, delay=LATENCY, rpm=rpm)
-        with tempfile.TemporaryDirectory() as tmp, server as url:
+        patch = jittered_retry_after(1.0) if jitter else contextlib.nullcontext()
+        with tempfile.TemporaryDirectory() as tmp, server as url, patch:
             paths = copy_documents(case, Path(tmp) / "docs", n)
-            r = asyncio.run(
-                run_batch(
-                    url, paths, Path(tmp) / "rpm.jsonl", concurrency, http_retries=http_retries
-                )
-            )
+            out = Path(tmp) / "rpm.jsonl"
+            r = asyncio.run(run_batch(url, paths, out, concurrency, http_retries=http_retries))
         s = r["summary"]
         stats = server.stats
         ok_times = sorted(stats.get("ok_times", []))
@@ -143,9 +170,10 @@ def rpm_part(case: str, rpm: float, n: int, concurrency: int, retries: list[int]
         achieved = (len(ok_times) - 1) / span * 60
         # the bucket starts full: one second of burst is not the sustained rate
         sustained = (len(ok_times) - 1 - rpm / 60) / span * 60
+        label = f"{http_retries}" + (" + jitter (what-if)" if jitter else "")
         rows.append(
             [
-                http_retries,
+                label,
                 f"{rpm:g}",
                 f"{achieved:.0f}",
                 f"{achieved / rpm:.0%}",
@@ -157,26 +185,12 @@ def rpm_part(case: str, rpm: float, n: int, concurrency: int, retries: list[int]
                 f"{r['elapsed']:.1f}",
             ]
         )
-        failures += [(http_retries, *f) for f in s.failed_docs[:3]]
-    print(
-        table(
-            rows,
-            [
-                "--http-retries",
-                "limit rpm",
-                "achieved rpm",
-                "of limit",
-                "of limit w/o burst",
-                "docs ok",
-                "docs failed",
-                "200s",
-                "429s",
-                "seconds",
-            ],
-        )
-    )
-    for http_retries, doc_id, kind, message in failures:
-        print(f"  (--http-retries {http_retries}) failed {doc_id}: [{kind}] {message[:90]}")
+        failures += [(label, *f) for f in s.failed_docs[:2]]
+    header = ["--http-retries", "limit rpm", "achieved rpm", "of limit", "of limit w/o burst",
+              "docs ok", "docs failed", "200s", "429s", "seconds"]  # fmt: skip
+    print(table(rows, header))
+    for label, doc_id, kind, message in failures:
+        print(f"  ({label}) failed {doc_id}: [{kind}] {message[:60]}")
 
 
 def main() -> None:
@@ -191,7 +205,11 @@ def main() -> None:
     ap.add_argument("--rpm", type=float, default=600)
     ap.add_argument("--rpm-docs", type=int, default=300)
     ap.add_argument("--rpm-concurrency", type=int, default=8)
-    ap.add_argument("--rpm-http-retries", default="3,8", help="one run per value")
+    ap.add_argument(
+        "--rpm-variants",
+        default="3,8,3+jitter",
+        help="one run each: HTTP retries, '+jitter' for the what-if",
+    )
     ap.add_argument("--skip", choices=["throughput", "rpm"], default=None)
     args = ap.parse_args()
     case = SMALL_CASE if args.case == "seed" else FULL_CASE
@@ -206,13 +224,13 @@ def main() -> None:
     if args.skip != "throughput":
         throughput_part(case, n, runs)
     if args.skip != "rpm":
-        retries = [max(0, min(int(x), 20)) for x in args.rpm_http_retries.split(",")]
+        variants = [v.strip() for v in args.rpm_variants.split(",") if v.strip()]
         rpm_part(
             case,
             max(6.0, args.rpm),
             max(1, min(args.rpm_docs, 3000)),
             max(1, min(args.rpm_concurrency, 256)),
-            retries,
+            variants,
         )
 
 

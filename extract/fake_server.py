@@ -300,7 +300,11 @@ class FakeOpenAIServer:
             return self._default(payload, index)
         return crafted_error(500, "script exhausted")
 
-    def start(self) -> FakeOpenAIServer:
+    def start_on(self, port: int) -> FakeOpenAIServer:
+        """Start on a given 127.0.0.1 port instead of a free one."""
+        return self.start(port)
+
+    def start(self, port: int = 0) -> FakeOpenAIServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -350,7 +354,7 @@ class FakeOpenAIServer:
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
 
-        self._server = _LoopbackServer(("127.0.0.1", 0), Handler)
+        self._server = _LoopbackServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
