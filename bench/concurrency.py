@@ -17,7 +17,7 @@
 
     .venv/bin/python bench/concurrency.py [--case seed|ada-09] [--docs 200]
         [--levels 1@0.3,8@0.3,32@0.3,32@2] [--rpm 600] [--rpm-docs 300]
-        [--rpm-concurrency 8] [--rpm-variants 3,8,3+jitter] [--skip throughput|rpm]
+        [--rpm-concurrency 8] [--rpm-variants 3,8,3+jitter,8+jitter] [--skip throughput|rpm]
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ def main() -> None:
     ap.add_argument("--rpm-concurrency", type=int, default=8)
     ap.add_argument(
         "--rpm-variants",
-        default="3,8,3+jitter",
+        default="3,8,3+jitter,8+jitter",
         help="one run each: HTTP retries, '+jitter' for the what-if",
     )
     ap.add_argument("--skip", choices=["throughput", "rpm"], default=None)

@@ -2,7 +2,7 @@
 
 A fake OpenAI-compatible server on 127.0.0.1 (in its own process) answers every
 request at once with the same crafted completion: a tool call whose arguments are
-the hand-labelled gold record of the ada-09 report (133 facts, 30 kB). Three
+the hand-labelled gold record of the ada-09 report (133 facts, 30 kB). Four
 arms run in the same process, interleaved round by round so that load changes
 hit them alike:
 
@@ -13,7 +13,10 @@ hit them alike:
 * ``pipeline``   ``Runner.run`` at concurrency 1 over copies of the ada-09 report:
                  read file, render prompt, instructor + retries, validation,
                  grounding (inside validation and again for the record), record,
-                 JSONL write.
+                 JSONL write;
+* ``pipeline, model not pre-wrapped``  the same with ``pipeline.wire_model``
+                 switched off for the arm: how the pipeline ran before that fix
+                 (instructor then rebuilt the model class and its JSON schema per call).
 
 Then a cProfile of the pipeline arm says where its time goes.
 
@@ -81,17 +84,24 @@ async def raw_arm(base_url: str, request: dict[str, Any], n: int, parse: bool) -
     return elapsed
 
 
-async def pipeline_arm(base_url: str, paths: list[Path], out: Path) -> float:
+async def pipeline_arm(base_url: str, paths: list[Path], out: Path, prewrap: bool = True) -> float:
+    from extract import pipeline
     from extract.llm import ModelClient
     from extract.pipeline import Runner, default_task
     from extract.store import ResultWriter
 
     task = default_task()
     client = ModelClient(bench_settings(base_url))
-    with ResultWriter(out, resume=False) as writer:
-        started = time.perf_counter()
-        summary = await Runner(task, client, writer, concurrency=1).run(paths)
-        elapsed = time.perf_counter() - started
+    wire_model = pipeline.wire_model
+    if not prewrap:  # as before the fix: instructor gets the plain model class
+        pipeline.wire_model = lambda model: model
+    try:
+        with ResultWriter(out, resume=False) as writer:
+            started = time.perf_counter()
+            summary = await Runner(task, client, writer, concurrency=1).run(paths)
+            elapsed = time.perf_counter() - started
+    finally:
+        pipeline.wire_model = wire_model
     assert summary.ok == len(paths), (summary.failures, summary.failed_docs[:3])
     return elapsed
 
@@ -207,6 +217,8 @@ def profile_pipeline(base_url: str, paths: list[Path], out: Path) -> str:
 
 # --------------------------------------------------------------------------- main
 
+BEFORE = "pipeline, model not pre-wrapped"
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -241,13 +253,19 @@ def main() -> None:
             # warm-up: imports, lazy caches, first connection
             await raw_arm(base_url, request, 2, parse=True)
             await pipeline_arm(base_url, paths[:2], folder / "warm.jsonl")
-            per_doc: dict[str, list[float]] = {"raw": [], "raw+parse": [], "pipeline": []}
+            per_doc: dict[str, list[float]] = {
+                "raw": [],
+                "raw+parse": [],
+                "pipeline": [],
+                BEFORE: [],
+            }
             arms = list(per_doc)
             for r in range(rounds):
                 batch = paths[2 + r * k : 2 + (r + 1) * k]
-                for arm in arms[r % 3 :] + arms[: r % 3]:
-                    if arm == "pipeline":
-                        t = await pipeline_arm(base_url, batch, folder / f"r{r}.jsonl")
+                for arm in arms[r % len(arms) :] + arms[: r % len(arms)]:
+                    if arm in ("pipeline", BEFORE):
+                        out = folder / f"r{r}-{len(arm)}.jsonl"
+                        t = await pipeline_arm(base_url, batch, out, prewrap=arm == "pipeline")
                     else:
                         t = await raw_arm(base_url, request, k, parse=arm == "raw+parse")
                     per_doc[arm].append(t / k)
@@ -275,6 +293,11 @@ def main() -> None:
         f"rounds {min(ratios):.2f}x-{max(ratios):.2f}x); aim <= 1.2x"
     )
     print(f"pipeline / raw+parse: {pipe / parse:.2f}x")
+    before = median(per_doc[BEFORE])
+    print(
+        f"wire_model fix (same run): {before * 1000:.1f} -> {pipe * 1000:.1f} ms per document "
+        f"({1 - pipe / before:.0%} less)"
+    )
     print(
         f"pipeline's own time per document: {(pipe - raw) * 1000:.1f} ms "
         f"(= {(pipe - raw) / 0.3:.1%} of a 300 ms model call, "

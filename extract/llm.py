@@ -53,6 +53,7 @@ from .errors import (
 )
 from .recording import MISS_CODE, RecordingStore, http_clients
 from .secrets import redact
+from .secrets import register as register_secret
 
 log = logging.getLogger("caseextract.llm")
 
@@ -297,6 +298,7 @@ class ModelClient:
 
     def __init__(self, settings: ModelSettings, store: RecordingStore | None = None) -> None:
         self.settings = settings
+        register_secret(settings.api_key)  # redacted from logs, errors and recordings
         self.store = store
         http_client = async_http_client = None
         if store is not None and store.mode != "off":
@@ -375,7 +377,9 @@ class ModelClient:
             raise OutputTruncated(_truncated_message(self.settings), completion=response)
         if getattr(choice.message, "refusal", None) or choice.finish_reason == "content_filter":
             reason = choice.message.refusal or "content filter"
-            raise ModelRefused(f"the model refused: {_short(str(reason), 200)}", completion=response)
+            raise ModelRefused(
+                f"the model refused: {_short(str(reason), 200)}", completion=response
+            )
         return response
 
     def _raw_create(self, *args: Any, **kwargs: Any) -> Any:
@@ -404,25 +408,19 @@ class ModelClient:
 
     # -- output layer -----------------------------------------------------------
 
-    def _begin(self, source_text: str | None) -> tuple[CallStats, Any]:
-        stats = CallStats()
+    def _begin(self, source_text: str | None) -> tuple[_CallContext, Any]:
         aligner = grounding.Aligner(source_text) if source_text is not None else None
-        token = _ACTIVE.set(_CallContext(aligner, stats, self.settings.reasks + 1))
-        return stats, token
+        ctx = _CallContext(aligner, CallStats(), self.settings.reasks + 1)
+        return ctx, _ACTIVE.set(ctx)
 
     def _finish(
-        self,
-        value: BaseModel,
-        model: type[BaseModel],
-        stats: CallStats,
-        source_text: str | None,
-        started: float,
+        self, value: BaseModel, model: type[BaseModel], ctx: _CallContext, started: float
     ) -> Extraction:
         # hand back the caller's own model, without instructor's private attributes
         value = model.model_validate(value.model_dump())
-        stats.latency_s = round(time.perf_counter() - started, 4)
-        facts = grounding.ground(value, source_text) if source_text is not None else []
-        return Extraction(value, stats, facts)
+        ctx.stats.latency_s = round(time.perf_counter() - started, 4)
+        facts = grounding.ground(value, ctx.aligner.text, ctx.aligner) if ctx.aligner else []
+        return Extraction(value, ctx.stats, facts)
 
     def _fail(self, exc: BaseException, stats: CallStats, started: float) -> ExtractError:
         stats.latency_s = round(time.perf_counter() - started, 4)
@@ -443,7 +441,7 @@ class ModelClient:
     ) -> Extraction:
         """Validated ``response_model`` for ``messages``; grounded against ``source_text``."""
         started = time.perf_counter()
-        stats, token = self._begin(source_text)
+        ctx, token = self._begin(source_text)
         try:
             value = self._create(
                 response_model=grounded_model(response_model),
@@ -451,10 +449,10 @@ class ModelClient:
                 max_retries=self.settings.reasks,
             )
         except Exception as exc:
-            raise self._fail(exc, stats, started) from None
+            raise self._fail(exc, ctx.stats, started) from None
         finally:
             _ACTIVE.reset(token)
-        return self._finish(value, response_model, stats, source_text, started)
+        return self._finish(value, response_model, ctx, started)
 
     async def aextract(
         self,
@@ -463,7 +461,7 @@ class ModelClient:
         source_text: str | None = None,
     ) -> Extraction:
         started = time.perf_counter()
-        stats, token = self._begin(source_text)
+        ctx, token = self._begin(source_text)
         try:
             value = await self._acreate(
                 response_model=grounded_model(response_model),
@@ -471,10 +469,10 @@ class ModelClient:
                 max_retries=self.settings.reasks,
             )
         except Exception as exc:
-            raise self._fail(exc, stats, started) from None
+            raise self._fail(exc, ctx.stats, started) from None
         finally:
             _ACTIVE.reset(token)
-        return self._finish(value, response_model, stats, source_text, started)
+        return self._finish(value, response_model, ctx, started)
 
     def close(self) -> None:
         self._sync.close()

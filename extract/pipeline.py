@@ -22,7 +22,7 @@ import instructor
 from pydantic import BaseModel
 
 from . import __version__, grounding
-from .documents import Document, document_id, load_document
+from .documents import Document, document_id, load_document, safe_filename
 from .errors import ConfigError, ExtractError
 from .llm import Extraction, ModelClient
 from .prompts import PromptSet, load_prompt_set
@@ -42,11 +42,22 @@ class Task:
 
     def messages(self, doc: Document) -> list[dict[str, str]]:
         return self.prompt_set.render(
-            document=doc.for_model,
-            document_name=doc.id,
+            document=fence_safe(doc.for_model),
+            document_name=safe_filename(doc.id),
             schema_name=self.response_model.__name__,
             extra_instructions=self.extra_instructions,
         )
+
+
+FENCE_MARKERS = ("<<<REPORT", "REPORT>>>")
+
+
+def fence_safe(text: str) -> str:
+    """The document with the prompt's data-fence markers broken, so that a report
+    cannot close the fence around itself and speak as the prompt."""
+    for marker in FENCE_MARKERS:
+        text = text.replace(marker, marker.replace("<<<", "< < <").replace(">>>", "> > >"))
+    return text
 
 
 def load_model(spec: str) -> type[BaseModel]:

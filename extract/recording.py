@@ -26,6 +26,7 @@ from typing import Any
 import httpx2
 
 from . import __version__
+from .secrets import redact
 
 MODES = ("off", "replay", "record", "cache")
 RESPONSE_HEADERS = {
@@ -142,7 +143,8 @@ class RecordingStore:
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            text = redact(json.dumps(data, indent=1, ensure_ascii=False))  # an echoed key
+            tmp.write_text(text + "\n", encoding="utf-8")
             os.replace(tmp, path)
             self._load_index()[path.stem] = path
             self.recorded += 1

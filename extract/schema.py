@@ -15,7 +15,14 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from .normalize import expand_spinal_levels, normalise_figure_label, parse_age, parse_duration
 
@@ -34,6 +41,19 @@ OptionalEvidence = Annotated[
     list[Quote],
     Field(default_factory=list, description="Verbatim quote(s) from the report."),
 ]
+
+
+def _expand_levels(levels: list[str]) -> list[str]:
+    out: list[str] = []
+    for raw in levels:
+        expanded = expand_spinal_levels(raw)
+        out.extend(expanded or [raw.strip()])
+    seen: set[str] = set()
+    return [x for x in out if not (x in seen or seen.add(x))]
+
+
+# Spinal levels as written ("T12 to L2"), expanded to single levels (T12, L1, L2).
+SpinalLevels = Annotated[list[str], AfterValidator(_expand_levels)]
 
 
 class _Model(BaseModel):
@@ -181,14 +201,13 @@ class Investigation(Fact):
     kind: InvestigationKind
     name: str = Field(description="Test or imaging, e.g. 'MRI lumbar spine', 'serum sodium'.")
     result: str | None = Field(None, description="What it showed, in the report's words.")
-    levels: list[str] = Field(
+    levels: SpinalLevels = Field(
         default_factory=list, description="Spinal levels named, e.g. ['L1'] or ['T12 to L2']."
     )
     figure: str | None = Field(None, description="Figure reference, e.g. 'Fig. 1'.")
 
     @model_validator(mode="after")
     def _normalise(self) -> Investigation:
-        self.levels = _expand_levels(self.levels)
         if self.figure:
             self.figure = normalise_figure_label(self.figure)
         return self
@@ -205,7 +224,7 @@ class Diagnosis(Fact):
 class Intervention(Fact):
     name: str = Field(description="Procedure, operation or drug, e.g. 'vertebroplasty'.")
     kind: InterventionKind
-    levels: list[str] = Field(default_factory=list, description="Spinal levels treated.")
+    levels: SpinalLevels = Field(default_factory=list, description="Spinal levels treated.")
     site: str | None = Field(None, description="Anatomical site, if not a spinal level.")
     dose: str | None = None
     route: str | None = None
@@ -215,11 +234,6 @@ class Intervention(Fact):
     anaesthesia: str | None = Field(None, description="E.g. 'intravenous sedation'.")
     indication: str | None = Field(None, description="Why it was given, if stated.")
     timing: Span | None = Field(None, description="When, relative to presentation.")
-
-    @model_validator(mode="after")
-    def _normalise(self) -> Intervention:
-        self.levels = _expand_levels(self.levels)
-        return self
 
 
 class AdverseEvent(Fact):
@@ -305,12 +319,3 @@ class CaseReport(_Model):
     article: Article
     patients: list[Patient] = Field(description="One entry per patient described.")
     figures: list[Figure] = Field(default_factory=list)
-
-
-def _expand_levels(levels: list[str]) -> list[str]:
-    out: list[str] = []
-    for raw in levels:
-        expanded = expand_spinal_levels(raw)
-        out.extend(expanded or [raw.strip()])
-    seen: set[str] = set()
-    return [x for x in out if not (x in seen or seen.add(x))]

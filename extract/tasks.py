@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from .schema import Age, Fact, _expand_levels, _Model
+from .schema import Age, Fact, SpinalLevels, _Model
 
 SCHEMA_VERSION = "cement-1.0"
 
@@ -32,23 +32,13 @@ class LeakSite(str, Enum):
 
 class Leak(Fact):
     site: LeakSite = Field(description="Where the cement went.")
-    levels: list[str] = Field(default_factory=list, description="Spinal levels, as written.")
+    levels: SpinalLevels = Field(default_factory=list, description="Spinal levels, as written.")
     symptomatic: bool | None = Field(None, description="true if it caused symptoms.")
-
-    @model_validator(mode="after")
-    def _normalise(self) -> Leak:
-        self.levels = _expand_levels(self.levels)
-        return self
 
 
 class Procedure(Fact):
     name: str = Field(description="vertebroplasty or kyphoplasty.")
-    levels: list[str] = Field(default_factory=list, description="Levels treated, as written.")
-
-    @model_validator(mode="after")
-    def _normalise(self) -> Procedure:
-        self.levels = _expand_levels(self.levels)
-        return self
+    levels: SpinalLevels = Field(default_factory=list, description="Levels treated, as written.")
 
 
 class Consequence(Fact):

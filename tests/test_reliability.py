@@ -393,12 +393,6 @@ def test_hostile_report_is_data_and_leaves_the_system_prompt_alone(tmp_path):
     assert r["grounding"]["stats"]["number_mismatches"] >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: the report is fenced by fixed markers (<<<REPORT … REPORT>>>, "
-    "prompts/case_report/user.j2) that a report can contain; a per-document fence or "
-    "escaping the markers would close it",
-)
 def test_a_report_cannot_close_the_data_fence(tmp_path):
     task = default_task()
     path = tmp_path / "fence.txt"
@@ -570,11 +564,6 @@ def test_repository_fixtures_hold_no_keys_or_auth_headers():
                 assert not re.search(r'"authorization"\s*:|Bearer\s+\S{8,}', text, re.I), path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: recording mode stores 200 answers verbatim (extract/recording.py); "
-    "an answer that echoes the key (a misbehaving proxy) would put it in a fixture",
-)
 def test_a_recorded_answer_that_echoes_the_key_is_redacted(tmp_path):
     from extract.recording import RecordingStore
     from extract.schema import CaseReport
