@@ -236,7 +236,11 @@ def print_summary(s: RunSummary, output: Path) -> None:
         table.add_row(f"failed: {kind}", str(n))
     table.add_row("results", str(output))
     if s.interrupted:
-        table.add_row("[yellow]interrupted[/yellow]", "rerun the same command to resume")
+        left = s.total - s.ok - s.failed - s.skipped
+        table.add_row(
+            "[yellow]interrupted[/yellow]",
+            f"{left} not finished (in flight or not started); rerun the same command to resume",
+        )
     err.print(table)
     for doc_id, kind, message in s.failed_docs[:20]:
         err.print(f"[red]✗[/red] {escape(f'{doc_id}: [{kind}] ' + secrets.redact(message or ''))}")

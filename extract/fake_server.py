@@ -122,8 +122,9 @@ TRANSIENT_FAULTS = (
     "503",
     "timeout",
     "reset",
+    "malformed_json",  # a 200 whose body is not JSON: a transport fault, retried like one
 )
-REASK_FAULTS = ("malformed_json", "schema_violation")
+REASK_FAULTS = ("schema_violation",)
 FINAL_FAULTS = {
     "429_insufficient_quota": "not_retryable",
     "401": "not_retryable",

@@ -19,6 +19,7 @@ running total is not used).
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import time
 from contextvars import ContextVar
@@ -147,8 +148,12 @@ def _code(exc: BaseException) -> str:
     return str(getattr(exc, "code", "") or "")
 
 
+class MalformedBody(Exception):
+    """An HTTP 200 whose body is not a chat completion (cut off, or not JSON)."""
+
+
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
+    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError | MalformedBody):
         return True
     status = _status(exc)
     if status is None:
@@ -199,6 +204,12 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
         return TransientError(f"timed out after {settings.timeout:g}s ({where})", **ctx)
     if isinstance(exc, openai.APIConnectionError):
         return TransientError(f"cannot connect to {where}", **ctx)
+    if isinstance(exc, MalformedBody):
+        return TransientError(
+            f"{where} answered with a body that is not a chat completion, "
+            f"{stats.http_requests} time(s): {_short(detail, 200)}",
+            **ctx,
+        )
     if status in (401, 403):
         return NonRetryableError(
             f"HTTP {status}: the server refused the credentials; check OPENAI_API_KEY", **ctx
@@ -387,7 +398,10 @@ class ModelClient:
 
         def once() -> Any:
             self._note_request()
-            return self._sync.chat.completions.create(*args, **kwargs)
+            try:
+                return self._sync.chat.completions.create(*args, **kwargs)
+            except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
+                raise MalformedBody(str(exc)) from exc
 
         return self._count(self._retrying(Retrying)(once))
 
@@ -396,7 +410,10 @@ class ModelClient:
 
         async def once() -> Any:
             self._note_request()
-            return await self._async.chat.completions.create(*args, **kwargs)
+            try:
+                return await self._async.chat.completions.create(*args, **kwargs)
+            except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
+                raise MalformedBody(str(exc)) from exc
 
         return self._count(await self._retrying(AsyncRetrying)(once))
 

@@ -173,3 +173,12 @@ def test_settings_never_show_the_key():
     settings = ModelSettings(api_key="sk-test-SECRET-123456", base_url="http://127.0.0.1:1/v1")
     assert "SECRET" not in repr(settings)
     assert "api_key" not in settings.public()
+
+
+def test_a_200_whose_body_is_not_json_is_retried_at_the_http_layer():
+    broken = Reply(body=b'{"id": "chatcmpl-crafted", "choices": [{"ind')
+    result, server = run([broken, GOOD])
+    assert result.stats.http_requests == 2 and result.stats.attempts == 1
+    result, server = run([broken] * 4, http_retries=2)
+    assert isinstance(result, TransientError) and "not a chat completion" in str(result)
+    assert len(server.requests) == 3

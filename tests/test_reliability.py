@@ -175,7 +175,7 @@ def test_fault_batch_of_200_documents(tmp_path):
 
 def test_retry_budgets_run_out_cleanly(tmp_path):
     """Faults on most requests: budgets are exhausted, still typed, bounded, once each."""
-    result = rel.run_batch(tmp_path, docs=40, rate=0.85, seed=11, http_retries=1, reasks=1)
+    result = rel.run_batch(tmp_path, docs=40, rate=0.85, seed=13, http_retries=1, reasks=1)
     assert result.lost() == [] and result.duplicated() == 0 and result.bad_lines == 0
     failed = result.failed_by_kind()
     assert {"transient", "validation"} <= set(failed), failed  # both budgets ran out
