@@ -14,7 +14,7 @@ hit them alike:
                  read file, render prompt, instructor + retries, validation,
                  grounding (inside validation and again for the record), record,
                  JSONL write;
-* ``pipeline, model not pre-wrapped``  the same with ``pipeline.wire_model``
+* ``pipeline, model not pre-wrapped``  the same with ``llm.wire_model``
                  switched off for the arm: how the pipeline ran before that fix
                  (instructor then rebuilt the model class and its JSON schema per call).
 
@@ -85,23 +85,25 @@ async def raw_arm(base_url: str, request: dict[str, Any], n: int, parse: bool) -
 
 
 async def pipeline_arm(base_url: str, paths: list[Path], out: Path, prewrap: bool = True) -> float:
-    from extract import pipeline
+    from extract import llm
     from extract.llm import ModelClient
     from extract.pipeline import Runner, default_task
     from extract.store import ResultWriter
 
     task = default_task()
     client = ModelClient(bench_settings(base_url))
-    wire_model = pipeline.wire_model
+    wire_model = llm.wire_model
     if not prewrap:  # as before the fix: instructor gets the plain model class
-        pipeline.wire_model = lambda model: model
+        llm.wire_model = lambda model: model
+        llm.grounded_model.cache_clear()
     try:
         with ResultWriter(out, resume=False) as writer:
             started = time.perf_counter()
             summary = await Runner(task, client, writer, concurrency=1).run(paths)
             elapsed = time.perf_counter() - started
     finally:
-        pipeline.wire_model = wire_model
+        llm.wire_model = wire_model
+        llm.grounded_model.cache_clear()
     assert summary.ok == len(paths), (summary.failures, summary.failed_docs[:3])
     return elapsed
 

@@ -359,7 +359,10 @@ def print_scorecard(report: dict, rows: list | None) -> None:
         f"{report['cases']} cases extracted"
     )
     for col in ("scope", "P", "R", "F1", "F1 strict", "omission", "spurious", "halluc."):
-        table.add_column(col, justify="left" if col == "scope" else "right")
+        if col == "scope":
+            table.add_column(col, no_wrap=True, min_width=22)
+        else:
+            table.add_column(col, justify="right")
 
     def add(name: str, c: dict) -> None:
         def pct(x: float | None) -> str:

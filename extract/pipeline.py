@@ -14,11 +14,9 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import instructor
 from pydantic import BaseModel
 
 from . import __version__, grounding
@@ -79,19 +77,6 @@ def default_task(prompt_set: str = "case_report", schema: str | None = None) -> 
     module = importlib.import_module(model.__module__)
     version = getattr(module, "SCHEMA_VERSION", "custom")
     return Task(load_prompt_set(prompt_set), model, version)
-
-
-@cache
-def wire_model(model: type[BaseModel]) -> type[BaseModel]:
-    """``model`` wrapped once the way instructor wraps it on every call.
-
-    Given a plain pydantic model, instructor builds a new ``OpenAISchema``
-    subclass per call, which defeats its own schema cache: the full JSON schema
-    was regenerated for every document (over 40% of the pipeline's time per
-    document, see bench/overhead.py). A model that already is an
-    ``OpenAISchema`` is used as it is, so the request sent is unchanged.
-    """
-    return model if issubclass(model, instructor.OpenAISchema) else instructor.openai_schema(model)
 
 
 def _now() -> str:
@@ -242,7 +227,7 @@ class Runner:
             if self.preflight is not None:
                 await asyncio.to_thread(self.preflight, messages)
             ext = await self.client.aextract(
-                messages, wire_model(self.task.response_model), source_text=doc.text
+                messages, self.task.response_model, source_text=doc.text
             )
             return ok_record(self.task, self.client, doc, ext)
         except ExtractError as exc:

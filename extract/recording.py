@@ -41,6 +41,7 @@ RESPONSE_HEADERS = {
     "x-ratelimit-remaining-tokens",
 }
 MISS_CODE = "replay_miss"
+TRANSIENT_STATUSES = {408, 409, 429}
 _PARAMS_IGNORED = {"messages", "tools", "tool_choice", "response_format", "model"}
 
 
@@ -208,8 +209,9 @@ class RecordingStore:
             },
             "body": payload,
         }
-        # Only successful answers are stored: a 5xx or 429 is not a fixture to replay.
-        if response.status_code < 400:
+        # Answers and the server's final refusals (400 context length, 401, 404 …) are
+        # stored; passing faults (408, 409, 429, 5xx) are not fixtures to replay.
+        if response.status_code not in TRANSIENT_STATUSES and response.status_code < 500:
             self.put(
                 key,
                 {"method": request.method, "path": request.url.path, "body": body},

@@ -153,3 +153,22 @@ def test_key_is_nowhere_on_disk(tmp_path):
     assert written
     for path in written:
         assert FAKE_KEY not in path.read_text(encoding="utf-8", errors="replace"), path
+
+
+def test_final_refusals_are_recorded_and_passing_faults_are_not(tmp_path):
+    from extract.errors import NonRetryableError, TransientError
+    from extract.fake_server import crafted_error
+
+    too_long = crafted_error(400, "maximum context length exceeded", "context_length_exceeded")
+    with FakeOpenAIServer([too_long, crafted_error(503, "busy")]) as server:
+        store = RecordingStore(tmp_path, "record")
+        client = ModelClient(settings(server.base_url), store)
+        with pytest.raises(NonRetryableError):
+            client.extract(MESSAGES, CaseReport)
+        other = [MESSAGES[0], {"role": "user", "content": "another report"}]
+        with pytest.raises(TransientError):
+            client.extract(other, CaseReport)
+    assert store.recorded == 1
+    replay = ModelClient(settings("http://127.0.0.1:9/v1"), RecordingStore(tmp_path, "replay"))
+    with pytest.raises(NonRetryableError, match="context"):
+        replay.extract(MESSAGES, CaseReport)
