@@ -1,0 +1,79 @@
+"""Scoring speed: time to score 1,000 (gold, prediction) case pairs.
+
+The pairs are the 15 gold cases against perturbed copies of themselves (an item
+dropped, a name reworded, an assertion flipped, an item invented, patients
+reversed), cycled to the requested count; each pair is scored with its source
+text, so grounding of predicted quotes and quote-overlap pairing are included.
+Run: ``python bench/scoring.py [--pairs 1000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from evals.gold import load_gold_set  # noqa: E402
+from evals.scoring import Scorer, count  # noqa: E402
+from extract.schema import CaseReport  # noqa: E402
+
+
+def perturb(data: dict, rng: random.Random) -> dict:
+    data = copy.deepcopy(data)
+    for patient in data["patients"]:
+        findings = patient["findings"]
+        if findings and rng.random() < 0.5:
+            findings.pop(rng.randrange(len(findings)))
+        if findings and rng.random() < 0.5:
+            f = findings[rng.randrange(len(findings))]
+            f["assertion"] = "absent" if f["assertion"] == "present" else "present"
+        for item in patient["diagnoses"]:
+            if rng.random() < 0.3:
+                item["name"] = "probable " + item["name"]
+        patient["diagnoses"].append(
+            {"name": "invented condition", "evidence": ["a sentence that is not in the report"]}
+        )
+    data["patients"].reverse()
+    return data
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    cases = load_gold_set()
+    preds = [
+        CaseReport.model_validate(perturb(c.extraction.model_dump(mode="json"), rng)) for c in cases
+    ]
+    per_pair, items = [], 0
+    started = time.perf_counter()
+    for i in range(args.pairs):
+        case, pred = cases[i % len(cases)], preds[i % len(cases)]
+        t0 = time.perf_counter()
+        total, _ = count(Scorer(case.text).score(case.extraction, pred))
+        per_pair.append(time.perf_counter() - t0)
+        items += total.gold + total.pred
+    elapsed = time.perf_counter() - started
+    per_pair.sort()
+    print(
+        f"scored {args.pairs} case pairs ({len(cases)} gold cases cycled, "
+        f"{items:,} gold + predicted items) in {elapsed:.2f} s"
+    )
+    print(
+        f"per pair: median {1000 * statistics.median(per_pair):.1f} ms, "
+        f"p95 {1000 * per_pair[int(0.95 * len(per_pair))]:.1f} ms, "
+        f"max {1000 * per_pair[-1]:.1f} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Token ledger and cost: tokens from results and recordings; prices only from the user."""
+
+import json
+
+from typer.testing import CliRunner
+
+from evals.gold import FIXTURES
+from extract.cli import app
+from extract.ledger import Price, ledger_from_recordings, ledger_from_results, load_prices
+
+runner = CliRunner()
+RECORDED = FIXTURES / "recordings" / "gemma-3-270m"
+
+
+def test_recordings_ledger_counts_every_exchange():
+    rows = ledger_from_recordings(RECORDED)
+    files = [p for p in RECORDED.glob("*.json") if p.name != "manifest.json"]
+    assert sum(r.calls for r in rows.values()) == len(files)
+    spent = 0
+    for p in files:
+        usage = (json.loads(p.read_text())["response"]["body"] or {}).get("usage") or {}
+        spent += usage.get("completion_tokens") or 0
+    assert sum(r.completion_tokens for r in rows.values()) == spent
+
+
+def test_results_ledger_includes_reasks(tmp_path):
+    path = tmp_path / "r.jsonl"
+    records = [
+        {
+            "model_returned": "m",
+            "attempts": 3,
+            "usage": {"prompt_tokens": 30, "completion_tokens": 9},
+        },
+        {"model": "m", "attempts": 1, "usage": {"prompt_tokens": 10, "completion_tokens": 2}},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    row = ledger_from_results([path])["m"]
+    assert (row.documents, row.calls, row.prompt_tokens, row.completion_tokens) == (2, 4, 40, 11)
+
+
+def test_prices_come_only_from_the_users_table(tmp_path):
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."m"]\ninput_per_million = 2.0\noutput_per_million = 8.0\n')
+    assert load_prices(prices)["m"] == Price(2.0, 8.0, "USD")
+    assert Price(2.0, 8.0).cost(1_000_000, 500_000) == 6.0
+    path = tmp_path / "r.jsonl"
+    path.write_text(
+        json.dumps(
+            {
+                "model": "m",
+                "attempts": 1,
+                "usage": {"prompt_tokens": 500000, "completion_tokens": 0},
+            }
+        )
+        + "\n"
+    )
+    result = runner.invoke(app, ["cost", str(path), "--prices", str(prices)])
+    assert result.exit_code == 0 and "1.0000 USD" in result.output
+    result = runner.invoke(app, ["cost", str(path)])
+    assert "no price given" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[models.m]\ninput_per_million = 'x'\n")
+    result = runner.invoke(app, ["cost", str(path), "--prices", str(bad)])
+    assert result.exit_code == 2 and "prices" in result.output
