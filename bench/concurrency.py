@@ -125,8 +125,9 @@ def throughput_part(case: str, n: int, runs: list[tuple[int, float]]) -> None:
 def jittered_retry_after(spread: float) -> Iterator[None]:
     """What-if, inside this process only: add uniform(0, spread) s to every Retry-After wait.
 
-    extract/llm.py waits exactly what the server says; this shows what jitter there
-    would do. It patches ``extract.llm.retry_after`` for the duration and restores it.
+    extract/llm.py adds its own small jitter (up to 0.1 x Retry-After + 0.05 s); this
+    shows what more jitter would do, on top of it. It patches ``extract.llm.retry_after``
+    for the duration and restores it.
     """
     import extract.llm as llm
 
@@ -150,7 +151,8 @@ def rpm_part(case: str, rpm: float, n: int, concurrency: int, variants: list[str
         f"answers 429 + Retry-After (whole seconds) over it; {n} documents at concurrency "
         f"{concurrency}, {LATENCY * 1000:.0f} ms latency. Rows: the CLI's default retry "
         "settings (--http-retries 3, --reasks 2); more HTTP retries; and a what-if with "
-        "0-1 s of jitter added to each Retry-After wait (patched in this process only)\n"
+        "0-1 s more jitter on each Retry-After wait, on top of llm.py's own up to 0.15 s "
+        "(patched in this process only)\n"
     )
     body = crafted_body(case)
     rows, failures = [], []
@@ -170,7 +172,7 @@ def rpm_part(case: str, rpm: float, n: int, concurrency: int, variants: list[str
         achieved = (len(ok_times) - 1) / span * 60
         # the bucket starts full: one second of burst is not the sustained rate
         sustained = (len(ok_times) - 1 - rpm / 60) / span * 60
-        label = f"{http_retries}" + (" + jitter (what-if)" if jitter else "")
+        label = f"{http_retries}" + (" + more jitter (what-if)" if jitter else "")
         rows.append(
             [
                 label,

@@ -55,7 +55,10 @@ def main() -> int:
             reasks=0,
         )
         client = ModelClient(settings)
-        print("| task | round | status | prompt tok | generated tok | seconds (whole call) | generated tok/s (whole call) |")
+        print(
+            "| task | round | status | prompt tok | generated tok | seconds (whole call) "
+            "| generated tok/s (whole call) |"
+        )
         print("|---|---|---|---|---|---|---|")
         for name, task in tasks:
             for i in range(args.rounds):

@@ -12,7 +12,7 @@ hit them alike:
                  ``CaseReport.model_validate``: the least any structured extraction does;
 * ``pipeline``   ``Runner.run`` at concurrency 1 over copies of the ada-09 report:
                  read file, render prompt, instructor + retries, validation,
-                 grounding (inside validation and again for the record), record,
+                 grounding (once, inside validation; the record reuses its facts), record,
                  JSONL write;
 * ``pipeline, model not pre-wrapped``  the same with ``llm.wire_model``
                  switched off for the arm: how the pipeline ran before that fix
@@ -135,8 +135,8 @@ STAGES = [
         "parse_response",
     ),
     ("    grounding inside validation", "extract/llm.py", "_check"),
-    ("  grounding for the record (_finish)", "extract/llm.py", "_finish"),
-    ("  grounding.ground (both calls)", "extract/grounding.py", "ground"),
+    ("  _finish (record; reuses the validator's facts)", "extract/llm.py", "_finish"),
+    ("  grounding.ground (all calls)", "extract/grounding.py", "ground"),
     ("    grounding.number_mismatches", "extract/grounding.py", "number_mismatches"),
     ("    Aligner.align", "extract/grounding.py", "align"),
     ("  build the record (ok_record)", "extract/pipeline.py", "ok_record"),

@@ -127,8 +127,9 @@ def expected_outcome(schedule: FaultSchedule, key: str, http_retries: int, reask
     """Walk the schedule for one document the way the client must.
 
     Per model call at most ``http_retries`` + 1 requests (transient faults are
-    retried); at most ``reasks`` + 1 model calls (an answer that is not JSON or
-    violates the schema is re-asked); final faults end the document at once.
+    retried, a 200 whose body is not JSON among them); at most ``reasks`` + 1 model
+    calls (an answer that violates the schema is re-asked); final faults end the
+    document at once.
     """
     index = retries = asks = 0
     for call in range(reasks + 1):

@@ -9,6 +9,7 @@ so the requests match byte for byte. ``live`` runs against a real server;
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from extract import __version__
 from extract.llm import ModelClient, ModelSettings
 from extract.pipeline import Runner, Task, default_task
 from extract.recording import RecordingStore
@@ -38,9 +40,15 @@ def load_manifest(folder: Path) -> dict[str, Any]:
 
 
 def write_manifest(folder: Path, settings: ModelSettings, extra: dict[str, Any]) -> None:
+    """The settings the exchanges were recorded with; notes already there are kept."""
     folder.mkdir(parents=True, exist_ok=True)
-    data = {k: getattr(settings, k) for k in SETTINGS_KEYS} | extra
-    (folder / MANIFEST).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    path = folder / MANIFEST
+    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    data = old | {k: getattr(settings, k) for k in SETTINGS_KEYS} | extra
+    data["server"] = settings.base_url or "the OpenAI API"
+    data["recorded_on"] = dt.date.today().isoformat()
+    data["caseextract_version"] = __version__
+    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
 def settings_from_manifest(manifest: dict[str, Any]) -> ModelSettings:

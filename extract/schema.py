@@ -13,7 +13,7 @@ schema and are part of the prompt. Conventions the rest of the package relies on
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -23,18 +23,18 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from .normalize import expand_spinal_levels, normalise_figure_label, parse_age, parse_duration
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: compact tool schema (no property titles, no null defaults)
 
 Quote = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Evidence = Annotated[
     list[Quote],
     Field(
         min_length=1,
-        description="Verbatim quote(s) copied character for character from the report "
-        "that state this item. Short (a clause or sentence); never paraphrased.",
+        description="Short verbatim quote(s) from the report stating this item.",
     ),
 ]
 OptionalEvidence = Annotated[
@@ -56,8 +56,22 @@ def _expand_levels(levels: list[str]) -> list[str]:
 SpinalLevels = Annotated[list[str], AfterValidator(_expand_levels)]
 
 
+def _compact_schema(schema: dict[str, Any]) -> None:
+    """Drop what costs tokens in every request and tells the model nothing.
+
+    Property titles repeat the field names, and ``"default": null`` repeats what
+    ``required`` already says (bench/tokens.py measures both).
+    """
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+        if prop.get("default", ...) is None:
+            del prop["default"]
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", use_enum_values=True)
+    model_config = ConfigDict(
+        extra="ignore", use_enum_values=True, json_schema_extra=_compact_schema
+    )
 
 
 class Fact(_Model):
@@ -141,9 +155,10 @@ class Age(Fact):
     raw: str = Field(description="The age exactly as written, e.g. '87-year-old', 'early 70s'.")
     value: float | None = Field(None, description="Number as written, e.g. 87 or 3.")
     unit: str | None = Field(None, description="years, months, weeks or days.")
-    years: float | None = Field(None, description="Filled by the program; leave null.")
-    years_low: float | None = Field(None, description="Filled by the program; leave null.")
-    years_high: float | None = Field(None, description="Filled by the program; leave null.")
+    # filled by the validator from ``raw``; not shown to the model
+    years: SkipJsonSchema[float | None] = None
+    years_low: SkipJsonSchema[float | None] = None
+    years_high: SkipJsonSchema[float | None] = None
 
     @model_validator(mode="after")
     def _normalise(self) -> Age:
@@ -167,7 +182,7 @@ class Span(_Model):
     """A length of time as written, with its ISO-8601 duration."""
 
     raw: str = Field(description="As written, e.g. '2 years', '4 days later'.")
-    iso: str | None = Field(None, description="Filled by the program; leave null.")
+    iso: SkipJsonSchema[str | None] = None  # filled by the validator from ``raw``
 
     @model_validator(mode="after")
     def _normalise(self) -> Span:
