@@ -38,6 +38,24 @@ class Reply:
 Responder = Callable[[dict[str, Any], int], Reply]
 
 
+def _completion(
+    model: str, finish_reason: str, message: dict[str, Any], usage: tuple[int, int] = (100, 50)
+) -> dict[str, Any]:
+    """The chat-completion envelope around one crafted message."""
+    return {
+        "id": "chatcmpl-crafted",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "finish_reason": finish_reason, "message": message}],
+        "usage": {
+            "prompt_tokens": usage[0],
+            "completion_tokens": usage[1],
+            "total_tokens": usage[0] + usage[1],
+        },
+    }
+
+
 def crafted_tool_completion(
     arguments: dict[str, Any] | str,
     tool_name: str = "CaseReport",
@@ -48,34 +66,13 @@ def crafted_tool_completion(
 ) -> dict[str, Any]:
     """A chat completion whose single tool call carries ``arguments`` (crafted)."""
     args = arguments if isinstance(arguments, str) else json.dumps(arguments)
-    return {
-        "id": "chatcmpl-crafted",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": finish_reason,
-                "message": {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": "call_crafted",
-                            "type": "function",
-                            "function": {"name": tool_name, "arguments": args},
-                        }
-                    ],
-                },
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
+    call = {
+        "id": "call_crafted",
+        "type": "function",
+        "function": {"name": tool_name, "arguments": args},
     }
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    return _completion(model, finish_reason, message, (prompt_tokens, completion_tokens))
 
 
 def crafted_text_completion(
@@ -85,20 +82,8 @@ def crafted_text_completion(
     refusal: str | None = None,
 ) -> dict[str, Any]:
     """A chat completion with plain message content (crafted)."""
-    return {
-        "id": "chatcmpl-crafted",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": finish_reason,
-                "message": {"role": "assistant", "content": content, "refusal": refusal},
-            }
-        ],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
-    }
+    message = {"role": "assistant", "content": content, "refusal": refusal}
+    return _completion(model, finish_reason, message)
 
 
 def crafted_error(
