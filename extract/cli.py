@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,7 @@ from .documents import discover
 from .errors import ExtractError
 from .llm import MODES, ModelClient, ModelSettings
 from .local import LocalServer
-from .pipeline import Runner, RunSummary, default_task
+from .pipeline import Runner, RunSummary, Task, default_task
 from .recording import RecordingStore
 from .store import ResultWriter, write_csv
 
@@ -153,13 +154,7 @@ def run(
         settings = build_settings(model, base_url, mode, timeout, max_tokens, http_retries, reasks)
         task = default_task(prompt_set, schema)
         client = ModelClient(settings, open_store(recordings, record_mode))
-        preflight = None
-        if server is not None:
-            local_server = server
-
-            def preflight(messages: list[dict[str, str]]) -> None:
-                local_server.check_fits(messages, settings.max_tokens)
-
+        preflight = server.preflight(settings.max_tokens) if server is not None else None
         summary = execute(task, client, paths, output, concurrency, resume, progress, preflight)
     except (ExtractError, ValueError) as exc:
         raise _fail(str(exc)) from None
@@ -185,8 +180,15 @@ def start_local(model_path: Path | None, n_ctx: int) -> LocalServer:
 
 
 def execute(
-    task, client, paths, output, concurrency, resume, show_progress, preflight=None
-) -> RunSummary:  # noqa: ANN001, E501
+    task: Task,
+    client: ModelClient,
+    paths: list[Path],
+    output: Path,
+    concurrency: int,
+    resume: bool,
+    show_progress: bool,
+    preflight: Callable[[list[dict[str, str]]], None] | None = None,
+) -> RunSummary:
     with ResultWriter(output, resume=resume) as writer:
         bar = Progress(
             TextColumn("[bold]extracting"),
@@ -313,11 +315,7 @@ def eval_(
             folder = FIXTURES / "recordings" / safe_filename(model)
         preflight = None
         if server is not None and settings is not None:
-            local_server, limit = server, settings.max_tokens
-
-            def preflight(messages: list[dict[str, str]]) -> None:
-                local_server.check_fits(messages, limit)
-
+            preflight = server.preflight(settings.max_tokens)
         report = evaluate(
             out_dir,
             folder,

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
@@ -148,6 +149,10 @@ class LocalServer:
                 f"{max_tokens or 0:,} > n_ctx {self.n_ctx:,}; use --n-ctx (memory grows with it) "
                 "or a server with a longer context"
             )
+
+    def preflight(self, max_tokens: int | None) -> Callable[[list[dict[str, str]]], None]:
+        """A check for the pipeline to run before each document (see ``check_fits``)."""
+        return lambda messages: self.check_fits(messages, max_tokens)
 
     def stop(self) -> None:
         proc, self.process = self.process, None

@@ -215,7 +215,7 @@ class Runner:
         """One document → its record (or ``None`` when already done)."""
         info: dict[str, Any] = {"id": document_id(path), "path": str(path), "sha256": None}
         try:
-            doc = load_document(path)
+            doc = await asyncio.to_thread(load_document, path)  # PDFs parse slowly
             info = _doc_info(doc)
             key = (doc.id, doc.sha256)
             # the same document twice in one batch (a copy in another folder) is one
