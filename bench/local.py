@@ -67,7 +67,7 @@ def main() -> int:
                     ext = client.extract(task.messages(doc), task.response_model, doc.text)
                     stats, status = ext.stats, "ok"
                 except ExtractError as exc:
-                    usage = exc.context.get("usage", {})
+                    usage = exc.context.get("stats", {})
                     stats, status = None, exc.kind
                 seconds = time.perf_counter() - t0
                 prompt = stats.prompt_tokens if stats else usage.get("prompt_tokens", 0)

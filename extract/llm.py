@@ -180,8 +180,12 @@ def retry_after(exc: BaseException) -> float | None:
     try:
         return float(value)
     except ValueError:
+        pass
+    try:  # an HTTP date
         parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+    except (TypeError, ValueError):
+        return None  # unreadable: fall back to our own backoff
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> ExtractError:
@@ -189,7 +193,7 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
     ctx = {
         "attempts": stats.attempts,
         "http_requests": stats.http_requests,
-        "usage": stats.to_dict(),
+        "stats": stats.to_dict(),
     }
     if isinstance(exc, ExtractError):
         exc.context.update(ctx)

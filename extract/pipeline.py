@@ -100,6 +100,21 @@ def _base_record(task: Task, client: ModelClient, doc_info: dict[str, Any]) -> d
     }
 
 
+def _call_fields(stats: dict[str, Any]) -> dict[str, Any]:
+    """What a model call cost, from ``CallStats.to_dict()`` (also on errors' context)."""
+    return {
+        "model_returned": stats.get("model"),
+        "attempts": stats.get("attempts", 0),
+        "http_requests": stats.get("http_requests", 0),
+        "http_retries": stats.get("http_retries", 0),
+        "usage": {
+            k: stats.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+        },
+        "latency_s": stats.get("latency_s"),
+        "finished_at": _now(),
+    }
+
+
 def ok_record(task: Task, client: ModelClient, doc: Document, ext: Extraction) -> dict[str, Any]:
     record = _base_record(task, client, _doc_info(doc))
     gstats = grounding.stats(ext.facts)
@@ -111,17 +126,7 @@ def ok_record(task: Task, client: ModelClient, doc: Document, ext: Extraction) -
             "rate": None if gstats.rate is None else round(gstats.rate, 4),
             "facts": [f.to_dict() for f in ext.facts],
         },
-        model_returned=ext.stats.model,
-        attempts=ext.stats.attempts,
-        http_requests=ext.stats.http_requests,
-        http_retries=ext.stats.http_retries,
-        usage={
-            "prompt_tokens": ext.stats.prompt_tokens,
-            "completion_tokens": ext.stats.completion_tokens,
-            "total_tokens": ext.stats.total_tokens,
-        },
-        latency_s=ext.stats.latency_s,
-        finished_at=_now(),
+        **_call_fields(ext.stats.to_dict()),
     )
     return record
 
@@ -133,16 +138,7 @@ def failed_record(
     kind = exc.kind if isinstance(exc, ExtractError) else "internal"
     message = redact(str(exc) or type(exc).__name__, client.settings.api_key)
     ctx = exc.context if isinstance(exc, ExtractError) else {}
-    usage = ctx.get("usage", {})
-    record.update(
-        error={"kind": kind, "message": message},
-        attempts=ctx.get("attempts", 0),
-        http_requests=ctx.get("http_requests", 0),
-        http_retries=usage.get("http_retries", 0),
-        usage={k: usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")},
-        latency_s=usage.get("latency_s"),
-        finished_at=_now(),
-    )
+    record.update(error={"kind": kind, "message": message}, **_call_fields(ctx.get("stats", {})))
     if ctx.get("last_completion"):
         record["last_completion"] = ctx["last_completion"]
     return record
@@ -166,7 +162,6 @@ class RunSummary:
     attempts: int = 0
     http_requests: int = 0
     grounding: grounding.GroundingStats = field(default_factory=grounding.GroundingStats)
-    by_model: Counter[str] = field(default_factory=Counter)
 
     def add(self, record: dict[str, Any]) -> None:
         usage = record.get("usage") or {}
@@ -174,9 +169,6 @@ class RunSummary:
         self.completion_tokens += usage.get("completion_tokens", 0)
         self.attempts += record.get("attempts", 0)
         self.http_requests += record.get("http_requests", 0)
-        self.by_model[record.get("model_returned") or record.get("model") or "?"] += usage.get(
-            "total_tokens", 0
-        )
         if record["status"] == "ok":
             self.ok += 1
             g = (record.get("grounding") or {}).get("stats")

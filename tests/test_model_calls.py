@@ -165,6 +165,7 @@ def test_retry_after_parsing():
     assert retry_after(E({"retry-after": "3"})) == 3
     assert retry_after(E({"retry-after-ms": "250"})) == 0.25
     assert retry_after(E({})) is None
+    assert retry_after(E({"retry-after": "soon"})) is None  # unreadable: our own backoff
     when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 5))
     assert 3 <= retry_after(E({"retry-after": when})) <= 6
 
