@@ -22,6 +22,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
@@ -117,6 +118,7 @@ class CallStats:
     latency_s: float = 0.0
     model: str | None = None  # as the server names it
     finish_reason: str | None = None
+    json_repairs: int = 0  # answers whose raw control characters were escaped
 
     @property
     def total_tokens(self) -> int:
@@ -254,6 +256,56 @@ def completion_text(completion: Any, limit: int = 4000) -> str:
     except (AttributeError, IndexError, TypeError):
         text = str(completion)
     return _short(text, limit)
+
+
+def escape_control_characters(text: str) -> str:
+    """``text`` with raw control characters inside JSON strings escaped.
+
+    JSON forbids U+0000–U+001F unescaped inside a string; a grammar-constrained
+    local server (llama.cpp) lets them through, and pydantic's parser then rejects
+    the whole answer. Outside strings they are whitespace or errors and are left
+    for the parser to judge. Nothing else is changed.
+    """
+    out: list[str] = []
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            elif ch < " ":
+                out.append(_CONTROL_ESCAPES.get(ch) or f"\\u{ord(ch):04x}")
+                continue
+        elif ch == '"':
+            in_string = True
+        out.append(ch)
+    return "".join(out)
+
+
+_CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
+def repair_control_characters(message: Any) -> bool:
+    """Escape raw control characters in a message's JSON (tool-call arguments and
+    content) in place; True when anything changed. The recording keeps the raw answer."""
+    changed = False
+    for call in getattr(message, "tool_calls", None) or []:
+        fn = getattr(call, "function", None)
+        args = getattr(fn, "arguments", None)
+        if isinstance(args, str) and _CONTROL.search(args):
+            fixed = escape_control_characters(args)
+            changed |= fixed != args
+            fn.arguments = fixed
+    content = getattr(message, "content", None)
+    if isinstance(content, str) and content.lstrip()[:1] in ("{", "[") and _CONTROL.search(content):
+        fixed = escape_control_characters(content)
+        changed |= fixed != content
+        message.content = fixed
+    return changed
 
 
 def _truncated_message(settings: ModelSettings) -> str:
@@ -401,6 +453,8 @@ class ModelClient:
             stats.finish_reason = getattr(choice, "finish_reason", None)
         if choice is None:
             raise ModelCallError("the server returned no choices")
+        if repair_control_characters(choice.message) and ctx is not None:
+            ctx.stats.json_repairs += 1
         usage = getattr(response, "usage", None)
         at_limit = (
             self.settings.max_tokens is not None

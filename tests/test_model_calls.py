@@ -1,5 +1,6 @@
 """Retry layering against a real HTTP server on 127.0.0.1 answering crafted replies."""
 
+import json
 import time
 
 import pytest
@@ -18,7 +19,7 @@ from extract.fake_server import (
     crafted_text_completion,
     crafted_tool_completion,
 )
-from extract.llm import ModelSettings, retry_after
+from extract.llm import ModelSettings, escape_control_characters, retry_after
 from extract.schema import CaseReport
 
 from helpers import CRAFTED_SEED_ANSWER, client_for, crafted_answer
@@ -183,3 +184,27 @@ def test_a_200_whose_body_is_not_json_is_retried_at_the_http_layer():
     result, server = run([broken] * 4, http_retries=2)
     assert isinstance(result, TransientError) and "not a chat completion" in str(result)
     assert len(server.requests) == 3
+
+
+def test_raw_control_characters_inside_json_strings_are_escaped_not_reasked(seed_text):
+    # crafted: what llama.cpp's grammar lets through — a raw newline and tab inside a string
+    answer = crafted_answer(label="Pat\nient\t")
+    raw = json.dumps(answer).replace("Pat\\nient\\t", "Pat\nient\t")
+    assert "\n" in raw
+    result, server = run([Reply(body=crafted_tool_completion(raw)), GOOD], reasks=0)
+    assert len(server.requests) == 1
+    assert result.value.patients[0].label == "Pat\nient\t"
+    assert result.stats.json_repairs == 1
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ('{"a": "x\ny"}', '{"a": "x\\ny"}'),
+        ('{"a": "q\\"\x01"}', '{"a": "q\\"\\u0001"}'),
+        ('{\n "a": "\\\\"\n}', '{\n "a": "\\\\"\n}'),  # whitespace outside strings stays
+    ],
+)
+def test_escape_control_characters(raw, expected):
+    assert escape_control_characters(raw) == expected
+    json.loads(expected)
