@@ -43,7 +43,7 @@ def case_path(case: str) -> Path:
 
 def crafted_body(case: str) -> bytes:
     """A chat completion whose tool call carries the gold label of ``case`` (crafted)."""
-    from extract.fake_server import crafted_tool_completion
+    from caseextract.testing import crafted_tool_completion
 
     return json.dumps(
         crafted_tool_completion(gold_extraction(case), tool_name="CaseReport")
@@ -190,7 +190,7 @@ def _serve(config: dict[str, Any], ready: Any, stop: Any, results: Any) -> None:
     import socketserver
     from http.server import ThreadingHTTPServer
 
-    from extract.fake_server import FakeOpenAIServer, Reply, crafted_error
+    from caseextract.testing import FakeOpenAIServer, Reply, crafted_error
 
     ThreadingHTTPServer.request_queue_size = 256  # accept bursts of 32+ connections
     # The handler writes headers and body in two sends; with Nagle on, the body
@@ -281,7 +281,7 @@ class ServerProcess:
 
 
 def bench_settings(base_url: str, **overrides: Any) -> Any:
-    from extract.llm import ModelSettings
+    from caseextract.llm import ModelSettings
 
     values: dict[str, Any] = {"model": "crafted-model", "base_url": base_url, "timeout": 30.0}
     values.update(overrides)

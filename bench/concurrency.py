@@ -52,9 +52,9 @@ RUN_TIMEOUT_S = 300.0  # no single batch may run longer than this
 async def run_batch(
     base_url: str, paths: list[Path], out: Path, concurrency: int, **settings: Any
 ) -> dict[str, Any]:
-    from extract.llm import ModelClient
-    from extract.pipeline import Runner, default_task
-    from extract.store import ResultWriter
+    from caseextract.llm import ModelClient
+    from caseextract.pipeline import Runner, default_task
+    from caseextract.store import ResultWriter
 
     done: list[float] = []
     client = ModelClient(bench_settings(base_url, **settings))
@@ -129,7 +129,7 @@ def jittered_retry_after(spread: float) -> Iterator[None]:
     shows what more jitter would do, on top of it. It patches ``extract.llm.retry_after``
     for the duration and restores it.
     """
-    import extract.llm as llm
+    import caseextract.llm.client as llm
 
     original = llm.retry_after
     rng = random.Random(1)

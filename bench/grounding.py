@@ -99,7 +99,7 @@ def main() -> None:
     args = ap.parse_args()
     n = max(len(KINDS), min(args.quotes, 2000))
 
-    from extract.grounding import Aligner
+    from caseextract.grounding import Aligner
 
     print_header("grounding: 200 quotes against an 87k-character article")
     text = (CASES / f"{ARTICLE}.txt").read_text(encoding="utf-8")

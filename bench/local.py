@@ -16,13 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from extract.documents import load_document  # noqa: E402
-from extract.errors import ExtractError  # noqa: E402
-from extract.llm import ModelClient, ModelSettings  # noqa: E402
-from extract.local import LocalServer  # noqa: E402
-from extract.pipeline import default_task  # noqa: E402
+from caseextract.documents import load_document
+from caseextract.errors import ExtractError
+from caseextract.llm import ModelClient, ModelSettings
+from caseextract.llm.local import LocalServer
+from caseextract.pipeline import default_task
 
 SEED = (
     Path(__file__).resolve().parent.parent / "fixtures/cases/seed-vertebroplasty-cement-leakage.txt"
@@ -38,7 +36,7 @@ def main() -> int:
     args = parser.parse_args()
     doc = load_document(SEED)
     tasks = [
-        ("cement_leakage", default_task("cement_leakage", "extract.tasks:CementLeakage")),
+        ("cement_leakage", default_task("cement_leakage", "caseextract.tasks:CementLeakage")),
         ("case_report", default_task()),
     ]
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """Memory: peak RSS of ``caseextract run`` over a 1,000-document batch.
 
 1,000 copies of the seed report (2 kB each) go through the real command line,
-``python -m extract run`` in a child process at concurrency 8, against a fake
+``python -m caseextract run`` in a child process at concurrency 8, against a fake
 server on 127.0.0.1 whose answer is crafted from the seed report's gold label.
 While it runs, the child's VmRSS and VmHWM (peak) are read from
 /proc/<pid>/status each time another 100 records have been written to the JSONL
@@ -57,7 +57,7 @@ def main() -> None:
     n = max(1, min(args.docs, 20000))
     every = max(1, args.every)
 
-    print_header(f"memory: RSS of `python -m extract run` over {n:,} documents")
+    print_header(f"memory: RSS of `python -m caseextract run` over {n:,} documents")
     body = crafted_body(SMALL_CASE)
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(body=body) as url:
         folder = Path(tmp)
@@ -66,7 +66,7 @@ def main() -> None:
         cmd = [
             sys.executable,
             "-m",
-            "extract",
+            "caseextract",
             "run",
             str(folder / "docs"),
             "-o",

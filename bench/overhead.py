@@ -51,10 +51,10 @@ from _common import (
 
 def capture_request(body: bytes) -> dict[str, Any]:
     """The request body the pipeline sends for the ada-09 report (captured in-process)."""
-    from extract.fake_server import FakeOpenAIServer, Reply
-    from extract.llm import ModelClient
-    from extract.pipeline import Runner, default_task
-    from extract.store import ResultWriter
+    from caseextract.llm import ModelClient
+    from caseextract.pipeline import Runner, default_task
+    from caseextract.store import ResultWriter
+    from caseextract.testing import FakeOpenAIServer, Reply
 
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAIServer(default=Reply(body=body)) as srv:
         task = default_task()
@@ -69,8 +69,7 @@ def capture_request(body: bytes) -> dict[str, Any]:
 
 async def raw_arm(base_url: str, request: dict[str, Any], n: int, parse: bool) -> float:
     import openai
-
-    from extract.schema import CaseReport
+    from caseextract.schema import CaseReport
 
     client = openai.AsyncOpenAI(base_url=base_url, api_key="no-key-needed", max_retries=0)
     started = time.perf_counter()
@@ -85,10 +84,10 @@ async def raw_arm(base_url: str, request: dict[str, Any], n: int, parse: bool) -
 
 
 async def pipeline_arm(base_url: str, paths: list[Path], out: Path, prewrap: bool = True) -> float:
-    from extract import llm
-    from extract.llm import ModelClient
-    from extract.pipeline import Runner, default_task
-    from extract.store import ResultWriter
+    import caseextract.llm.client as llm
+    from caseextract.llm import ModelClient
+    from caseextract.pipeline import Runner, default_task
+    from caseextract.store import ResultWriter
 
     task = default_task()
     client = ModelClient(bench_settings(base_url))

@@ -15,13 +15,10 @@ import random
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from evals.gold import load_gold_set  # noqa: E402
-from evals.scoring import Scorer, count  # noqa: E402
-from extract.schema import CaseReport  # noqa: E402
+from caseextract.evals.gold import load_gold_set
+from caseextract.evals.scoring import Scorer, count
+from caseextract.schema import CaseReport
 
 
 def perturb(data: dict, rng: random.Random) -> dict:

@@ -90,15 +90,15 @@ def _load_encoding(name: str, timeout: float = 20.0) -> tuple[Any, str]:
 
 def capture(mode: str = "tools", cases: list[Path] | None = None) -> list[tuple[Path, dict]]:
     """(document, request body) for each report, as the pipeline sends them in ``mode``."""
-    from extract.fake_server import (
+    from caseextract.llm import ModelClient, ModelSettings
+    from caseextract.pipeline import Runner, default_task
+    from caseextract.store import ResultWriter
+    from caseextract.testing import (
         FakeOpenAIServer,
         Reply,
         crafted_text_completion,
         crafted_tool_completion,
     )
-    from extract.llm import ModelClient, ModelSettings
-    from extract.pipeline import Runner, default_task
-    from extract.store import ResultWriter
 
     gold = gold_extraction(SMALL_CASE)
     if mode.startswith("tools"):
@@ -120,7 +120,7 @@ def capture(mode: str = "tools", cases: list[Path] | None = None) -> list[tuple[
 
 
 def parts(path: Path, request: dict[str, Any]) -> dict[str, str]:
-    from extract.documents import load_document
+    from caseextract.documents import load_document
 
     doc = load_document(path).for_model
     messages = request["messages"]

@@ -2,7 +2,7 @@
 
 Agreement is the F1 of one labelling scored against the other (symmetric for
 F1), field family by field family, relaxed (same items) and strict (same items
-with the same attributes). Run: ``python -m evals.agreement [DIR_A DIR_B]``.
+with the same attributes). Run: ``python -m caseextract.evals.agreement [DIR_A DIR_B]``.
 """
 
 from __future__ import annotations

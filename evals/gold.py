@@ -13,10 +13,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from caseextract.grounding import Aligner, MatchStatus, iter_facts
+from caseextract.schema import CaseReport
 from pydantic import BaseModel, Field, ValidationError
-
-from extract.grounding import Aligner, MatchStatus, iter_facts
-from extract.schema import CaseReport
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from caseextract import __version__
+from caseextract.llm import ModelClient, ModelSettings
+from caseextract.llm.recording import RecordingStore
+from caseextract.pipeline import Runner, Task, default_task
+from caseextract.store import ResultWriter, read_records
 from pydantic import BaseModel
-
-from extract import __version__
-from extract.llm import ModelClient, ModelSettings
-from extract.pipeline import Runner, Task, default_task
-from extract.recording import RecordingStore
-from extract.store import ResultWriter, read_records
 
 from .gold import FIXTURES, GoldCase, load_gold_set
 from .scoring import Counts, Entry, Scorer, count

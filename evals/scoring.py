@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from caseextract.grounding import Aligner
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 from rapidfuzz.utils import default_process
 from scipy.optimize import linear_sum_assignment
-
-from extract.grounding import Aligner
 
 MATCH_THRESHOLD = 80.0  # key-text similarity (0-100) needed to pair two items
 ATTR_THRESHOLD = 70.0  # similarity for secondary short texts in strict matching

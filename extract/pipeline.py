@@ -24,8 +24,8 @@ from .documents import Document, document_id, load_document, safe_filename
 from .errors import ConfigError, ExtractError
 from .llm import Extraction, ModelClient
 from .prompts import PromptSet, load_prompt_set
+from .redaction import redact
 from .schema import SCHEMA_VERSION, CaseReport
-from .secrets import redact
 from .store import ResultWriter
 
 log = logging.getLogger("caseextract.pipeline")

@@ -3,7 +3,7 @@
 It shows how a team brings its own response model and prompt set and reuses
 ``run``, ``eval`` and ``diff`` unchanged::
 
-    caseextract run report.txt --schema extract.tasks:CementLeakage --prompt-set cement_leakage
+    caseextract run report.txt --schema caseextract.tasks:CementLeakage --prompt-set cement_leakage
 
 It is also small enough for the bundled 270M local model to answer quickly.
 """

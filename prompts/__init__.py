@@ -1,5 +1,64 @@
-"""Prompt template sets shipped with caseextract."""
+"""Prompt sets: a folder of Jinja2 templates, rendered by us, never by instructor.
 
+A prompt set holds ``system.j2`` and ``user.j2``. Templates are rendered with
+``StrictUndefined`` (a missing variable is an error, not an empty string). The
+document is passed as a *value*: Jinja does not re-read what it inserts, so a
+report containing ``{{ … }}`` or ``{% … %}`` reaches the model byte for byte.
+The prompt version is a hash of the set's files, recorded in every result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+
+from ..errors import PromptError
 
 PROMPTS_DIR = Path(__file__).resolve().parent
+REQUIRED = ("system.j2", "user.j2")
+DEFAULT_PROMPT_SET = "case_report"
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    name: str
+    folder: Path
+    version: str
+    _env: Environment
+
+    def render(self, **variables: Any) -> list[dict[str, str]]:
+        """Chat messages for one document."""
+        try:
+            system = self._env.get_template("system.j2").render(**variables).strip()
+            user = self._env.get_template("user.j2").render(**variables).strip()
+        except TemplateError as exc:
+            raise PromptError(f"prompt set {self.name!r}: {exc}") from None
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def _version(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.j2")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def load_prompt_set(name_or_path: str | Path = DEFAULT_PROMPT_SET) -> PromptSet:
+    """A shipped set by name (``case_report``) or any folder holding system.j2 and user.j2."""
+    folder = Path(name_or_path)
+    if not folder.is_dir():
+        folder = PROMPTS_DIR / str(name_or_path)
+    missing = [f for f in REQUIRED if not (folder / f).is_file()]
+    if missing:
+        raise PromptError(f"prompt set {str(name_or_path)!r}: missing {', '.join(missing)}")
+    env = Environment(
+        loader=FileSystemLoader(str(folder)),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    return PromptSet(folder.name, folder, _version(folder), env)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from extract.llm import ModelClient, ModelSettings
+from caseextract.llm import ModelClient, ModelSettings
 
 SEED_QUOTE_AGE = "An 87-year-old female patient"
 

@@ -5,11 +5,10 @@ import subprocess
 import sys
 
 import pytest
+from caseextract.cli import app
+from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
 from pypdf import PdfWriter
 from typer.testing import CliRunner
-
-from extract.cli import app
-from extract.fake_server import FakeOpenAIServer, Reply, crafted_tool_completion
 
 from helpers import CRAFTED_SEED_ANSWER
 
@@ -184,7 +183,7 @@ def test_no_key_and_no_server_is_a_clear_error(tmp_path, seed_text):
 
 def test_python_dash_m_works():
     done = subprocess.run(
-        [sys.executable, "-m", "extract", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "caseextract", "--help"], capture_output=True, text=True
     )
     assert done.returncode == 0 and "run" in done.stdout
 

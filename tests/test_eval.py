@@ -2,11 +2,10 @@
 
 import json
 
+from caseextract.cli import app
+from caseextract.evals.gold import FIXTURES, load_gold_set
+from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
 from typer.testing import CliRunner
-
-from evals.gold import FIXTURES, load_gold_set
-from extract.cli import app
-from extract.fake_server import FakeOpenAIServer, Reply, crafted_tool_completion
 
 runner = CliRunner()
 CASES = [
@@ -17,7 +16,7 @@ RECORDED = FIXTURES / "recordings" / "gemma-3-270m"
 
 
 def test_every_gold_file_is_valid_and_grounded():
-    from evals.gold import check
+    from caseextract.evals.gold import check
 
     files = sorted((FIXTURES / "gold").glob("*.json")) + sorted(
         (FIXTURES / "gold-second").glob("*.json")

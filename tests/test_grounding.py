@@ -1,9 +1,8 @@
 """Quotes aligned to spans of the original text."""
 
 import pytest
-
-from extract.grounding import Aligner, MatchStatus, ground, number_mismatches, stats
-from extract.schema import Age, CaseReport, Intervention
+from caseextract.grounding import Aligner, MatchStatus, ground, number_mismatches, stats
+from caseextract.schema import Age, CaseReport, Intervention
 
 SOURCE = (
     "Intradural cement leakage after vertebroplasty. An 87-year-old female patient had "

@@ -5,11 +5,10 @@ import shutil
 import subprocess
 
 import pytest
+from caseextract.cli import app
+from caseextract.review.html import Highlight, highlighted_source
+from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
 from typer.testing import CliRunner
-
-from extract.cli import app
-from extract.fake_server import FakeOpenAIServer, Reply, crafted_tool_completion
-from extract.html import Highlight, highlighted_source
 
 from conftest import SEED
 from helpers import crafted_answer

@@ -2,11 +2,15 @@
 
 import json
 
+from caseextract.cli import app
+from caseextract.evals.gold import FIXTURES
+from caseextract.review.ledger import (
+    Price,
+    ledger_from_recordings,
+    ledger_from_results,
+    load_prices,
+)
 from typer.testing import CliRunner
-
-from evals.gold import FIXTURES
-from extract.cli import app
-from extract.ledger import Price, ledger_from_recordings, ledger_from_results, load_prices
 
 runner = CliRunner()
 RECORDED = FIXTURES / "recordings" / "gemma-3-270m"

@@ -37,7 +37,7 @@ def llama_processes(port: str) -> list[str]:
 
 def caseextract(*args, timeout=900):
     return subprocess.run(
-        [sys.executable, "-m", "extract", *map(str, args)],
+        [sys.executable, "-m", "caseextract", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -58,7 +58,7 @@ def test_seed_report_through_the_real_local_server(tmp_path):
         "--n-ctx",
         "4096",
         "--schema",
-        "extract.tasks:CementLeakage",
+        "caseextract.tasks:CementLeakage",
         "--prompt-set",
         "cement_leakage",
         "--max-tokens",
@@ -91,18 +91,22 @@ def test_document_longer_than_the_context_is_refused_clearly(tmp_path):
 
 
 def test_ctrl_c_leaves_no_orphan_server(tmp_path):
+    # every gold case, one at a time: the run lasts minutes whatever the model answers,
+    # so the interrupt always lands while the server is up and work is in flight
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "extract",
+            "caseextract",
             "run",
-            str(SEED),
+            str(ROOT / "fixtures" / "cases"),
             "--local",
             "--n-ctx",
             "4096",
             "--max-tokens",
-            "2048",
+            "1024",
+            "-j",
+            "1",
             "-o",
             str(tmp_path / "o.jsonl"),
             "--no-progress",
@@ -115,10 +119,12 @@ def test_ctrl_c_leaves_no_orphan_server(tmp_path):
     deadline = time.monotonic() + 300
     while port is None and time.monotonic() < deadline:
         line = proc.stderr.readline()
+        if not line:  # the child ended before it named its server
+            break
         if "127.0.0.1:" in line:
             port = port_of(line)
-    assert port and llama_processes(port)
-    time.sleep(3)  # generation under way
+    assert port and llama_processes(port), proc.communicate(timeout=60)[1][-2000:]
+    time.sleep(3)  # requests under way
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=120)[1]
     assert proc.returncode == 130, rest[-2000:]

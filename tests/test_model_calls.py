@@ -4,23 +4,22 @@ import json
 import time
 
 import pytest
-
-from extract.errors import (
+from caseextract.errors import (
     ModelRefused,
     NonRetryableError,
     OutputTruncated,
     TransientError,
     ValidationFailed,
 )
-from extract.fake_server import (
+from caseextract.llm import ModelSettings, escape_control_characters, retry_after
+from caseextract.schema import CaseReport
+from caseextract.testing import (
     FakeOpenAIServer,
     Reply,
     crafted_error,
     crafted_text_completion,
     crafted_tool_completion,
 )
-from extract.llm import ModelSettings, escape_control_characters, retry_after
-from extract.schema import CaseReport
 
 from helpers import CRAFTED_SEED_ANSWER, client_for, crafted_answer
 

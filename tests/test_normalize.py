@@ -1,13 +1,12 @@
 import pytest
-
-from extract.normalize import (
+from caseextract.normalize import (
     expand_spinal_levels,
     normalise_figure_label,
     numbers_in,
     parse_age,
     parse_duration,
 )
-from extract.schema import Age, Intervention, Span
+from caseextract.schema import Age, Intervention, Span
 
 
 @pytest.mark.parametrize(

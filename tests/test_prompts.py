@@ -1,12 +1,11 @@
 import json
 
 import pytest
-
-from extract.documents import Document
-from extract.errors import PromptError
-from extract.fake_server import FakeOpenAIServer, Reply, crafted_tool_completion
-from extract.pipeline import default_task
-from extract.prompts import load_prompt_set
+from caseextract.documents import Document
+from caseextract.errors import PromptError
+from caseextract.pipeline import default_task
+from caseextract.prompts import load_prompt_set
+from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
 
 from helpers import CRAFTED_SEED_ANSWER, client_for
 

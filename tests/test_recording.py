@@ -4,12 +4,11 @@ import asyncio
 import json
 
 import pytest
-
-from extract.errors import ReplayMiss
-from extract.fake_server import FakeOpenAIServer, Reply, crafted_tool_completion
-from extract.llm import ModelClient, ModelSettings
-from extract.recording import RecordingStore
-from extract.schema import CaseReport
+from caseextract.errors import ReplayMiss
+from caseextract.llm import ModelClient, ModelSettings
+from caseextract.llm.recording import RecordingStore
+from caseextract.schema import CaseReport
+from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
 
 from helpers import CRAFTED_SEED_ANSWER
 
@@ -156,8 +155,8 @@ def test_key_is_nowhere_on_disk(tmp_path):
 
 
 def test_final_refusals_are_recorded_and_passing_faults_are_not(tmp_path):
-    from extract.errors import NonRetryableError, TransientError
-    from extract.fake_server import crafted_error
+    from caseextract.errors import NonRetryableError, TransientError
+    from caseextract.testing import crafted_error
 
     too_long = crafted_error(400, "maximum context length exceeded", "context_length_exceeded")
     with FakeOpenAIServer([too_long, crafted_error(503, "busy")]) as server:

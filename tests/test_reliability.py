@@ -1,7 +1,7 @@
 """Reliability under faults, kills and hostile input, over real HTTP on 127.0.0.1.
 
 The server is ``extract.fake_server`` running in this process; every reply is
-crafted. The kill and interrupt tests run ``python -m extract run`` as a child
+crafted. The kill and interrupt tests run ``python -m caseextract run`` as a child
 process against it. Nothing here asserts wall-clock limits: waits are for
 events (requests seen, lines written, exit), with generous ceilings that only
 keep a broken run from hanging the suite.
@@ -22,10 +22,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import caseextract.testing.fault_batch as rel
 import pytest
-
-from extract.documents import MAX_BYTES, load_document
-from extract.fake_server import (
+from caseextract.documents import MAX_BYTES, load_document
+from caseextract.llm import ModelClient, ModelSettings
+from caseextract.pipeline import Runner, default_task
+from caseextract.store import ResultWriter
+from caseextract.testing import (
     FAULT_KINDS,
     FINAL_FAULTS,
     FakeOpenAIServer,
@@ -35,14 +38,8 @@ from extract.fake_server import (
     crafted_fault,
     crafted_tool_completion,
 )
-from extract.llm import ModelClient, ModelSettings
-from extract.pipeline import Runner, default_task
-from extract.store import ResultWriter
 
 from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "bench"))
-import reliability as rel  # noqa: E402  (bench/reliability.py: the batch harness)
 
 FAKE_KEY = "sk-test-caseextract-SECRET-0123456789"  # a fake key, here to be scanned for
 FAKE_LOCAL_KEY = "caseextract-local-SECRET-0123456789"  # not key-shaped: only registration hides it
@@ -67,7 +64,7 @@ def child_env(key: str | None = None) -> dict[str, str]:
 
 def run_cmd(docs: Path, out: Path, base_url: str, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "extract", "run", str(docs), "-o", str(out),
+        sys.executable, "-m", "caseextract", "run", str(docs), "-o", str(out),
         "--base-url", base_url, "--model", "crafted-model", "--timeout", "30",
         "--http-retries", "2", "--reasks", "1", "--no-progress", *extra,
     ]  # fmt: skip
@@ -463,7 +460,7 @@ def test_document_names_cannot_put_outputs_outside_the_output_folder(tmp_path):
 
 @pytest.mark.parametrize("name", [*HOSTILE_NAMES, "../../etc/passwd", "/abs/path", "..", "."])
 def test_safe_filename_stays_in_its_folder(tmp_path, name):
-    from extract.documents import safe_filename
+    from caseextract.documents import safe_filename
 
     cleaned = safe_filename(name)
     assert cleaned and cleaned not in (".", "..") and "/" not in cleaned and "\\" not in cleaned
@@ -565,8 +562,8 @@ def test_repository_fixtures_hold_no_keys_or_auth_headers():
 
 
 def test_a_recorded_answer_that_echoes_the_key_is_redacted(tmp_path):
-    from extract.recording import RecordingStore
-    from extract.schema import CaseReport
+    from caseextract.llm.recording import RecordingStore
+    from caseextract.schema import CaseReport
 
     echo = dict(rel.CRAFTED_ANSWER, patients=[dict(rel.CRAFTED_ANSWER["patients"][0],
                                                    label=f"Patient {FAKE_KEY}")])  # fmt: skip

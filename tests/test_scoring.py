@@ -3,10 +3,9 @@
 import copy
 
 import pytest
-
-from evals.gold import FIXTURES, load_gold, load_gold_set
-from evals.scoring import Scorer, Status, count, text_similarity
-from extract.schema import CaseReport
+from caseextract.evals.gold import FIXTURES, load_gold, load_gold_set
+from caseextract.evals.scoring import Scorer, Status, count, text_similarity
+from caseextract.schema import CaseReport
 
 SEED = FIXTURES / "gold" / "seed-vertebroplasty-cement-leakage.json"
 MULTI = FIXTURES / "gold" / "ada-09-respiratory-failure-presenting-in-h1n1-influenza.json"

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .store import read_records
+from ..store import read_records
 
 
 @dataclass

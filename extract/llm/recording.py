@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx2
 
-from . import __version__
-from .secrets import redact
+from .. import __version__
+from ..redaction import redact
 
 MODES = ("off", "replay", "record", "cache")
 RESPONSE_HEADERS = {

@@ -140,7 +140,7 @@ def render_diff(
     case_id: str, entries: list[dict[str, Any]], source_text: str, subtitle: str = ""
 ) -> str:
     """Gold vs predicted, field by field, with both sets of quotes in the source."""
-    from extract.grounding import Aligner
+    from caseextract.grounding import Aligner
 
     aligner = Aligner(source_text)
     spans, rows = [], []

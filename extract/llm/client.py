@@ -42,8 +42,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from . import grounding
-from .errors import (
+from .. import grounding
+from ..errors import (
     ConfigError,
     ExtractError,
     ModelCallError,
@@ -54,9 +54,9 @@ from .errors import (
     TransientError,
     ValidationFailed,
 )
+from ..redaction import redact
+from ..redaction import register as register_secret
 from .recording import MISS_CODE, RecordingStore, http_clients
-from .secrets import redact
-from .secrets import register as register_secret
 
 log = logging.getLogger("caseextract.llm")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx2
 
-from .errors import ConfigError, InputError
+from ..errors import ConfigError, InputError
 
 DEFAULT_N_CTX = 16384
 DEFAULT_ALIAS = "gemma-3-270m"

@@ -1,0 +1,15 @@
+"""The command line, above everything else: one module per command group."""
+
+# isort: skip_file
+# The order of the imports is the order of the commands in --help.
+from . import run  # noqa: F401  (registers run, schema)
+from . import evaluate  # noqa: F401  (registers eval)
+from . import review  # noqa: F401  (registers diff, show, cost)
+from .app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

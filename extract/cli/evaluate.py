@@ -1,0 +1,148 @@
+"""``caseextract eval``: score extractions of the gold cases and print the scorecard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..documents import safe_filename
+from ..errors import ExtractError
+from ..evals import report as rep
+from ..evals.gold import FIXTURES
+from ..evals.runner import DEFAULT_RECORDINGS, evaluate
+from .app import (
+    BaseUrl,
+    Mode,
+    Model,
+    _fail,
+    _setup_logging,
+    app,
+    build_settings,
+    err,
+    out,
+    start_local,
+)
+from .app import fmt3 as _fmt
+
+
+@app.command("eval")
+def eval_(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where reports go.")] = Path("eval-out"),
+    recordings: Annotated[Path | None, typer.Option(help="Recorded exchanges folder.")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="An earlier report.json.")] = None,
+    min_f1: Annotated[float, typer.Option(help="Fail below this micro F1 (relaxed).")] = 0.0,
+    min_f1_strict: Annotated[float, typer.Option(help="Fail below this strict F1.")] = 0.0,
+    live: Annotated[bool, typer.Option(help="Call a real server instead of replaying.")] = False,
+    record: Annotated[bool, typer.Option(help="With --live: store the exchanges.")] = False,
+    results: Annotated[Path | None, typer.Option(help="Score an existing results JSONL.")] = None,
+    case: Annotated[list[str] | None, typer.Option(help="Only these case ids.")] = None,
+    model: Model = "gpt-4o-mini",
+    base_url: BaseUrl = None,
+    mode: Mode = "tools",
+    max_tokens: Annotated[int, typer.Option()] = 8192,
+    reasks: Annotated[int, typer.Option()] = 2,
+    local: Annotated[bool, typer.Option(help="With --live: the local llama.cpp server.")] = False,
+    model_path: Annotated[Path | None, typer.Option(help="GGUF model for --local.")] = None,
+    n_ctx: Annotated[int, typer.Option(help="Context window for --local.")] = 16384,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
+) -> None:
+    """Score extractions of the gold cases; offline (replayed) by default."""
+    _setup_logging(verbose)
+    settings = None
+    store_mode = "replay"
+    server = None
+    try:
+        if live:
+            if local:
+                server = start_local(model_path, n_ctx)
+                base_url, model = server.base_url, server.alias
+            settings = build_settings(model, base_url, mode, 1200.0, max_tokens, 3, reasks)
+            store_mode = "record" if record else "off"
+        folder = recordings or DEFAULT_RECORDINGS
+        if live and record and recordings is None:
+            folder = FIXTURES / "recordings" / safe_filename(model)
+        preflight = None
+        if server is not None and settings is not None:
+            preflight = server.preflight(settings.max_tokens)
+        report = evaluate(
+            out_dir,
+            folder,
+            store_mode,
+            settings,
+            results=results,
+            cases_filter=case,
+            preflight=preflight,
+        )
+    except (ExtractError, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        if server is not None:
+            server.stop()
+    rows = None
+    if baseline is not None:
+        rows = rep.compare(report, json.loads(baseline.read_text(encoding="utf-8")))
+    rep.write(report, out_dir, rows)
+    print_scorecard(report, rows)
+    err.print(f"reports: {out_dir / 'report.json'}, {out_dir / 'scorecard.md'}")
+    m = report["micro"]
+    f1, f1s = m["f1"] or 0.0, m["f1_strict"] or 0.0
+    if f1 < min_f1 or f1s < min_f1_strict:
+        err.print(
+            f"[red]below threshold:[/red] F1 {f1:.3f} (min {min_f1}), "
+            f"strict {f1s:.3f} (min {min_f1_strict})"
+        )
+        raise typer.Exit(1)
+
+
+def print_scorecard(report: dict, rows: list | None) -> None:
+    info = report.get("info", {})
+    table = Table(
+        title=f"scorecard · {info.get('model', '?')} · {report['extracted']}/"
+        f"{report['cases']} cases extracted"
+    )
+    for col in ("scope", "P", "R", "F1", "F1 strict", "omission", "spurious", "halluc."):
+        if col == "scope":
+            table.add_column(col, no_wrap=True, min_width=22)
+        else:
+            table.add_column(col, justify="right")
+
+    def add(name: str, c: dict) -> None:
+        def pct(x: float | None) -> str:
+            return "–" if x is None else f"{100 * x:.0f}%"
+
+        table.add_row(
+            name,
+            _fmt(c["precision"]),
+            _fmt(c["recall"]),
+            _fmt(c["f1"]),
+            _fmt(c["f1_strict"]),
+            pct(c["omission_rate"]),
+            pct(c["spurious_rate"]),
+            pct(c["hallucination_rate"]),
+        )
+
+    add("ALL (micro)", report["micro"])
+    for fam, c in report["families"].items():
+        add(fam, c)
+    out.print(table)
+    macro = report["macro"]
+    out.print(
+        f"macro F1 over families {_fmt(macro['f1_over_families'])}, over cases "
+        f"{_fmt(macro['f1_over_cases'])}"
+    )
+    for case in report["per_case"]:
+        if case["status"] != "ok":
+            out.print(escape(f"  {case['case_id']}: {case['status']} — {case.get('error')}"))
+    if rows:
+        changed = [r for r in rows if r["delta"] not in (None, 0)]
+        out.print(f"against baseline: {len(changed)} change(s)")
+        for r in changed:
+            colour = "green" if r["delta"] > 0 else "red"
+            out.print(
+                f"  [{colour}]{r['delta']:+.3f}[/{colour}] {escape(r['scope'])} {r['metric']}"
+            )

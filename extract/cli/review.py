@@ -1,0 +1,144 @@
+"""``caseextract diff``, ``show`` and ``cost``: what people look at after a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import ExtractError
+from ..pipeline import default_task
+from .app import _fail, app, err, out
+from .app import fmt3 as _fmt
+
+STATUS_STYLE = {"match": "green", "wrong_value": "yellow", "missed": "red", "spurious": "magenta"}
+
+
+@app.command()
+def diff(
+    results: Annotated[Path, typer.Argument(help="Results JSONL (from run or eval).")],
+    case: Annotated[list[str] | None, typer.Option(help="Only these case ids.")] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Write side-by-side HTML (file or folder).")
+    ] = None,
+    all_fields: Annotated[bool, typer.Option("--all", help="Show matches too.")] = False,
+) -> None:
+    """Field-by-field review of results against the gold labels."""
+    from ..evals.gold import load_gold_set
+    from ..evals.runner import records_by_id, score_case
+
+    task = default_task()
+    records = records_by_id(results)
+    cases = [c for c in load_gold_set(model=task.response_model) if c.case_id in records]
+    if case:
+        cases = [c for c in cases if c.case_id in case]
+    if not cases:
+        raise _fail(f"no result in {results} has a gold case")
+    pages = []
+    for gold in cases:
+        scored = score_case(gold, records[gold.case_id], task.response_model)
+        t = scored.counts.summary()
+        out.rule(
+            f"{gold.case_id} · {scored.status} · F1 {_fmt(t['f1'])} · strict {_fmt(t['f1_strict'])}"
+        )
+        if scored.error:
+            out.print(escape(f"error: {scored.error}"))
+        for e in scored.entries:
+            if e.status.value == "match" and not all_fields and e.pred_grounded is not False:
+                continue
+            style = STATUS_STYLE[e.status.value]
+            flag = " [red](ungrounded)[/red]" if e.pred_grounded is False else ""
+            line = f"{e.family} [{e.unit}]: gold={e.gold!r} predicted={e.pred!r}"
+            line += f" — {e.note}" if e.note else ""
+            out.print(f"[{style}]{e.status.value:>11}[/{style}]{flag} {escape(line)}")
+        pages.append((gold, scored))
+    if html is not None:
+        written = write_diff_pages(pages, html)
+        err.print(f"wrote {', '.join(str(p) for p in written)}")
+
+
+def write_diff_pages(pages: list, target: Path) -> list[Path]:
+    from ..documents import safe_filename
+    from ..review.html import render_diff
+
+    written = []
+    single = len(pages) == 1 and target.suffix == ".html"
+    for gold, scored in pages:
+        path = target if single else target / f"{safe_filename(gold.case_id)}.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        t = scored.counts.summary()
+        sub = f"status {scored.status} · F1 {_fmt(t['f1'])} · strict {_fmt(t['f1_strict'])}"
+        entries = [e.to_dict() for e in scored.entries]
+        path.write_text(render_diff(gold.case_id, entries, gold.text, sub), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+@app.command()
+def show(
+    results: Annotated[Path, typer.Argument(help="Results JSONL.")],
+    source: Annotated[Path, typer.Option(help="The source document of the record.")],
+    html: Annotated[Path, typer.Option(help="Output HTML file.")] = Path("evidence.html"),
+    doc: Annotated[str | None, typer.Option(help="Document id (default: from --source).")] = None,
+) -> None:
+    """Write an HTML page with every evidence span highlighted in its source."""
+    from ..documents import load_document
+    from ..review.html import render_record
+    from ..store import read_records
+
+    try:
+        document = load_document(source)
+    except ExtractError as exc:
+        raise _fail(str(exc)) from None
+    wanted = doc or document.id
+    record = next((r for r in read_records(results) if r["document"]["id"] == wanted), None)
+    if record is None:
+        raise _fail(f"no record for {wanted!r} in {results}")
+    if record["document"].get("sha256") not in (None, document.sha256):
+        err.print("[yellow]warning:[/yellow] the source differs from the one extracted")
+    html.parent.mkdir(parents=True, exist_ok=True)
+    html.write_text(render_record(record, document.text), encoding="utf-8")
+    err.print(f"wrote {html}")
+
+
+@app.command()
+def cost(
+    results: Annotated[list[Path] | None, typer.Argument(help="Results JSONL files.")] = None,
+    recordings: Annotated[Path | None, typer.Option(help="Recorded exchanges folder.")] = None,
+    prices: Annotated[Path | None, typer.Option(help="TOML price table (per 1M tokens).")] = None,
+) -> None:
+    """Tokens per model (re-asks included), and cost from YOUR price table."""
+    from ..review.ledger import ledger_from_recordings, ledger_from_results, load_prices
+
+    try:
+        table_prices = load_prices(prices) if prices else {}
+    except (OSError, ValueError) as exc:
+        raise _fail(f"prices: {exc}") from None
+    sources = []
+    if results:
+        sources.append(("results", ledger_from_results(results)))
+    if recordings:
+        sources.append(("recordings", ledger_from_recordings(recordings)))
+    if not sources:
+        raise _fail("give results files and/or --recordings")
+    for name, rows in sources:
+        table = Table(title=f"tokens from {name}")
+        for col in ("model", "documents", "model calls", "prompt", "completion", "cost"):
+            table.add_column(col, justify="left" if col == "model" else "right")
+        for model_name, r in sorted(rows.items()):
+            price = table_prices.get(model_name)
+            money = "no price given"
+            if price:
+                money = f"{price.cost(r.prompt_tokens, r.completion_tokens):.4f} {price.currency}"
+            table.add_row(
+                model_name,
+                str(r.documents),
+                str(r.calls),
+                f"{r.prompt_tokens:,}",
+                f"{r.completion_tokens:,}",
+                money,
+            )
+        out.print(table)

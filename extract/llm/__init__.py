@@ -1,0 +1,34 @@
+"""The model boundary: the only package that imports openai and instructor.
+
+``client`` makes structured calls (HTTP retries, re-asks, usage counted once),
+``recording`` records and replays exchanges at the HTTP layer, ``local`` runs
+the key-less llama.cpp server.
+"""
+
+from .client import (
+    MODES,
+    CallStats,
+    Extraction,
+    ModelClient,
+    ModelSettings,
+    classify,
+    escape_control_characters,
+    grounded_model,
+    is_transient,
+    retry_after,
+    wire_model,
+)
+
+__all__ = [
+    "MODES",
+    "CallStats",
+    "Extraction",
+    "ModelClient",
+    "ModelSettings",
+    "classify",
+    "escape_control_characters",
+    "grounded_model",
+    "is_transient",
+    "retry_after",
+    "wire_model",
+]

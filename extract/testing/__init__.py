@@ -1,0 +1,41 @@
+"""Test doubles for caseextract and for tasks built on it, shipped on purpose.
+
+A team that brings its own response model and prompt set tests it the way this
+project tests itself: against a real OpenAI-compatible HTTP server on 127.0.0.1
+that answers *crafted* replies (never a model's output, and named so), with no
+key and no network. ``FakeOpenAIServer`` serves scripted replies or a function of
+the request; ``FaultSchedule`` injects rate limits, 5xx, slow answers, resets,
+malformed, invalid or truncated answers and refusals from a seed.
+"""
+
+from .server import (
+    FAULT_KINDS,
+    FINAL_FAULTS,
+    REASK_FAULTS,
+    TRANSIENT_FAULTS,
+    FakeOpenAIServer,
+    FaultSchedule,
+    Reply,
+    Served,
+    crafted_error,
+    crafted_fault,
+    crafted_text_completion,
+    crafted_tool_completion,
+    first_user_message_key,
+)
+
+__all__ = [
+    "FAULT_KINDS",
+    "FINAL_FAULTS",
+    "REASK_FAULTS",
+    "TRANSIENT_FAULTS",
+    "FakeOpenAIServer",
+    "FaultSchedule",
+    "Reply",
+    "Served",
+    "crafted_error",
+    "crafted_fault",
+    "crafted_text_completion",
+    "crafted_tool_completion",
+    "first_user_message_key",
+]
