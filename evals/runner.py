@@ -20,6 +20,7 @@ from caseextract import __version__
 from caseextract.llm import ModelClient, ModelSettings
 from caseextract.llm.recording import RecordingStore
 from caseextract.pipeline import Runner, Task, default_task
+from caseextract.records import ResultRecord
 from caseextract.store import ResultWriter, read_records
 from pydantic import BaseModel
 
@@ -78,14 +79,14 @@ class CaseResult:
         }
 
 
-def score_case(gold: GoldCase, record: dict[str, Any] | None, model: type[BaseModel]) -> CaseResult:
+def score_case(gold: GoldCase, record: ResultRecord | None, model: type[BaseModel]) -> CaseResult:
     pred = None
     status, error = "not_run", "no result for this case"
     if record is not None:
-        status = record.get("status", "failed")
-        error = (record.get("error") or {}).get("message")
-        if status == "ok":
-            pred = model.model_validate(record["extraction"])
+        status = record.status
+        error = record.error.message if record.error else None
+        if record.ok:
+            pred = model.model_validate(record.extraction or {})
     entries = Scorer(gold.text).score(gold.extraction, pred)
     total, families = count(entries)
     return CaseResult(
@@ -95,8 +96,8 @@ def score_case(gold: GoldCase, record: dict[str, Any] | None, model: type[BaseMo
         entries,
         total,
         families,
-        grounding_rate=((record or {}).get("grounding") or {}).get("rate"),
-        usage=(record or {}).get("usage") or {},
+        grounding_rate=record.grounding.rate if record and record.grounding else None,
+        usage=record.usage.model_dump() if record else {},
     )
 
 
@@ -107,16 +108,16 @@ def run_gold(
     results_path: Path,
     concurrency: int = 2,
     preflight: Callable[[list[dict[str, str]]], None] | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, ResultRecord]:
     """Extract every gold case's source; return records by case id."""
     with ResultWriter(results_path, resume=False) as writer:
         runner = Runner(task, client, writer, concurrency, preflight=preflight)
         asyncio.run(runner.run([c.source_path for c in cases]))
-    return {r["document"]["id"]: r for r in read_records(results_path)}
+    return records_by_id(results_path)
 
 
-def records_by_id(results: Path) -> dict[str, dict[str, Any]]:
-    return {r["document"]["id"]: r for r in read_records(results)}
+def records_by_id(results: Path) -> dict[str, ResultRecord]:
+    return {str(r.document.id): r for r in read_records(results)}
 
 
 def evaluate(

@@ -24,6 +24,14 @@ from .documents import Document, document_id, load_document, safe_filename
 from .errors import ConfigError, ExtractError
 from .llm import Extraction, ModelClient
 from .prompts import PromptSet, load_prompt_set
+from .records import (
+    RECORD_VERSION,
+    DocumentInfo,
+    ErrorInfo,
+    GroundingInfo,
+    ResultRecord,
+    Usage,
+)
 from .redaction import redact
 from .schema import SCHEMA_VERSION, CaseReport
 from .store import ResultWriter
@@ -83,69 +91,61 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _base_record(task: Task, client: ModelClient, doc_info: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "document": doc_info,
-        "status": "failed",
-        "error": None,
-        "extraction": None,
-        "grounding": None,
-        "model": client.settings.model,
-        "mode": client.settings.mode,
-        "prompt_set": task.prompt_set.name,
-        "prompt_version": task.prompt_set.version,
-        "schema": task.response_model.__name__,
-        "schema_version": task.schema_version,
-        "caseextract_version": __version__,
-    }
-
-
-def _call_fields(stats: dict[str, Any]) -> dict[str, Any]:
-    """What a model call cost, from ``CallStats.to_dict()`` (also on errors' context)."""
-    return {
-        "model_returned": stats.get("model"),
-        "attempts": stats.get("attempts", 0),
-        "http_requests": stats.get("http_requests", 0),
-        "http_retries": stats.get("http_retries", 0),
-        "usage": {
-            k: stats.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
-        },
-        "latency_s": stats.get("latency_s"),
-        "finished_at": _now(),
-    }
-
-
-def ok_record(task: Task, client: ModelClient, doc: Document, ext: Extraction) -> dict[str, Any]:
-    record = _base_record(task, client, _doc_info(doc))
-    gstats = grounding.stats(ext.facts)
-    record.update(
-        status="ok",
-        extraction=ext.value.model_dump(mode="json"),
-        grounding={
-            "stats": {**gstats.__dict__},
-            "rate": None if gstats.rate is None else round(gstats.rate, 4),
-            "facts": [f.to_dict() for f in ext.facts],
-        },
-        **_call_fields(ext.stats.to_dict()),
+def _base_record(task: Task, client: ModelClient, doc_info: DocumentInfo) -> ResultRecord:
+    return ResultRecord(
+        record_version=RECORD_VERSION,
+        document=doc_info,
+        model=client.settings.model,
+        mode=client.settings.mode,
+        prompt_set=task.prompt_set.name,
+        prompt_version=task.prompt_set.version,
+        schema_name=task.response_model.__name__,
+        schema_version=task.schema_version,
+        caseextract_version=__version__,
     )
+
+
+def _call_fields(record: ResultRecord, stats: dict[str, Any]) -> ResultRecord:
+    """What a model call cost, from ``CallStats.to_dict()`` (also on errors' context)."""
+    record.model_returned = stats.get("model")
+    record.attempts = stats.get("attempts", 0)
+    record.http_requests = stats.get("http_requests", 0)
+    record.http_retries = stats.get("http_retries", 0)
+    record.usage = Usage(
+        **{k: stats.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    )
+    record.latency_s = stats.get("latency_s")
+    record.finished_at = _now()
     return record
 
 
+def ok_record(task: Task, client: ModelClient, doc: Document, ext: Extraction) -> ResultRecord:
+    record = _base_record(task, client, _doc_info(doc))
+    gstats = grounding.stats(ext.facts)
+    record.status = "ok"
+    record.extraction = ext.value.model_dump(mode="json")
+    record.grounding = GroundingInfo(
+        stats={**gstats.__dict__},
+        rate=None if gstats.rate is None else round(gstats.rate, 4),
+        facts=[f.to_dict() for f in ext.facts],
+    )
+    return _call_fields(record, ext.stats.to_dict())
+
+
 def failed_record(
-    task: Task, client: ModelClient, doc_info: dict[str, Any], exc: BaseException
-) -> dict[str, Any]:
+    task: Task, client: ModelClient, doc_info: DocumentInfo, exc: BaseException
+) -> ResultRecord:
     record = _base_record(task, client, doc_info)
     kind = exc.kind if isinstance(exc, ExtractError) else "internal"
     message = redact(str(exc) or type(exc).__name__, client.settings.api_key)
     ctx = exc.context if isinstance(exc, ExtractError) else {}
-    record.update(error={"kind": kind, "message": message}, **_call_fields(ctx.get("stats", {})))
-    if ctx.get("last_completion"):
-        record["last_completion"] = ctx["last_completion"]
-    return record
+    record.error = ErrorInfo(kind=kind, message=message)
+    record.last_completion = ctx.get("last_completion") or None
+    return _call_fields(record, ctx.get("stats", {}))
 
 
-def _doc_info(doc: Document) -> dict[str, Any]:
-    return {"id": doc.id, "path": str(doc.path), "sha256": doc.sha256, "chars": len(doc.text)}
+def _doc_info(doc: Document) -> DocumentInfo:
+    return DocumentInfo(id=doc.id, path=str(doc.path), sha256=doc.sha256, chars=len(doc.text))
 
 
 @dataclass
@@ -163,23 +163,20 @@ class RunSummary:
     http_requests: int = 0
     grounding: grounding.GroundingStats = field(default_factory=grounding.GroundingStats)
 
-    def add(self, record: dict[str, Any]) -> None:
-        usage = record.get("usage") or {}
-        self.prompt_tokens += usage.get("prompt_tokens", 0)
-        self.completion_tokens += usage.get("completion_tokens", 0)
-        self.attempts += record.get("attempts", 0)
-        self.http_requests += record.get("http_requests", 0)
-        if record["status"] == "ok":
+    def add(self, record: ResultRecord) -> None:
+        self.prompt_tokens += record.usage.prompt_tokens
+        self.completion_tokens += record.usage.completion_tokens
+        self.attempts += record.attempts
+        self.http_requests += record.http_requests
+        if record.ok:
             self.ok += 1
-            g = (record.get("grounding") or {}).get("stats")
-            if g:
-                self.grounding.add(grounding.GroundingStats(**g))
+            if record.grounding is not None and record.grounding.stats:
+                self.grounding.add(grounding.GroundingStats(**record.grounding.stats))
         else:
             self.failed += 1
-            err = record.get("error") or {}
-            self.failures[err.get("kind", "?")] += 1
-            doc = record["document"]
-            self.failed_docs.append((doc.get("id"), err.get("kind"), err.get("message")))
+            err = record.error or ErrorInfo(kind="internal")
+            self.failures[err.kind] += 1
+            self.failed_docs.append((str(record.document.id), err.kind, err.message))
 
 
 class Runner:
@@ -191,7 +188,7 @@ class Runner:
         client: ModelClient,
         writer: ResultWriter,
         concurrency: int = 4,
-        on_result: Callable[[dict[str, Any]], None] | None = None,
+        on_result: Callable[[ResultRecord | None], None] | None = None,
         preflight: Callable[[list[dict[str, str]]], None] | None = None,
     ) -> None:
         self.task = task
@@ -203,9 +200,9 @@ class Runner:
         self.summary = RunSummary()
         self._started: set[tuple[str, str]] = set()  # (id, sha256) taken up in this run
 
-    async def process(self, path: Path) -> dict[str, Any] | None:
+    async def process(self, path: Path) -> ResultRecord | None:
         """One document → its record (or ``None`` when already done)."""
-        info: dict[str, Any] = {"id": document_id(path), "path": str(path), "sha256": None}
+        info = DocumentInfo(id=document_id(path), path=str(path))
         try:
             doc = await asyncio.to_thread(load_document, path)  # PDFs parse slowly
             info = _doc_info(doc)
@@ -228,14 +225,14 @@ class Runner:
             log.debug("internal error on %s:\n%s", path, redact(traceback.format_exc()))
             return failed_record(self.task, self.client, info, exc)
 
-    def _emit(self, record: dict[str, Any] | None) -> None:
+    def _emit(self, record: ResultRecord | None) -> None:
         if record is None:
             self.summary.skipped += 1
         else:
             self.writer.write(record)
             self.summary.add(record)
         if self.on_result:
-            self.on_result(record or {})
+            self.on_result(record)
 
     async def run(self, paths: Sequence[Path]) -> RunSummary:
         self.summary.total = len(paths)

@@ -17,15 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic import ValidationError
+
 from .errors import ConfigError
+from .records import ResultRecord, fact_label
 
 
-def record_key(record: dict[str, Any]) -> tuple[str, str]:
-    doc = record.get("document", {})
-    return str(doc.get("id")), str(doc.get("sha256"))
-
-
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
+def read_records(path: Path) -> Iterator[ResultRecord]:
     """Valid records of a JSONL file; a partial or corrupt line is skipped."""
     if not path.exists():
         return
@@ -34,11 +32,11 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
             if not line.endswith("\n"):
                 break
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+                data = json.loads(line)
+                if isinstance(data, dict):
+                    yield ResultRecord.from_json(data)
+            except (json.JSONDecodeError, ValidationError):
                 continue
-            if isinstance(record, dict):
-                yield record
 
 
 class ResultWriter:
@@ -61,16 +59,15 @@ class ResultWriter:
             raise ConfigError(f"cannot write results to {path}: {exc.strerror or exc}") from None
 
     def _compact(self) -> None:
-        kept: list[dict[str, Any]] = []
+        kept: list[ResultRecord] = []
         for record in read_records(self.path):
-            key = record_key(record)
-            if record.get("status") == "ok" and key not in self.done:
-                self.done.add(key)
+            if record.ok and record.key not in self.done:
+                self.done.add(record.key)
                 kept.append(record)
         tmp = self.path.with_name(self.path.name + ".tmp")
         with tmp.open("w", encoding="utf-8") as fh:
             for record in kept:
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                fh.write(record.to_line())
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
@@ -78,12 +75,11 @@ class ResultWriter:
     def is_done(self, doc_id: str, sha256: str) -> bool:
         return (doc_id, sha256) in self.done
 
-    def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        self._fh.write(line)
+    def write(self, record: ResultRecord) -> None:
+        self._fh.write(record.to_line())
         self._fh.flush()
-        if record.get("status") == "ok":
-            self.done.add(record_key(record))
+        if record.ok:
+            self.done.add(record.key)
 
     def close(self) -> None:
         self._fh.flush()
@@ -99,22 +95,6 @@ class ResultWriter:
 
 # ----------------------------------------------------------------------- CSV
 
-_NAME_FIELDS = ("name", "description", "event", "label", "raw", "value")
-
-
-def _label(item: Any) -> str:
-    if isinstance(item, dict):
-        for key in _NAME_FIELDS:
-            if item.get(key) not in (None, ""):
-                text = str(item[key])
-                if item.get("assertion") == "absent":
-                    text = f"no {text}"
-                elif item.get("status") not in (None, "confirmed") and key == "name":
-                    text = f"{text} ({item['status']})"
-                return text
-        return ""
-    return str(item)
-
 
 def flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Spreadsheet columns: scalars as they are, objects by dotted path, lists joined."""
@@ -126,7 +106,7 @@ def flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, dict):
             row.update(flatten(value, name + "."))
         elif isinstance(value, list):
-            row[name] = "; ".join(_label(v) for v in value)
+            row[name] = "; ".join(fact_label(v) for v in value)
             if value and isinstance(value[0], dict):
                 row[name + ".count"] = len(value)
         else:
@@ -134,17 +114,16 @@ def flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return row
 
 
-def csv_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
-    doc = record.get("document", {})
+def csv_rows(record: ResultRecord) -> list[dict[str, Any]]:
     base = {
-        "document": doc.get("id"),
-        "status": record.get("status"),
-        "error": (record.get("error") or {}).get("message"),
-        "model": record.get("model"),
-        "prompt_version": record.get("prompt_version"),
-        "grounding_rate": (record.get("grounding") or {}).get("rate"),
+        "document": record.document.id,
+        "status": record.status,
+        "error": record.error.message if record.error else None,
+        "model": record.model,
+        "prompt_version": record.prompt_version,
+        "grounding_rate": record.grounding.rate if record.grounding else None,
     }
-    extraction = record.get("extraction") or {}
+    extraction = record.extraction or {}
     patients = extraction.get("patients")
     if isinstance(patients, list) and patients:
         article = flatten(extraction.get("article") or {}, "article.")

@@ -94,10 +94,10 @@ def show(
     except ExtractError as exc:
         raise _fail(str(exc)) from None
     wanted = doc or document.id
-    record = next((r for r in read_records(results) if r["document"]["id"] == wanted), None)
+    record = next((r for r in read_records(results) if r.document.id == wanted), None)
     if record is None:
         raise _fail(f"no record for {wanted!r} in {results}")
-    if record["document"].get("sha256") not in (None, document.sha256):
+    if record.document.sha256 not in (None, document.sha256):
         err.print("[yellow]warning:[/yellow] the source differs from the one extracted")
     html.parent.mkdir(parents=True, exist_ok=True)
     html.write_text(render_record(record, document.text), encoding="utf-8")

@@ -18,6 +18,7 @@ from ..documents import discover
 from ..errors import ExtractError
 from ..llm import ModelClient
 from ..pipeline import Runner, RunSummary, Task, default_task
+from ..records import ResultRecord
 from ..store import ResultWriter, write_csv
 from .app import (
     DEFAULT_RECORDINGS,
@@ -128,9 +129,9 @@ def execute(
         with bar:
             tid = bar.add_task("run", total=len(paths), last="")
 
-            def advance(record: dict) -> None:
-                doc = (record or {}).get("document", {}).get("id", "")
-                bar.update(tid, advance=1, last=f"{doc} {record.get('status', 'skipped')}")
+            def advance(record: ResultRecord | None) -> None:
+                last = "skipped" if record is None else f"{record.document.id} {record.status}"
+                bar.update(tid, advance=1, last=last)
 
             runner = Runner(
                 task, client, writer, concurrency, on_result=advance, preflight=preflight

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from ..grounding import Aligner
+from ..records import ResultRecord, fact_label
+
 _CSS = """
 body{font:14px/1.5 system-ui,sans-serif;margin:0;color:#1d2430}
 header{padding:12px 20px;background:#24364f;color:#fff}
@@ -74,13 +77,13 @@ def _page(title: str, subtitle: str, left: str, right: str) -> str:
     )
 
 
-def render_record(record: dict[str, Any], source_text: str) -> str:
+def render_record(record: ResultRecord, source_text: str) -> str:
     """A result record with every evidence span highlighted and linked to its field."""
-    facts = (record.get("grounding") or {}).get("facts") or []
+    facts = record.grounding.facts if record.grounding else []
     spans, rows, lost = [], [], []
     for i, fact in enumerate(facts):
         anchor = f"f{i}"
-        value = _fact_value(record.get("extraction") or {}, fact["path"])
+        value = _fact_value(record.extraction or {}, fact["path"])
         for q in fact["quotes"]:
             if q.get("start") is not None:
                 spans.append(
@@ -98,7 +101,7 @@ def render_record(record: dict[str, Any], source_text: str) -> str:
             f'<td class="q">{quotes}</td></tr>'
         )
         (rows if fact["grounded"] else lost).append(row)
-    g = (record.get("grounding") or {}).get("stats") or {}
+    g = record.grounding.stats if record.grounding else {}
     head = "<tr><th>field</th><th>value</th><th>match</th><th>evidence</th></tr>"
     right = (
         f"<p>{g.get('facts', 0)} facts: {g.get('exact', 0)} exact, {g.get('normalised', 0)} "
@@ -108,14 +111,12 @@ def render_record(record: dict[str, Any], source_text: str) -> str:
         + (f"<table>{head}{''.join(lost)}</table>" if lost else "<p>None.</p>")
         + f"<h2>Grounded facts ({len(rows)})</h2><table>{head}{''.join(rows)}</table>"
     )
-    doc = record.get("document", {})
     sub = (
-        f"model {record.get('model_returned') or record.get('model')} · prompt "
-        f"{record.get('prompt_version')} · schema {record.get('schema')} "
-        f"v{record.get('schema_version')} · status {record.get('status')}"
+        f"model {record.model_name} · prompt {record.prompt_version} · schema "
+        f"{record.schema_name} v{record.schema_version} · status {record.status}"
     )
     return _page(
-        f"Evidence: {doc.get('id', '?')}", sub, highlighted_source(source_text, spans), right
+        f"Evidence: {record.document.id}", sub, highlighted_source(source_text, spans), right
     )
 
 
@@ -128,20 +129,13 @@ def _fact_value(extraction: dict[str, Any], path: str) -> str:
             node = node[int(part)] if part.isdigit() else node[part]
         except (KeyError, IndexError, TypeError):
             return ""
-    if isinstance(node, dict):
-        for key in ("name", "description", "event", "label", "raw", "value", "title"):
-            if node.get(key) not in (None, ""):
-                extra = f" ({node['assertion']})" if node.get("assertion") == "absent" else ""
-                return f"{node[key]}{extra}"
-    return str(node)
+    return fact_label(node)
 
 
 def render_diff(
     case_id: str, entries: list[dict[str, Any]], source_text: str, subtitle: str = ""
 ) -> str:
     """Gold vs predicted, field by field, with both sets of quotes in the source."""
-    from caseextract.grounding import Aligner
-
     aligner = Aligner(source_text)
     spans, rows = [], []
     for i, e in enumerate(entries):

@@ -54,13 +54,11 @@ def ledger_from_results(paths: Iterable[Path]) -> dict[str, Spend]:
     rows: dict[str, Spend] = {}
     for path in paths:
         for record in read_records(path):
-            name = record.get("model_returned") or record.get("model") or "?"
-            spend = rows.setdefault(name, Spend())
-            usage = record.get("usage") or {}
+            spend = rows.setdefault(record.model_name, Spend())
             spend.documents += 1
-            spend.calls += record.get("attempts", 0)
-            spend.prompt_tokens += usage.get("prompt_tokens", 0)
-            spend.completion_tokens += usage.get("completion_tokens", 0)
+            spend.calls += record.attempts
+            spend.prompt_tokens += record.usage.prompt_tokens
+            spend.completion_tokens += record.usage.completion_tokens
     return rows
 
 
