@@ -1,0 +1,67 @@
+"""The layout holds: one namespace, arrows that point one way, a public API that imports."""
+
+import ast
+from pathlib import Path
+
+import caseextract
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "extract"
+
+
+def _module_name(path: Path) -> str:
+    if path.is_relative_to(ROOT / "evals"):
+        return "caseextract.evals." + path.stem
+    rel = path.relative_to(PACKAGE).with_suffix("")
+    parts = [p for p in rel.parts if p != "__init__"]
+    return ".".join(["caseextract", *parts])
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of everything a module imports (relative imports resolved)."""
+    here = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        here = here[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = here[: len(here) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)
+    return found
+
+
+def test_every_public_name_imports():
+    for name in caseextract.__all__:
+        assert getattr(caseextract, name) is not None, name
+
+
+def test_nothing_below_the_cli_imports_it_and_extraction_never_imports_evals():
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        if name.startswith("caseextract.cli") or name == "caseextract.__main__":
+            continue
+        deps = _imports(path)
+        assert not any(d.startswith("caseextract.cli") for d in deps), name
+        assert not any(d.startswith("caseextract.evals") for d in deps), name
+
+
+def test_evals_import_the_package_by_its_installed_name():
+    for path in (ROOT / "evals").glob("*.py"):
+        deps = _imports(path)
+        assert not any(d == "extract" or d.startswith("extract.") for d in deps), path.name
+
+
+def test_only_the_llm_package_imports_the_sdks():
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        if name.startswith(("caseextract.llm", "caseextract.testing")):
+            continue
+        deps = _imports(path)
+        assert not any(d.split(".")[0] in ("openai", "instructor") for d in deps), name
