@@ -65,3 +65,21 @@ def test_only_the_llm_package_imports_the_sdks():
             continue
         deps = _imports(path)
         assert not any(d.split(".")[0] in ("openai", "instructor") for d in deps), name
+
+
+def test_every_package_folder_is_listed_for_the_wheel():
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    listed = set(config["setuptools"]["packages"])
+    roots = {"caseextract": PACKAGE, "caseextract.evals": ROOT / "evals"}
+    roots["caseextract.prompts"] = ROOT / "prompts"
+    found = set()
+    for name, folder in roots.items():
+        for init in folder.rglob("__init__.py"):
+            rel = init.parent.relative_to(folder).parts
+            found.add(".".join([name, *rel]))
+    for prompt_set in (ROOT / "prompts").iterdir():
+        if (prompt_set / "system.j2").is_file():
+            found.add(f"caseextract.prompts.{prompt_set.name}")
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
