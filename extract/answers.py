@@ -100,7 +100,9 @@ def _read_answer(path: Path) -> str:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ExchangeError(f"{path.name}: not readable JSON ({exc})") from None
     if not isinstance(value, dict):
-        raise ExchangeError(f"{path.name}: an answer is one JSON object, not {type(value).__name__}")
+        raise ExchangeError(
+            f"{path.name}: an answer is one JSON object, not {type(value).__name__}"
+        )
     return text
 
 

@@ -73,7 +73,8 @@ def import_(
         str, typer.Option(help="Short name of the reader (the replies' model name).")
     ] = "unnamed reader",
     model: Annotated[
-        str | None, typer.Option(help="Model parameter of the replayed requests (default: the export's).")
+        str | None,
+        typer.Option(help="Model parameter of the replayed requests (default: the export's)."),
     ] = None,
     skip_stale: Annotated[
         bool, typer.Option(help="Import the fresh answers and leave the stale ones out.")
