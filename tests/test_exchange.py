@@ -161,6 +161,11 @@ def test_round_trip_export_crafted_answers_import_eval_replays(tmp_path):
     assert all(c["status"] == "ok" and not c["error"] for c in report["per_case"])
     assert report["micro"]["f1"] == 1.0  # the crafted answers are the gold labels
     assert report["info"]["recorded"]["provenance"] == "crafted by the test suite"
+    assert report["micro"]["f1_cited"] == 1.0 and "f1_cited" in report["families"]["findings"]
+    card = (eval_out / "scorecard.md").read_text()
+    assert "| F1 | F1 cited | F1 strict |" in card
+    assert "answers: imported answers by crafted-gold, not API recordings" in card
+    assert "imported answers by crafted-gold, not API recordings" in flat(result)
 
     # run replays the same store unchanged, with run's own defaults
     result = invoke(
