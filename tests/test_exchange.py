@@ -314,3 +314,32 @@ def test_answer_that_fails_the_schema_is_imported_and_flagged(tmp_path):
 def test_import_without_an_export_is_a_clear_error(tmp_path):
     result = do_import(tmp_path, tmp_path / "store")
     assert result.exit_code == 2 and "export the requests first" in flat(result)
+
+
+def test_json_schema_mode_round_trip_through_run(tmp_path):
+    out, store = tmp_path / "requests", tmp_path / "store"
+    export(out, CASES / f"{SEED_ID}.txt", extra=("--mode", "json_schema"))
+    body = json.loads((out / f"{SEED_ID}.request.json").read_text())
+    assert "tools" not in body and body["response_format"]["type"] == "json_schema"
+    brief = (out / f"{SEED_ID}.brief.txt").read_text()
+    assert json.dumps(body["response_format"]["json_schema"]["schema"], indent=2) in brief
+    crafted_gold_answers(out, [SEED_ID])
+    assert do_import(out, store).exit_code == 0
+    recorded = next(p for p in store.glob("*.json") if p.name != "manifest.json")
+    message = json.loads(recorded.read_text())["response"]["body"]["choices"][0]["message"]
+    assert "tool_calls" not in message and json.loads(message["content"])["patients"]
+    result = invoke(
+        "run", CASES / f"{SEED_ID}.txt", "--mode", "json_schema", "--record-mode", "replay",
+        "--recordings", store, "-o", tmp_path / "r.jsonl", "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+def test_answer_found_without_its_export_is_stale(tmp_path):
+    out, store = tmp_path / "requests", tmp_path / "store"
+    out.mkdir()
+    crafted_gold_answers(out, [SEED_ID])  # written before any export: for what request?
+    result = export(out, CASES / f"{SEED_ID}.txt")
+    assert "stale answers" in flat(result) and SEED_ID in flat(result)
+    assert read_index(out)["documents"][0]["answer_for"] == "unknown"
+    assert do_import(out, store).exit_code == 1
