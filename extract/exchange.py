@@ -23,6 +23,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,6 +85,9 @@ async def _capture_all(
     # no key is needed or used: nothing is sent
     client = ModelClient(dataclasses.replace(settings, api_key=None), store)
     out = []
+    quiet = logging.getLogger("instructor")  # it logs every capture as a failed call
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         for doc in docs:
             before = len(store.captured)
@@ -94,6 +98,7 @@ async def _capture_all(
                 raise ExchangeError(f"{doc.id}: the request could not be captured")
             out.append(store.captured[-1])
     finally:
+        quiet.setLevel(level)
         await client.aclose()
     return out
 
