@@ -33,8 +33,9 @@ from pydantic import ValidationError
 from . import __version__
 from .documents import load_document
 from .errors import ExchangeError, StaleAnswers
-from .exchange import CapturedRequest, capture_requests, read_index
+from .exchange import capture_requests, read_index, request_fingerprint
 from .llm import ModelSettings
+from .llm.capture import CapturedRequest
 from .llm.recording import RecordingStore, exchange_key
 from .pipeline import default_task
 
@@ -85,7 +86,7 @@ def completion(req: CapturedRequest, arguments: str, answered_by: str, now: dt.d
     else:
         message["content"] = arguments
     return {
-        "id": f"imported-{req.fingerprint[:16]}",
+        "id": f"imported-{request_fingerprint(req.body)[:16]}",
         "object": "chat.completion",
         "created": int(now.timestamp()),
         "model": answered_by,
@@ -152,7 +153,7 @@ def import_answers(
         answered_for = entry.get("answer_for") or entry["fingerprint"]
         if doc.sha256 != entry["sha256"]:
             stale.append(f"{entry['id']} (the document changed)")
-        elif answered_for != req.fingerprint:
+        elif answered_for != request_fingerprint(req.body):
             stale.append(f"{entry['id']} (prompt or schema changed)")
         else:
             keep.append((entry, req))
@@ -180,7 +181,7 @@ def import_answers(
             "answer_file_modified": dt.datetime.fromtimestamp(
                 answer_path.stat().st_mtime, dt.UTC
             ).isoformat(timespec="seconds"),
-            "request_fingerprint": req.fingerprint,
+            "request_fingerprint": request_fingerprint(req.body),
         }
         prov = {
             "kind": KIND,

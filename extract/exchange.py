@@ -2,7 +2,7 @@
 
 ``export`` writes, per document, the request body that ``run`` would send — built
 by the same code path (``ModelClient.aextract`` through instructor and the openai
-client), captured at the HTTP boundary by a transport that answers nothing — as
+client) and captured at the HTTP boundary, never sent (``llm.capture``) — as
 ``<doc>.request.json``, a plain-text ``<doc>.brief.txt`` for a human or a model
 answering by hand, and ``index.json``. Nothing leaves the machine.
 
@@ -17,32 +17,26 @@ recorded exchanges that ``run``/``eval`` replay unchanged.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
 import datetime as dt
 import hashlib
 import json
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx2
-
 from . import __version__
 from .documents import Document, load_document, safe_filename
-from .errors import ExchangeError, ExtractError
-from .llm import ModelClient, ModelSettings
-from .llm.recording import RecordingStore, canonical
+from .errors import ExchangeError
+from .llm import ModelSettings
+from .llm.capture import Call, CapturedRequest, capture
+from .llm.recording import canonical
 from .pipeline import Task
 
 INDEX = "index.json"
 INDEX_FORMAT = "caseextract-requests/1"
 READ_KEYS = ("messages", "tools", "tool_choice", "response_format")
-CAPTURE_CODE = "caseextract_capture"
 
 
 def request_fingerprint(body: dict[str, Any]) -> str:
@@ -51,63 +45,13 @@ def request_fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(read).encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
-class CapturedRequest:
-    method: str
-    path: str
-    body: dict[str, Any]
-    raw: bytes  # the bytes the openai client put on the wire
-
-    @property
-    def fingerprint(self) -> str:
-        return request_fingerprint(self.body)
-
-
-class _CaptureStore(RecordingStore):
-    """A store that keeps the request and answers a final 400, so nothing is sent."""
-
-    def __init__(self) -> None:
-        super().__init__(Path(os.devnull), "replay")
-        self.captured: list[CapturedRequest] = []
-
-    def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
-        raw = request.read()
-        body = json.loads(raw)
-        self.captured.append(CapturedRequest(request.method, request.url.path, body, raw))
-        error = {"error": {"message": "captured, not sent", "type": CAPTURE_CODE}}
-        return "", body, httpx2.Response(400, json=error, request=request)
-
-
-async def _capture_all(
-    task: Task, settings: ModelSettings, docs: Sequence[Document]
-) -> list[CapturedRequest]:
-    store = _CaptureStore()
-    # no key is needed or used: nothing is sent
-    client = ModelClient(dataclasses.replace(settings, api_key=None), store)
-    out = []
-    quiet = logging.getLogger("instructor")  # it logs every capture as a failed call
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)
-    try:
-        for doc in docs:
-            before = len(store.captured)
-            # exactly what Runner.process does for one document; the call fails by design
-            with contextlib.suppress(ExtractError):
-                await client.aextract(task.messages(doc), task.response_model, source_text=doc.text)
-            if len(store.captured) != before + 1:
-                raise ExchangeError(f"{doc.id}: the request could not be captured")
-            out.append(store.captured[-1])
-    finally:
-        quiet.setLevel(level)
-        await client.aclose()
-    return out
-
-
 def capture_requests(
     task: Task, settings: ModelSettings, docs: Sequence[Document]
 ) -> list[CapturedRequest]:
-    """The first request ``run`` would send for each document, captured, not sent."""
-    return asyncio.run(_capture_all(task, settings, docs))
+    """The first request ``run`` would send for each document, captured, not sent:
+    the same messages and response model that ``Runner.process`` passes on."""
+    calls = [Call(task.messages(doc), task.response_model, doc.text) for doc in docs]
+    return capture(settings, calls)
 
 
 # ------------------------------------------------------------------ the brief
@@ -233,14 +177,14 @@ def export_requests(
             "answer": f"{stem}.answer.json",
             "method": req.method,
             "path": req.path,
-            "fingerprint": req.fingerprint,
+            "fingerprint": request_fingerprint(req.body),
             "body_sha256": hashlib.sha256(req.raw).hexdigest(),
         }
         if (out_dir / entry["answer"]).is_file():
             before = old.get(doc.id, {})
             answer_for = before.get("answer_for") or before.get("fingerprint") or "unknown"
             entry["answer_for"] = answer_for
-            if answer_for != req.fingerprint:
+            if answer_for != request_fingerprint(req.body):
                 stale.append(doc.id)
         _write(out_dir / entry["request"], json.dumps(req.body, indent=1, ensure_ascii=False))
         _write(out_dir / entry["brief"], render_brief(doc.id, entry["answer"], req.body))
