@@ -15,7 +15,10 @@ document afresh (same prompt set, schema and settings as the index) and
 * writes the store's ``manifest.json`` with the settings replay needs (re-asks 0:
   an answer written once cannot answer a re-ask) and the same provenance.
 
-Nothing is written unless every answer to import is fresh and readable JSON.
+Nothing is written unless every answer to import is fresh and readable JSON;
+with ``write=False`` (``--check``) nothing is written at all. Each answer that
+validates is grounded against its document, so the quotes a reader copied by
+hand are counted before the eval.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import __version__
-from .documents import load_document
+from .documents import Document, load_document
 from .errors import ExchangeError, StaleAnswers
 from .exchange import capture_requests, read_index, request_fingerprint
+from .grounding import GroundingStats, ground, stats
 from .llm import ModelSettings
 from .llm.capture import CapturedRequest
 from .llm.recording import RecordingStore, exchange_key
@@ -52,6 +56,7 @@ class ImportResult:
     missing: list[str] = field(default_factory=list)  # exported, not answered
     stale: list[str] = field(default_factory=list)  # skipped with skip_stale
     not_valid: list[str] = field(default_factory=list)  # imported; fail the schema as they are
+    grounding: dict[str, GroundingStats] = field(default_factory=dict)  # per valid answer
 
 
 def _source(entry: dict[str, Any]) -> Path:
@@ -129,6 +134,7 @@ def import_answers(
     answered_by: str = "unnamed reader",
     model: str | None = None,
     skip_stale: bool = False,
+    write: bool = True,
 ) -> ImportResult:
     """Import the answer files of the export in ``folder`` into the store ``store_dir``."""
     folder, store_dir = Path(folder), Path(store_dir)
@@ -169,6 +175,12 @@ def import_answers(
     answers = {e["id"]: _read_answer(folder / e["answer"]) for e, _ in keep}  # all, first
     replay = {k: getattr(settings, k) for k in REPLAY_KEYS}
     manifest = _check_manifest(store_dir, replay)
+    doc_of = {e["id"]: d for e, d in zip(entries, docs, strict=True)}
+    for entry, _ in keep:
+        _judge(entry["id"], answers[entry["id"]], doc_of[entry["id"]], task, result)
+    if not write:
+        result.imported = [e["id"] for e, _ in keep]
+        return result
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     store = RecordingStore(store_dir, "record")
     imported = dict(manifest.get("answers") or {})
@@ -203,12 +215,18 @@ def import_answers(
         path = store.put(key, request, response, None, provenance=prov)
         imported[entry["id"]] = {**origin, "recording": path.name, "imported_at": now.isoformat()}
         result.imported.append(entry["id"])
-        try:
-            task.response_model.model_validate_json(text)
-        except ValidationError:
-            result.not_valid.append(entry["id"])
     _write_manifest(store_dir, manifest, replay, index, task, provenance, answered_by, imported)
     return result
+
+
+def _judge(doc_id: str, text: str, doc: Document, task: Any, result: ImportResult) -> None:
+    """Does the answer validate as written, and how many of its quotes are in the document?"""
+    try:
+        value = task.response_model.model_validate_json(text)
+    except ValidationError:
+        result.not_valid.append(doc_id)
+        return
+    result.grounding[doc_id] = stats(ground(value, doc.text))
 
 
 def _write_manifest(
@@ -233,6 +251,7 @@ def _write_manifest(
         "note": "Every exchange here carries an answer written outside caseextract and "
         "imported with `caseextract import`; none is a response recorded from an API or "
         "a server. Re-asks are 0: an answer written once cannot answer a re-ask.",
+        "brief_instruction": index.get("brief_instruction"),
         "prompt_set": index.get("prompt_set"),
         "prompt_version": task.prompt_set.version,
         "schema": task.response_model.__name__,

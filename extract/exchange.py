@@ -78,20 +78,22 @@ def answer_schema(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | No
     return None, None
 
 
-def render_brief(doc_id: str, answer_file: str, body: dict[str, Any]) -> str:
-    """A plain-text rendering of one request, for a human or a model answering by hand."""
-    name, schema = answer_schema(body)
-    what = f"the arguments of the tool `{name}`" if name else "the JSON the messages ask for"
-    lines = [
-        f"caseextract request for document {doc_id}",
-        "",
-        "HOW TO ANSWER",
+def answer_instruction(answer_file: str, tool: str | None) -> list[str]:
+    """What every brief tells the reader (also kept in the index and the store's manifest)."""
+    what = f"the arguments of the tool `{tool}`" if tool else "the JSON the messages ask for"
+    return [
         "Read the system message (the instructions) and the user message (the report) below.",
         f"Your answer is ONE JSON object: {what}, matching the JSON schema at the end.",
         "Write nothing else: no prose before or after, no Markdown code fence.",
         f"Save it as {answer_file} beside this file.",
-        "",
     ]
+
+
+def render_brief(doc_id: str, answer_file: str, body: dict[str, Any]) -> str:
+    """A plain-text rendering of one request, for a human or a model answering by hand."""
+    name, schema = answer_schema(body)
+    lines = [f"caseextract request for document {doc_id}", "", "HOW TO ANSWER"]
+    lines += [*answer_instruction(answer_file, name), ""]
     for i, m in enumerate(body.get("messages") or []):
         lines += [f"===== MESSAGE {i + 1}: {str(m.get('role', '?')).upper()} =====", ""]
         lines += [_text(m.get("content")), ""]
@@ -200,6 +202,11 @@ def export_requests(
         "schema_version": task.schema_version,
         # the server address is not part of a request body, and may hold credentials
         "settings": {k: v for k, v in settings.public().items() if k != "base_url"},
+        "brief_instruction": " ".join(
+            answer_instruction("<doc>.answer.json", answer_schema(captured[0].body)[0])
+        )
+        if captured
+        else None,
         "fingerprint": "sha256 of the canonical JSON of messages, tools, tool_choice and "
         "response_format: what the model reads, not the parameters",
         "documents": entries,

@@ -343,3 +343,21 @@ def test_answer_found_without_its_export_is_stale(tmp_path):
     assert "stale answers" in flat(result) and SEED_ID in flat(result)
     assert read_index(out)["documents"][0]["answer_for"] == "unknown"
     assert do_import(out, store).exit_code == 1
+
+
+def test_check_counts_quotes_not_in_the_document_and_writes_nothing(tmp_path):
+    out, store = tmp_path / "requests", tmp_path / "store"
+    export(out, CASES / f"{SEED_ID}.txt")
+    answer = json.loads(json.dumps(CRAFTED_SEED_ANSWER))  # crafted, with one invented quote
+    answer["patients"][0]["findings"][0]["evidence"] = ["a sentence that is not in the report"]
+    (out / f"{SEED_ID}.answer.json").write_text(json.dumps(answer))
+    result = do_import(out, store, "--check")
+    assert result.exit_code == 0, result.output
+    assert f"{SEED_ID}: 6 facts, 1 with a quote not in the document" in flat(result)
+    assert "checked 1 answer(s); nothing written" in flat(result)
+    assert not store.exists()
+    assert do_import(out, store).exit_code == 0
+    manifest = json.loads((store / "manifest.json").read_text())
+    assert (
+        "ONE JSON object: the arguments of the tool `CaseReport`" in manifest["brief_instruction"]
+    )

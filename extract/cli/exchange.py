@@ -79,17 +79,33 @@ def import_(
     skip_stale: Annotated[
         bool, typer.Option(help="Import the fresh answers and leave the stale ones out.")
     ] = False,
+    check: Annotated[
+        bool, typer.Option(help="Check the answers (stale, JSON, schema, quotes); write nothing.")
+    ] = False,
     verbose: Verbose = 0,
 ) -> None:
     """Turn answer files into recorded exchanges that `run` and `eval` replay."""
     _setup_logging(verbose)
     try:
-        result = import_answers(folder, recordings, provenance, answered_by, model, skip_stale)
+        result = import_answers(
+            folder, recordings, provenance, answered_by, model, skip_stale, write=not check
+        )
     except StaleAnswers as exc:
         raise _fail(str(exc), 1) from None
     except (ExtractError, OSError) as exc:
         raise _fail(str(exc)) from None
-    err.print(f"imported {len(result.imported)} answer(s) into {recordings}")
+    for doc_id, g in sorted(result.grounding.items()):
+        err.print(
+            escape(
+                f"{doc_id}: {g.facts} facts, {g.ungrounded_facts} with a quote not in the "
+                f"document; quotes exact {g.exact} / normalised {g.normalised} / fuzzy {g.fuzzy}"
+                f" / not found {g.not_found}"
+            )
+        )
+    if check:
+        err.print(f"checked {len(result.imported)} answer(s); nothing written")
+    else:
+        err.print(f"imported {len(result.imported)} answer(s) into {recordings}")
     if result.stale:
         err.print(f"[yellow]left out, stale:[/yellow] {escape(', '.join(result.stale))}")
     if result.missing:
