@@ -36,12 +36,13 @@ from pydantic import ValidationError
 from . import __version__
 from .documents import Document, load_document
 from .errors import ExchangeError, StaleAnswers
-from .exchange import capture_requests, read_index, request_fingerprint
+from .exchange import answered_fingerprint, capture_requests, read_index, request_fingerprint
 from .grounding import GroundingStats, ground, stats
 from .llm import ModelSettings
 from .llm.capture import CapturedRequest
 from .llm.recording import RecordingStore, exchange_key
 from .pipeline import default_task
+from .redaction import redact
 
 KIND = "imported answer: not an API recording"
 USAGE_NOTE = "not measured: the answer was written outside caseextract"
@@ -156,7 +157,7 @@ def import_answers(
     fresh = capture_requests(task, settings, docs)
     stale, keep = [], []
     for entry, doc, req in zip(entries, docs, fresh, strict=True):
-        answered_for = entry.get("answer_for") or entry["fingerprint"]
+        answered_for = answered_fingerprint(entry, folder / entry["answer"])
         if doc.sha256 != entry["sha256"]:
             stale.append(f"{entry['id']} (the document changed)")
         elif answered_for != request_fingerprint(req.body):
@@ -260,4 +261,5 @@ def _write_manifest(
         "cases": len(answers),
         "answers": dict(sorted(answers.items())),
     }
-    (store_dir / MANIFEST).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    text = redact(json.dumps(data, indent=1, ensure_ascii=False))  # a key pasted by mistake
+    (store_dir / MANIFEST).write_text(text + "\n", encoding="utf-8")

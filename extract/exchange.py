@@ -114,6 +114,22 @@ def file_stem(doc_id: str) -> str:
     return safe_filename(doc_id)
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def answered_fingerprint(entry: dict[str, Any], answer: Path) -> str:
+    """The fingerprint of the request an answer file answers.
+
+    An answer seen by an earlier export (same bytes) answers what it answered
+    then; an answer written or rewritten since the export answers its request.
+    """
+    seen = entry.get("answer_seen")
+    if seen and seen.get("sha256") == file_sha256(answer):
+        return str(seen.get("for"))
+    return str(entry["fingerprint"])
+
+
 def read_index(folder: Path) -> dict[str, Any]:
     path = Path(folder) / INDEX
     if not path.is_file():
@@ -150,7 +166,8 @@ def export_requests(
     """Write request, brief and index files for ``paths`` into ``out_dir``.
 
     Answers already in ``out_dir`` keep the fingerprint they were written for
-    (``answer_for``); those that no longer match are returned as stale.
+    (``answer_seen``: the answer file's sha256 and that fingerprint); those that
+    no longer match are returned as stale.
     """
     out_dir = Path(out_dir)
     docs = [load_document(Path(p)) for p in paths]
@@ -182,11 +199,12 @@ def export_requests(
             "fingerprint": request_fingerprint(req.body),
             "body_sha256": hashlib.sha256(req.raw).hexdigest(),
         }
-        if (out_dir / entry["answer"]).is_file():
-            before = old.get(doc.id, {})
-            answer_for = before.get("answer_for") or before.get("fingerprint") or "unknown"
-            entry["answer_for"] = answer_for
-            if answer_for != request_fingerprint(req.body):
+        answer = out_dir / entry["answer"]
+        if answer.is_file():
+            before = old.get(doc.id)
+            answer_for = answered_fingerprint(before, answer) if before else "unknown"
+            entry["answer_seen"] = {"sha256": file_sha256(answer), "for": answer_for}
+            if answer_for != entry["fingerprint"]:
                 stale.append(doc.id)
         _write(out_dir / entry["request"], json.dumps(req.body, indent=1, ensure_ascii=False))
         _write(out_dir / entry["brief"], render_brief(doc.id, entry["answer"], req.body))

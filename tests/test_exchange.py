@@ -251,6 +251,13 @@ def test_prompt_change_makes_answers_stale_on_import_and_on_re_export(tmp_path):
     assert "stale answers" in flat(result) and SEED_ID in flat(result)
     assert do_import(out, store).exit_code == 1  # still stale: the answers predate the change
 
+    # answered afresh after the new export (here: crafted again, with a changed byte)
+    for case_id in (SEED_ID, PSOAS_ID):
+        path = out / f"{case_id}.answer.json"
+        path.write_text(path.read_text() + "\n")
+    result = do_import(out, store)
+    assert result.exit_code == 0, result.output
+
 
 def test_changed_document_is_stale_and_skip_stale_imports_the_rest(tmp_path, seed_text):
     docs = tmp_path / "docs"
@@ -341,7 +348,9 @@ def test_answer_found_without_its_export_is_stale(tmp_path):
     crafted_gold_answers(out, [SEED_ID])  # written before any export: for what request?
     result = export(out, CASES / f"{SEED_ID}.txt")
     assert "stale answers" in flat(result) and SEED_ID in flat(result)
-    assert read_index(out)["documents"][0]["answer_for"] == "unknown"
+    assert read_index(out)["documents"][0]["answer_seen"]["for"] == "unknown"
+    assert do_import(out, store).exit_code == 1
+    crafted_gold_answers(out, [SEED_ID])  # the same answer again: still unknown
     assert do_import(out, store).exit_code == 1
 
 
