@@ -370,3 +370,20 @@ def test_check_counts_quotes_not_in_the_document_and_writes_nothing(tmp_path):
     assert (
         "ONE JSON object: the arguments of the tool `CaseReport`" in manifest["brief_instruction"]
     )
+
+
+def test_a_key_in_the_provenance_is_redacted_and_cost_counts_no_tokens(tmp_path):
+    out, store = tmp_path / "requests", tmp_path / "store"
+    export(out, CASES / f"{SEED_ID}.txt")
+    crafted_gold_answers(out, [SEED_ID])
+    key = "sk-crafted0123456789abcdef"
+    result = invoke(
+        "import", out, "--recordings", store, "--provenance", f"by hand, key {key}",
+        "--answered-by", "crafted-gold",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for path in store.glob("*.json"):
+        assert key not in path.read_text(), path.name
+    result = invoke("cost", "--recordings", store)
+    row = next(line for line in result.output.splitlines() if "crafted-gold" in line)
+    assert [c.strip() for c in row.split("│")[1:6]] == ["crafted-gold", "1", "1", "0", "0"]
