@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 
+import pytest
 from caseextract.cli import app
 from caseextract.evals.gold import FIXTURES, load_gold_set
 from caseextract.exchange import read_index, request_fingerprint
@@ -387,3 +388,24 @@ def test_a_key_in_the_provenance_is_redacted_and_cost_counts_no_tokens(tmp_path)
     result = invoke("cost", "--recordings", store)
     row = next(line for line in result.output.splitlines() if "crafted-gold" in line)
     assert [c.strip() for c in row.split("│")[1:6]] == ["crafted-gold", "1", "1", "0", "0"]
+
+
+STORES = sorted(p.parent for p in (FIXTURES / "recordings").glob("*/manifest.json"))
+
+
+@pytest.mark.parametrize("store", STORES, ids=lambda p: p.name)
+def test_every_shipped_store_replays_without_a_miss(store, tmp_path):
+    """Any store under fixtures/recordings (recorded or imported) replays in full."""
+    result = invoke("eval", "--recordings", store, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert all("no recording" not in (c["error"] or "") for c in report["per_case"])
+    manifest = json.loads((store / "manifest.json").read_text())
+    if manifest.get("imported"):  # answers written elsewhere say so, everywhere
+        assert manifest["provenance"] and manifest["kind"].endswith("not an API recording")
+        assert set(manifest["answers"]) == {c["case_id"] for c in report["per_case"]}
+        for path in store.glob("*.json"):
+            if path.name != "manifest.json":
+                data = json.loads(path.read_text())
+                assert data["provenance"]["kind"] == manifest["kind"]
+                assert "usage" not in data["response"]["body"]
