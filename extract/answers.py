@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,13 @@ from pydantic import ValidationError
 from . import __version__
 from .documents import Document, load_document
 from .errors import ExchangeError, StaleAnswers
-from .exchange import answered_fingerprint, capture_requests, read_index, request_fingerprint
+from .exchange import (
+    answered_fingerprint,
+    capture_requests,
+    file_sha256,
+    read_index,
+    request_fingerprint,
+)
 from .grounding import GroundingStats, ground, stats
 from .llm import ModelSettings
 from .llm.capture import CapturedRequest
@@ -190,7 +195,7 @@ def import_answers(
         answer_path = folder / entry["answer"]
         origin = {
             "answer_file": entry["answer"],
-            "answer_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "answer_sha256": file_sha256(answer_path),  # the file as the reader left it
             "answer_file_modified": dt.datetime.fromtimestamp(
                 answer_path.stat().st_mtime, dt.UTC
             ).isoformat(timespec="seconds"),

@@ -37,6 +37,7 @@ from .pipeline import Task
 INDEX = "index.json"
 INDEX_FORMAT = "caseextract-requests/1"
 READ_KEYS = ("messages", "tools", "tool_choice", "response_format")
+ENTRY_KEYS = ("id", "sha256", "source", "request", "answer", "fingerprint")
 
 
 def request_fingerprint(body: dict[str, Any]) -> str:
@@ -138,8 +139,12 @@ def read_index(folder: Path) -> dict[str, Any]:
         index = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ExchangeError(f"{path} is not readable JSON: {exc}") from None
-    if index.get("format") != INDEX_FORMAT:
+    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
         raise ExchangeError(f"{path}: not a caseextract request index ({INDEX_FORMAT})")
+    for i, entry in enumerate(index.get("documents") or []):
+        lacking = [k for k in ENTRY_KEYS if not isinstance(entry, dict) or k not in entry]
+        if lacking:
+            raise ExchangeError(f"{path}: document {i + 1} lacks {', '.join(lacking)}")
     return index
 
 

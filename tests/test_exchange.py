@@ -201,7 +201,7 @@ def test_imported_exchanges_say_what_they_are(tmp_path):
     assert prov["kind"] == "imported answer: not an API recording"
     assert prov["statement"] == "crafted by the test suite"
     assert prov["answered_by"] == "crafted-gold" and prov["imported_at"]
-    answer = (out / f"{SEED_ID}.answer.json").read_text().strip()
+    answer = (out / f"{SEED_ID}.answer.json").read_text()
     assert prov["answer_sha256"] == hashlib.sha256(answer.encode()).hexdigest()
     assert prov["answer_file"] == f"{SEED_ID}.answer.json"
     assert "not measured" in prov["usage"]
@@ -322,6 +322,10 @@ def test_answer_that_fails_the_schema_is_imported_and_flagged(tmp_path):
 def test_import_without_an_export_is_a_clear_error(tmp_path):
     result = do_import(tmp_path, tmp_path / "store")
     assert result.exit_code == 2 and "export the requests first" in flat(result)
+    index = {"format": "caseextract-requests/1", "documents": [{"id": "a"}]}
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    result = do_import(tmp_path, tmp_path / "store")
+    assert result.exit_code == 2 and "document 1 lacks sha256, source" in flat(result)
 
 
 def test_json_schema_mode_round_trip_through_run(tmp_path):
