@@ -25,8 +25,8 @@ def agreement(dir_a: Path, dir_b: Path) -> tuple[Counts, dict[str, Counts], list
         total.add(t)
         for name, c in fams.items():
             families.setdefault(name, Counts()).add(c)
-        cases.append(f"{a.case_id}: F1 {t.prf()[2]:.3f}, strict {t.prf(True)[2]:.3f} "
-                     f"({t.gold} vs {t.pred} items)")  # fmt: skip
+        cases.append(f"{a.case_id}: F1 {t.prf()[2]:.3f}, cited {t.prf(cited=True)[2]:.3f}, "
+                     f"strict {t.prf(True)[2]:.3f} ({t.gold} vs {t.pred} items)")  # fmt: skip
     return total, families, cases
 
 
@@ -41,11 +41,11 @@ def main(argv: list[str]) -> int:
     print(f"cases: {len(cases)}")
     for line in cases:
         print(f"- {line}")
-    print("\n| family | items A | items B | agreement F1 | strict F1 |\n|---|---|---|---|---|")
-    print(f"| **all** | {total.gold} | {total.pred} | {_f(total.prf()[2])} | "
-          f"{_f(total.prf(True)[2])} |")  # fmt: skip
-    for name, c in sorted(families.items()):
-        print(f"| {name} | {c.gold} | {c.pred} | {_f(c.prf()[2])} | {_f(c.prf(True)[2])} |")
+    print("\n| family | items A | items B | agreement F1 | cited F1 | strict F1 |")
+    print("|---|---|---|---|---|---|")
+    for name, c in [("**all**", total), *sorted(families.items())]:
+        print(f"| {name} | {c.gold} | {c.pred} | {_f(c.prf()[2])} | "
+              f"{_f(c.prf(cited=True)[2])} | {_f(c.prf(True)[2])} |")  # fmt: skip
     return 0
 
 

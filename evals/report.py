@@ -6,7 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-METRICS = ("precision", "recall", "f1", "f1_strict")
+METRICS = ("precision", "recall", "f1", "f1_cited", "f1_strict")
+FIGURES = (
+    "F1: items paired by name (near names helped by shared quotes); F1 cited: also pairs "
+    "the items left over whose quotes cite the same text, so naming and granularity "
+    "differences are told from real misses; F1 strict: paired by name with equal attributes."
+)
 
 
 def _f(x: float | None) -> str:
@@ -22,7 +27,7 @@ def compare(report: dict[str, Any], baseline: dict[str, Any]) -> list[dict[str, 
     rows = []
 
     def delta(name: str, now: dict[str, Any], before: dict[str, Any]) -> None:
-        for metric in ("f1", "f1_strict"):
+        for metric in ("f1", "f1_cited", "f1_strict"):
             a, b = now.get(metric), before.get(metric)
             if a is None and b is None:
                 continue
@@ -35,44 +40,62 @@ def compare(report: dict[str, Any], baseline: dict[str, Any]) -> list[dict[str, 
     return rows
 
 
+def answers_note(report: dict[str, Any]) -> str | None:
+    """What the replayed answers are, when they were imported rather than recorded."""
+    recorded = report.get("info", {}).get("recorded") or {}
+    if not recorded.get("imported"):
+        return None
+    return (
+        f"imported answers by {recorded.get('answered_by', '?')}, not API recordings: "
+        f"{recorded.get('provenance', '?')}"
+    )
+
+
+def _row(name: str, c: dict[str, Any]) -> str:
+    return (
+        f"| {name} | {_f(c['precision'])} | {_f(c['recall'])} | {_f(c['f1'])} | "
+        f"{_f(c.get('f1_cited'))} | {_f(c['f1_strict'])} | {_pct(c['omission_rate'])} | "
+        f"{_pct(c['spurious_rate'])} | {_pct(c['hallucination_rate'])} |"
+    )
+
+
 def markdown(report: dict[str, Any], baseline_rows: list[dict[str, Any]] | None = None) -> str:
-    m = report["micro"]
     info = report.get("info", {})
     lines = [
         "# caseextract scorecard",
         "",
         f"- model: `{info.get('model', '?')}` ({info.get('mode', '?')})",
+    ]
+    if note := answers_note(report):
+        lines.append(f"- answers: {note}")
+    lines += [
         f"- prompt version `{report['prompt_version']}`, schema `{report['schema']}` "
         f"v{report['schema_version']}",
         f"- cases: {report['cases']}, extracted: {report['extracted']}",
+        f"- {FIGURES}",
         "",
-        "| scope | precision | recall | F1 | F1 strict | omission | spurious | hallucination |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| **all (micro)** | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} | "
-        f"{_f(m['f1_strict'])} | {_pct(m['omission_rate'])} | {_pct(m['spurious_rate'])} | "
-        f"{_pct(m['hallucination_rate'])} |",
-        f"| macro over families | | | {_f(report['macro']['f1_over_families'])} | | | | |",
-        f"| macro over cases | | | {_f(report['macro']['f1_over_cases'])} | | | | |",
+        "| scope | precision | recall | F1 | F1 cited | F1 strict | omission | spurious "
+        "| hallucination |",
+        "|---|---|---|---|---|---|---|---|---|",
+        _row("**all (micro)**", report["micro"]),
+        f"| macro over families | | | {_f(report['macro']['f1_over_families'])} | | | | | |",
+        f"| macro over cases | | | {_f(report['macro']['f1_over_cases'])} | | | | | |",
     ]
     for fam, c in report["families"].items():
-        lines.append(
-            f"| {fam} | {_f(c['precision'])} | {_f(c['recall'])} | {_f(c['f1'])} | "
-            f"{_f(c['f1_strict'])} | {_pct(c['omission_rate'])} | {_pct(c['spurious_rate'])} | "
-            f"{_pct(c['hallucination_rate'])} |"
-        )
+        lines.append(_row(fam, c))
     lines += [
         "",
         f"Grounding rate of extracted facts: {_pct(report.get('grounding_rate'))}",
         "",
-        "| case | status | gold items | predicted | F1 | F1 strict | note |",
-        "|---|---|---|---|---|---|---|",
+        "| case | status | gold items | predicted | F1 | F1 cited | F1 strict | note |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for case in report["per_case"]:
         t = case["totals"]
         note = (case.get("error") or "").replace("|", "/")[:80]
         lines.append(
             f"| {case['case_id']} | {case['status']} | {t['gold']} | {t['pred']} | "
-            f"{_f(t['f1'])} | {_f(t['f1_strict'])} | {note} |"
+            f"{_f(t['f1'])} | {_f(t.get('f1_cited'))} | {_f(t['f1_strict'])} | {note} |"
         )
     if baseline_rows:
         lines += [

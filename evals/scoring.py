@@ -15,6 +15,12 @@ Generic over the response model: the scorer walks the pydantic structure.
   decade phrases by overlap), spans by ISO duration, short text fuzzily.
 * Nulls: gold null and prediction null is not counted; gold null and prediction
   set is spurious (false positive); gold set and prediction null is missed.
+* A second relaxed figure, *cited* (``f1_cited``), also pairs the items left over
+  by the name matching when their quotes cite the same place in the source (at
+  least half of the shorter citation's characters inside the other's), one to
+  one. Such a pair stays a missed and a spurious entry for the name figure and
+  the diff (each noting the other), and counts as one hit in the cited figure:
+  naming and granularity differences are told apart from real misses.
 
 Every comparison becomes an ``Entry`` (match / wrong_value / missed / spurious,
 with quotes and grounding) — the same entries feed the metrics and the diff.
@@ -39,6 +45,7 @@ from scipy.optimize import linear_sum_assignment
 MATCH_THRESHOLD = 80.0  # key-text similarity (0-100) needed to pair two items
 ATTR_THRESHOLD = 70.0  # similarity for secondary short texts in strict matching
 SUBSET_MIN_TOKEN_SHARE = 0.5  # token_set_ratio counts only if the shorter text is this share
+CITED_MIN_SHARE = 0.5  # cited pairing: share of the shorter citation inside the other
 KEY_FIELDS = ("name", "description", "event", "label")
 FUZZY_ATTRS = ("result", "attributed_to", "when", "shows")
 EXACT_TEXT_FIELDS = {"doi", "pmid", "year"}
@@ -64,6 +71,7 @@ class Entry:
     strict: bool = True  # for matched pairs: do the attributes agree too
     note: str = ""
     scalar: bool = False  # a single value (age, title …) rather than a list item
+    cited_with: str | None = None  # a missed/spurious item paired by citation: the other item
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "status": self.status.value}
@@ -243,6 +251,12 @@ class Scorer:
         b = {i for s, e in self.spans(p) for i in range(s, e)}
         return len(a & b) / len(a | b) if a and b else 0.0
 
+    def cited_share(self, g: Any, p: Any) -> float:
+        """Share of the shorter of the two items' citations that the other also cites (0–1)."""
+        a = {i for s, e in self.spans(g) for i in range(s, e)}
+        b = {i for s, e in self.spans(p) for i in range(s, e)}
+        return len(a & b) / min(len(a), len(b)) if a and b else 0.0
+
     def grounded(self, item: Any) -> bool | None:
         quotes = _quotes(item)
         if self.aligner is None or not quotes:
@@ -322,13 +336,35 @@ class Scorer:
                     note="; ".join(diffs),
                 )
             )
+        cited = dict(self._cited_pairs(gold, pred, lone_g, lone_p))
+        by_pred = {pi: gi for gi, pi in cited.items()}
         for gi in lone_g:
-            out.append(Entry(fam, unit, Status.missed, _show(gold[gi]), None, _quotes(gold[gi])))
+            e = Entry(fam, unit, Status.missed, _show(gold[gi]), None, _quotes(gold[gi]))
+            if gi in cited:
+                e.cited_with = _show(pred[cited[gi]])
+                e.note = f"cites the same text as the predicted {e.cited_with!r}"
+            out.append(e)
         for pi in lone_p:
             p = pred[pi]
-            out.append(
-                Entry(fam, unit, Status.spurious, None, _show(p), [], _quotes(p), self.grounded(p))
-            )
+            e = Entry(fam, unit, Status.spurious, None, _show(p), [], _quotes(p), self.grounded(p))
+            if pi in by_pred:
+                e.cited_with = _show(gold[by_pred[pi]])
+                e.note = f"cites the same text as the gold {e.cited_with!r}"
+            out.append(e)
+
+    def _cited_pairs(
+        self, gold: list, pred: list, lone_g: list[int], lone_p: list[int]
+    ) -> list[tuple[int, int]]:
+        """Items left over by the name matching that cite the same text, one to one."""
+        if self.aligner is None or not lone_g or not lone_p:
+            return []
+        share = np.array([[self.cited_share(gold[g], pred[p]) for p in lone_p] for g in lone_g])
+        rows, cols = linear_sum_assignment(-share)
+        return [
+            (lone_g[r], lone_p[c])
+            for r, c in zip(rows, cols, strict=True)
+            if share[r, c] >= CITED_MIN_SHARE
+        ]
 
     def _units(self, gold: list, pred: list, fam: str, out: list[Entry]) -> None:
         pairs, lone_g, lone_p = align_units(gold, pred)
@@ -450,6 +486,7 @@ class Counts:
     pred: int = 0
     pred_ungrounded: int = 0
     pred_with_quotes: int = 0
+    cited_pairs: int = 0  # missed + spurious items that cite the same text (one hit, cited)
 
     def add_entry(self, e: Entry) -> None:
         has_g, has_p = e.gold is not None, e.pred is not None
@@ -472,6 +509,7 @@ class Counts:
         elif e.status is Status.missed:
             self.fn_relaxed += 1
             self.fn_strict += 1
+            self.cited_pairs += e.cited_with is not None  # counted once, on the gold side
         elif e.status is Status.spurious:
             self.fp_relaxed += 1
             self.fp_strict += 1
@@ -480,10 +518,16 @@ class Counts:
         for k, v in other.__dict__.items():
             setattr(self, k, getattr(self, k) + v)
 
-    def prf(self, strict: bool = False) -> tuple[float | None, float | None, float | None]:
+    def prf(
+        self, strict: bool = False, cited: bool = False
+    ) -> tuple[float | None, float | None, float | None]:
+        """Precision, recall, F1: relaxed (paired by name), strict, or cited (relaxed
+        plus the pairs that cite the same text)."""
         tp = self.tp_strict if strict else self.tp_relaxed
         fp = self.fp_strict if strict else self.fp_relaxed
         fn = self.fn_strict if strict else self.fn_relaxed
+        if cited and not strict:
+            tp, fp, fn = tp + self.cited_pairs, fp - self.cited_pairs, fn - self.cited_pairs
         p = tp / (tp + fp) if tp + fp else None
         r = tp / (tp + fn) if tp + fn else None
         if p is None or r is None:
@@ -508,6 +552,7 @@ class Counts:
     def summary(self) -> dict[str, Any]:
         pr, rr, fr = self.prf(False)
         ps, rs, fs = self.prf(True)
+        pc, rc, fc = self.prf(cited=True)
         return {
             **self.__dict__,
             "precision": pr,
@@ -516,6 +561,9 @@ class Counts:
             "precision_strict": ps,
             "recall_strict": rs,
             "f1_strict": fs,
+            "precision_cited": pc,
+            "recall_cited": rc,
+            "f1_cited": fc,
             "omission_rate": self.omission_rate,
             "spurious_rate": self.spurious_rate,
             "hallucination_rate": self.hallucination_rate,

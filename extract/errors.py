@@ -76,3 +76,19 @@ class ReplayMiss(ExtractError):
     """Replay mode found no recording for a request; the message says what differs."""
 
     kind = "replay_miss"
+
+
+class ExchangeError(ExtractError):
+    """Requests carried out or answers carried in that cannot be used as they are."""
+
+    kind = "exchange"
+
+
+class StaleAnswers(ExchangeError):
+    """Answers written for a request that a fresh export no longer produces."""
+
+    kind = "stale"
+
+    def __init__(self, message: str, stale: list[str] | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.stale = list(stale or [])

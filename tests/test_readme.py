@@ -6,6 +6,7 @@ for the real local model are covered by the `local` tests; install and test
 commands are what CI runs.
 """
 
+import json
 import os
 import re
 import socket
@@ -20,7 +21,16 @@ from conftest import ROOT
 from helpers import CRAFTED_SEED_ANSWER
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-OUTPUTS = ["results.jsonl", "results.csv", "cement.jsonl", "local.jsonl", "eval-out"]
+OUTPUTS = [
+    "results.jsonl",
+    "results.csv",
+    "cement.jsonl",
+    "local.jsonl",
+    "eval-out",
+    "requests",
+    "answered",
+    "eval-answered",
+]
 # the console script lives beside the interpreter running the tests
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
@@ -63,6 +73,10 @@ def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
         )
     if "recordings/my-model" in command or "eval --live --record" in command:
         pytest.skip("re-recording the gold set is shown, not run (it needs your server)")
+    if command.startswith("caseextract import requests"):
+        # the reader's answer to the exported request: crafted here, as a person would write it
+        answer = ROOT / "requests" / "seed-vertebroplasty-cement-leakage.answer.json"
+        answer.write_text(json.dumps(CRAFTED_SEED_ANSWER), encoding="utf-8")
     env = dict(ENV)
     reply = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER))
     port = 0

@@ -131,3 +131,84 @@ def test_subset_similarity_is_gated():
     assert text_similarity("back pain", "acute back pain") >= 80
     assert text_similarity("pain", "back pain with acute deterioration of the lower limbs") < 80
     assert text_similarity("Vertebroplasty", "vertebroplasty") == 100
+
+
+def _rename_back_pain(name, evidence=None):
+    def change(d):
+        item = d["patients"][0]["findings"][0]
+        assert item["name"] == "back pain"
+        item["name"] = name
+        if evidence is not None:
+            item["evidence"] = evidence
+
+    return change
+
+
+def test_other_name_same_citation_is_a_cited_hit_only(seed):
+    pred = perturbed(seed, _rename_back_pain("dorsalgia"))
+    total, fams = families(seed, pred)
+    f = fams["findings"]
+    assert (f.fn_relaxed, f.fp_relaxed, f.cited_pairs) == (1, 1, 1)
+    s = f.summary()
+    assert s["f1"] < 1.0 and s["f1_cited"] == 1.0 and s["f1_strict"] < 1.0
+    assert total.summary()["f1_cited"] > total.summary()["f1"]
+    entries = [e for e in Scorer(seed.text).score(seed.extraction, pred) if e.cited_with]
+    assert {(e.status, e.cited_with) for e in entries} == {
+        (Status.missed, "dorsalgia"),
+        (Status.spurious, "back pain"),
+    }
+    assert all("cites the same text" in e.note for e in entries)
+
+
+def test_other_name_other_citation_stays_a_miss(seed):
+    quote = ["Intradural cement leakage after vertebroplasty"]
+    pred = perturbed(seed, _rename_back_pain("dorsalgia", quote))
+    f = families(seed, pred)[1]["findings"]
+    assert f.cited_pairs == 0
+    assert f.summary()["f1_cited"] == f.summary()["f1"] < 1.0
+
+
+def test_finer_items_citing_one_gold_item_pair_once(seed):
+    def change(d):
+        findings = d["patients"][0]["findings"]
+        findings.pop(0)  # "back pain", quoting the whole first sentence
+        findings.append({"name": "lumbago", "evidence": ["had back pain"]})
+        findings.append({"name": "acute deterioration", "evidence": ["acute deterioration"]})
+
+    f = families(seed, perturbed(seed, change))[1]["findings"]
+    assert (f.fn_relaxed, f.fp_relaxed, f.cited_pairs) == (1, 2, 1)
+    p, r, _ = f.prf(cited=True)
+    assert r == 1.0 and p < 1.0  # the extra split item stays spurious
+
+
+def test_every_gold_case_scores_perfectly_cited_too():
+    for case in load_gold_set():
+        total, _ = families(case, case.extraction)
+        assert total.summary()["f1_cited"] == 1.0 and total.cited_pairs == 0, case.case_id
+
+
+def test_report_and_baseline_carry_the_cited_figure(seed):
+    from caseextract.evals import report as rep
+
+    pred = perturbed(seed, _rename_back_pain("dorsalgia"))
+    total, fams = families(seed, pred)
+    report = {
+        "info": {"model": "crafted"},
+        "prompt_version": "p",
+        "schema": "CaseReport",
+        "schema_version": "1.1",
+        "cases": 1,
+        "extracted": 1,
+        "micro": total.summary(),
+        "macro": {"f1_over_families": None, "f1_over_cases": None},
+        "families": {k: v.summary() for k, v in fams.items()},
+        "per_case": [],
+    }
+    card = rep.markdown(report)
+    f = fams["findings"].summary()
+    assert (
+        f"| findings | {f['precision']:.3f} | {f['recall']:.3f} | {f['f1']:.3f} | 1.000 |" in card
+    )
+    base = dict(report, micro=families(seed, seed.extraction)[0].summary())
+    rows = {(r["scope"], r["metric"]): r for r in rep.compare(report, base)}
+    assert rows[("overall (micro)", "f1_cited")]["delta"] > rows[("overall (micro)", "f1")]["delta"]

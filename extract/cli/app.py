@@ -1,7 +1,8 @@
 """Shared pieces of the command line: the app, consoles, options, settings.
 
-The commands live one group per module (``run``, ``evaluate``, ``review``), above
-the pipeline, the evals and the review pages; nothing below the CLI imports it.
+The commands live one group per module (``run``, ``evaluate``, ``review``,
+``exchange``), above the pipeline, the evals and the review pages; nothing below
+the CLI imports it.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -103,13 +104,19 @@ def print_scorecard(report: dict, rows: list | None) -> None:
     info = report.get("info", {})
     table = Table(
         title=f"scorecard · {info.get('model', '?')} · {report['extracted']}/"
-        f"{report['cases']} cases extracted"
+        f"{report['cases']} cases extracted",
+        box=box.SIMPLE_HEAD,  # no column rules: nine columns fit 80 characters
+        pad_edge=False,
+        collapse_padding=True,
     )
-    for col in ("scope", "P", "R", "F1", "F1 strict", "omission", "spurious", "halluc."):
+    # F1 (paired by name), cited (also by the same quoted text), strict (attributes too);
+    # omission, spurious and hallucination rates
+    cols = ("scope", "P", "R", "F1", "cited", "strict", "omit", "spur.", "hall.")
+    for col in cols:
         if col == "scope":
-            table.add_column(col, no_wrap=True, min_width=22)
+            table.add_column(col, no_wrap=True, min_width=21)
         else:
-            table.add_column(col, justify="right")
+            table.add_column(col, justify="right", no_wrap=True)
 
     def add(name: str, c: dict) -> None:
         def pct(x: float | None) -> str:
@@ -120,6 +127,7 @@ def print_scorecard(report: dict, rows: list | None) -> None:
             _fmt(c["precision"]),
             _fmt(c["recall"]),
             _fmt(c["f1"]),
+            _fmt(c.get("f1_cited")),
             _fmt(c["f1_strict"]),
             pct(c["omission_rate"]),
             pct(c["spurious_rate"]),
@@ -130,6 +138,9 @@ def print_scorecard(report: dict, rows: list | None) -> None:
     for fam, c in report["families"].items():
         add(fam, c)
     out.print(table)
+    if note := rep.answers_note(report):
+        out.print(escape(f"answers: {note}"))
+    out.print(escape(rep.FIGURES + " omit, spur., hall.: omission, spurious, hallucination rates."))
     macro = report["macro"]
     out.print(
         f"macro F1 over families {_fmt(macro['f1_over_families'])}, over cases "

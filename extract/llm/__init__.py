@@ -1,8 +1,9 @@
 """The model boundary: the only package that imports openai and instructor.
 
 ``client`` makes structured calls (HTTP retries, re-asks, usage counted once),
-``recording`` records and replays exchanges at the HTTP layer, ``local`` runs
-the key-less llama.cpp server.
+``recording`` records and replays exchanges at the HTTP layer, ``capture``
+captures the request a call would send without sending it, ``local`` runs the
+key-less llama.cpp server.
 """
 
 from .client import (

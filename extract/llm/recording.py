@@ -125,12 +125,22 @@ class RecordingStore:
     def exchanges(self) -> list[dict[str, Any]]:
         return [json.loads(p.read_text(encoding="utf-8")) for p in self._load_index().values()]
 
-    def put(self, key: str, request: dict[str, Any], response: dict[str, Any], host: str) -> Path:
+    def put(
+        self,
+        key: str,
+        request: dict[str, Any],
+        response: dict[str, Any],
+        host: str | None,
+        provenance: dict[str, Any] | None = None,
+    ) -> Path:
+        """Store one exchange; ``provenance`` replaces the recorded-from-a-server one
+        (imported answers say what they are instead, see ``caseextract.answers``)."""
         body = response.get("body")
         served_model = body.get("model") if isinstance(body, dict) else None
         data = {
             "key": key,
-            "provenance": {
+            "provenance": provenance
+            or {
                 "model": served_model,
                 "server": host,
                 "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -261,6 +261,7 @@ class FakeOpenAIServer:
         self._responder = script if callable(script) else None
         self._default = default
         self.requests: list[dict[str, Any]] = []
+        self.raw_requests: list[bytes] = []  # the bodies as received, byte for byte
         self.request_headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -316,6 +317,7 @@ class FakeOpenAIServer:
                 payload["_path"] = self.path
                 with owner._lock:
                     owner.request_headers.append(dict(self.headers))
+                    owner.raw_requests.append(raw)
                 self._send(owner._next(payload))
 
             def _send(self, reply: Reply) -> None:

@@ -1,0 +1,270 @@
+"""Answers in: answer files become recorded exchanges that ``run``/``eval`` replay unchanged.
+
+An answer file ``<doc>.answer.json`` beside an export (``caseextract.exchange``)
+holds one JSON object: the arguments of the tool the request forces (or, in the
+JSON modes, the JSON the messages ask for). Import re-exports every answered
+document afresh (same prompt set, schema and settings as the index) and
+
+* refuses, naming them, answers whose request fingerprint differs from the fresh
+  one (prompt, schema or document changed): they are *stale*;
+* stores each fresh answer as an exchange keyed on the fresh request, in
+  ``recording.py``'s format: a chat completion with one tool call whose arguments
+  are the answer, no ``usage`` (not measured), and a provenance block that says it
+  is an imported answer — the user's statement, who answered, the date, the
+  answer file and its sha256 — never an API recording;
+* writes the store's ``manifest.json`` with the settings replay needs (re-asks 0:
+  an answer written once cannot answer a re-ask) and the same provenance.
+
+Nothing is written unless every answer to import is fresh and readable JSON;
+with ``write=False`` (``--check``) nothing is written at all. Each answer that
+validates is grounded against its document, so the quotes a reader copied by
+hand are counted before the eval.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import __version__
+from .documents import Document, load_document
+from .errors import ExchangeError, StaleAnswers
+from .exchange import (
+    answered_fingerprint,
+    capture_requests,
+    file_sha256,
+    read_index,
+    request_fingerprint,
+)
+from .grounding import GroundingStats, ground, stats
+from .llm import ModelSettings
+from .llm.capture import CapturedRequest
+from .llm.recording import RecordingStore, exchange_key
+from .pipeline import default_task
+from .redaction import redact
+
+KIND = "imported answer: not an API recording"
+USAGE_NOTE = "not measured: the answer was written outside caseextract"
+MANIFEST = "manifest.json"
+REPLAY_KEYS = ("model", "mode", "max_tokens", "temperature", "reasks", "http_retries")
+
+
+@dataclass
+class ImportResult:
+    store: Path
+    imported: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # exported, not answered
+    stale: list[str] = field(default_factory=list)  # skipped with skip_stale
+    not_valid: list[str] = field(default_factory=list)  # imported; fail the schema as they are
+    grounding: dict[str, GroundingStats] = field(default_factory=dict)  # per valid answer
+
+
+def _source(entry: dict[str, Any]) -> Path:
+    for candidate in (entry.get("source"), entry.get("source_abs")):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise ExchangeError(
+        f"{entry['id']}: source document not found at {entry.get('source')!r} or "
+        f"{entry.get('source_abs')!r}; import on the machine that exported the requests"
+    )
+
+
+def _settings(index: dict[str, Any], model: str | None) -> ModelSettings:
+    known = {f.name for f in dataclasses.fields(ModelSettings)}
+    values = {k: v for k, v in index.get("settings", {}).items() if k in known}
+    values.update(base_url=None, api_key=None, reasks=0)
+    if model:
+        values["model"] = model  # a parameter: not part of the fingerprint
+    return ModelSettings(**values)
+
+
+def completion(req: CapturedRequest, arguments: str, answered_by: str, now: dt.datetime) -> dict:
+    """The chat completion that carries one imported answer (no usage: not measured)."""
+    tools = req.body.get("tools") or []
+    message: dict[str, Any] = {"role": "assistant", "content": None}
+    finish = "stop"
+    if tools:
+        name = tools[0].get("function", {}).get("name")
+        call = {"id": "call_imported", "type": "function"}
+        message["tool_calls"] = [{**call, "function": {"name": name, "arguments": arguments}}]
+        finish = "tool_calls"
+    else:
+        message["content"] = arguments
+    return {
+        "id": f"imported-{request_fingerprint(req.body)[:16]}",
+        "object": "chat.completion",
+        "created": int(now.timestamp()),
+        "model": answered_by,
+        "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+    }
+
+
+def _read_answer(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8-sig").strip()
+        value = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExchangeError(f"{path.name}: not readable JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ExchangeError(
+            f"{path.name}: an answer is one JSON object, not {type(value).__name__}"
+        )
+    return text
+
+
+def _check_manifest(store: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    path = store / MANIFEST
+    if not path.is_file():
+        return {}
+    old = json.loads(path.read_text(encoding="utf-8"))
+    if not old.get("imported"):
+        raise ExchangeError(
+            f"{store} holds recordings of a server; keep imported answers in their own folder"
+        )
+    differs = [k for k in REPLAY_KEYS if k in old and old[k] != settings[k]]
+    if differs:
+        raise ExchangeError(f"{store} was imported with other settings ({', '.join(differs)})")
+    return old
+
+
+def import_answers(
+    folder: Path,
+    store_dir: Path,
+    provenance: str,
+    answered_by: str = "unnamed reader",
+    model: str | None = None,
+    skip_stale: bool = False,
+    write: bool = True,
+) -> ImportResult:
+    """Import the answer files of the export in ``folder`` into the store ``store_dir``."""
+    folder, store_dir = Path(folder), Path(store_dir)
+    if not provenance.strip():
+        raise ExchangeError("say where the answers come from: --provenance is required")
+    index = read_index(folder)
+    task = default_task(index.get("prompt_set") or "case_report", index.get("schema"))
+    settings = _settings(index, model)
+    result = ImportResult(store_dir)
+    entries = []
+    for entry in index.get("documents", []):
+        if (folder / entry["answer"]).is_file():
+            entries.append(entry)
+        else:
+            result.missing.append(entry["id"])
+    if not entries:
+        raise ExchangeError(f"no answer files (<doc>.answer.json) in {folder}")
+    docs = [load_document(_source(e)) for e in entries]
+    fresh = capture_requests(task, settings, docs)
+    stale, keep = [], []
+    for entry, doc, req in zip(entries, docs, fresh, strict=True):
+        answered_for = answered_fingerprint(entry, folder / entry["answer"])
+        if doc.sha256 != entry["sha256"]:
+            stale.append(f"{entry['id']} (the document changed)")
+        elif answered_for != request_fingerprint(req.body):
+            stale.append(f"{entry['id']} (prompt or schema changed)")
+        else:
+            keep.append((entry, req))
+    if stale and not skip_stale:
+        raise StaleAnswers(
+            f"{len(stale)} answer(s) were written for a request the pipeline no longer sends: "
+            f"{', '.join(stale)}. Export again, answer those afresh, or --skip-stale.",
+            stale=stale,
+        )
+    result.stale = stale
+    if not keep:
+        raise ExchangeError(f"every answer in {folder} is stale: {', '.join(stale)}")
+    answers = {e["id"]: _read_answer(folder / e["answer"]) for e, _ in keep}  # all, first
+    replay = {k: getattr(settings, k) for k in REPLAY_KEYS}
+    manifest = _check_manifest(store_dir, replay)
+    doc_of = {e["id"]: d for e, d in zip(entries, docs, strict=True)}
+    for entry, _ in keep:
+        _judge(entry["id"], answers[entry["id"]], doc_of[entry["id"]], task, result)
+    if not write:
+        result.imported = [e["id"] for e, _ in keep]
+        return result
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    store = RecordingStore(store_dir, "record")
+    imported = dict(manifest.get("answers") or {})
+    for entry, req in keep:
+        text = answers[entry["id"]]
+        answer_path = folder / entry["answer"]
+        origin = {
+            "answer_file": entry["answer"],
+            "answer_sha256": file_sha256(answer_path),  # the file as the reader left it
+            "answer_file_modified": dt.datetime.fromtimestamp(
+                answer_path.stat().st_mtime, dt.UTC
+            ).isoformat(timespec="seconds"),
+            "request_fingerprint": request_fingerprint(req.body),
+        }
+        prov = {
+            "kind": KIND,
+            "model": answered_by,
+            "answered_by": answered_by,
+            "statement": provenance,
+            "imported_at": now.isoformat(),
+            **origin,
+            "usage": USAGE_NOTE,
+            "caseextract_version": __version__,
+        }
+        response = {
+            "status": 200,
+            "headers": {"content-type": "application/json"},
+            "body": completion(req, text, answered_by, now),
+        }
+        request = {"method": req.method, "path": req.path, "body": req.body}
+        key = exchange_key(req.method, req.path, req.body)
+        path = store.put(key, request, response, None, provenance=prov)
+        imported[entry["id"]] = {**origin, "recording": path.name, "imported_at": now.isoformat()}
+        result.imported.append(entry["id"])
+    _write_manifest(store_dir, manifest, replay, index, task, provenance, answered_by, imported)
+    return result
+
+
+def _judge(doc_id: str, text: str, doc: Document, task: Any, result: ImportResult) -> None:
+    """Does the answer validate as written, and how many of its quotes are in the document?"""
+    try:
+        value = task.response_model.model_validate_json(text)
+    except ValidationError:
+        result.not_valid.append(doc_id)
+        return
+    result.grounding[doc_id] = stats(ground(value, doc.text))
+
+
+def _write_manifest(
+    store_dir: Path,
+    old: dict[str, Any],
+    replay: dict[str, Any],
+    index: dict[str, Any],
+    task: Any,
+    provenance: str,
+    answered_by: str,
+    answers: dict[str, Any],
+) -> None:
+    data = {
+        **old,
+        **replay,
+        "imported": True,
+        "kind": KIND,
+        "provenance": provenance,
+        "answered_by": answered_by,
+        "imported_on": dt.date.today().isoformat(),
+        "usage": USAGE_NOTE,
+        "note": "Every exchange here carries an answer written outside caseextract and "
+        "imported with `caseextract import`; none is a response recorded from an API or "
+        "a server. Re-asks are 0: an answer written once cannot answer a re-ask.",
+        "brief_instruction": index.get("brief_instruction"),
+        "prompt_set": index.get("prompt_set"),
+        "prompt_version": task.prompt_set.version,
+        "schema": task.response_model.__name__,
+        "schema_version": task.schema_version,
+        "caseextract_version": __version__,
+        "cases": len(answers),
+        "answers": dict(sorted(answers.items())),
+    }
+    text = redact(json.dumps(data, indent=1, ensure_ascii=False))  # a key pasted by mistake
+    (store_dir / MANIFEST).write_text(text + "\n", encoding="utf-8")

@@ -1,0 +1,117 @@
+"""``caseextract export`` and ``caseextract import``: requests out, answers in.
+
+For a machine that cannot reach the model (or a reader who answers by hand):
+export the exact requests ``run`` would send, answer them elsewhere, import the
+answers as recorded exchanges that ``run``/``eval`` replay unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ..answers import import_answers
+from ..documents import discover
+from ..errors import ExtractError, StaleAnswers
+from ..exchange import export_requests
+from ..llm import ModelSettings
+from ..pipeline import default_task
+from .app import Mode, Model, _fail, _setup_logging, app, err
+
+Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True)]
+
+
+@app.command("export")
+def export(
+    inputs: Annotated[list[str], typer.Argument(help="Files, folders or globs (.txt .md .pdf).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the requests.")],
+    model: Model = "gpt-4o-mini",
+    mode: Mode = "tools",
+    max_tokens: Annotated[int, typer.Option(help="Answer limit; 0 = server default.")] = 8192,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
+    prompt_set: Annotated[str, typer.Option(help="Prompt set name or folder.")] = "case_report",
+    schema: Annotated[str | None, typer.Option(help="Response model as module:Class.")] = None,
+    verbose: Verbose = 0,
+) -> None:
+    """Write the exact request `run` would send for each document, a brief and an index.
+
+    Nothing is sent and no key is needed. The defaults are those `run` and `eval` use.
+    """
+    _setup_logging(verbose)
+    paths = discover(inputs)
+    if not paths:
+        raise _fail("no input documents found")
+    try:
+        settings = ModelSettings(
+            model=model, mode=mode, max_tokens=max_tokens or None, temperature=temperature
+        )
+        task = default_task(prompt_set, schema)
+        result = export_requests(paths, out_dir, task, settings, prompt_set, schema)
+    except (ExtractError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    n = len(result.index["documents"])
+    err.print(f"wrote {n} request(s), brief(s) and {out_dir / 'index.json'}")
+    err.print("answer each request as <doc>.answer.json beside it, then: caseextract import")
+    if result.stale:
+        err.print(
+            f"[yellow]stale answers[/yellow] (written for an earlier request): "
+            f"{escape(', '.join(result.stale))}"
+        )
+
+
+@app.command("import")
+def import_(
+    folder: Annotated[Path, typer.Argument(help="An export folder holding <doc>.answer.json.")],
+    recordings: Annotated[Path, typer.Option(help="Store to write the exchanges to.")],
+    provenance: Annotated[
+        str, typer.Option(help="Who or what wrote the answers, from what, how (kept in each).")
+    ],
+    answered_by: Annotated[
+        str, typer.Option(help="Short name of the reader (the replies' model name).")
+    ] = "unnamed reader",
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model parameter of the replayed requests (default: the export's)."),
+    ] = None,
+    skip_stale: Annotated[
+        bool, typer.Option(help="Import the fresh answers and leave the stale ones out.")
+    ] = False,
+    check: Annotated[
+        bool, typer.Option(help="Check the answers (stale, JSON, schema, quotes); write nothing.")
+    ] = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Turn answer files into recorded exchanges that `run` and `eval` replay."""
+    _setup_logging(verbose)
+    try:
+        result = import_answers(
+            folder, recordings, provenance, answered_by, model, skip_stale, write=not check
+        )
+    except StaleAnswers as exc:
+        raise _fail(str(exc), 1) from None
+    except (ExtractError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    for doc_id, g in sorted(result.grounding.items()):
+        err.print(
+            escape(
+                f"{doc_id}: {g.facts} facts, {g.ungrounded_facts} with a quote not in the "
+                f"document; quotes exact {g.exact} / normalised {g.normalised} / fuzzy {g.fuzzy}"
+                f" / not found {g.not_found}"
+            )
+        )
+    if check:
+        err.print(f"checked {len(result.imported)} answer(s); nothing written")
+    else:
+        err.print(f"imported {len(result.imported)} answer(s) into {recordings}")
+    if result.stale:
+        err.print(f"[yellow]left out, stale:[/yellow] {escape(', '.join(result.stale))}")
+    if result.missing:
+        err.print(f"not answered: {escape(', '.join(result.missing))}")
+    if result.not_valid:
+        err.print(
+            "[yellow]do not validate against the schema as written[/yellow] (replay will "
+            f"report them as failed): {escape(', '.join(result.not_valid))}"
+        )

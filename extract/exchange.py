@@ -1,0 +1,238 @@
+"""Requests out, answers in: export the exact requests, import answers written elsewhere.
+
+``export`` writes, per document, the request body that ``run`` would send — built
+by the same code path (``ModelClient.aextract`` through instructor and the openai
+client) and captured at the HTTP boundary, never sent (``llm.capture``) — as
+``<doc>.request.json``, a plain-text ``<doc>.brief.txt`` for a human or a model
+answering by hand, and ``index.json``. Nothing leaves the machine.
+
+Each request has a *fingerprint*: a hash of what the model reads (messages, tools,
+tool choice, response format), independent of the parameters (model name,
+max_tokens, temperature). An answer is valid for a fingerprint; re-exporting after
+a prompt or schema change names the answers that became stale.
+
+``import_answers`` (in ``answers``) turns ``<doc>.answer.json`` files into
+recorded exchanges that ``run``/``eval`` replay unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .documents import Document, load_document, safe_filename
+from .errors import ExchangeError
+from .llm import ModelSettings
+from .llm.capture import Call, CapturedRequest, capture
+from .llm.recording import canonical
+from .pipeline import Task
+
+INDEX = "index.json"
+INDEX_FORMAT = "caseextract-requests/1"
+READ_KEYS = ("messages", "tools", "tool_choice", "response_format")
+ENTRY_KEYS = ("id", "sha256", "source", "request", "answer", "fingerprint")
+
+
+def request_fingerprint(body: dict[str, Any]) -> str:
+    """sha256 of what the model reads: messages + tools/tool_choice/response_format."""
+    read = {k: body.get(k) for k in READ_KEYS if body.get(k) is not None}
+    return hashlib.sha256(canonical(read).encode("utf-8")).hexdigest()
+
+
+def capture_requests(
+    task: Task, settings: ModelSettings, docs: Sequence[Document]
+) -> list[CapturedRequest]:
+    """The first request ``run`` would send for each document, captured, not sent:
+    the same messages and response model that ``Runner.process`` passes on."""
+    calls = [Call(task.messages(doc), task.response_model, doc.text) for doc in docs]
+    return capture(settings, calls)
+
+
+# ------------------------------------------------------------------ the brief
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)
+
+
+def answer_schema(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """The tool's name and the JSON schema of its arguments (or of the response format)."""
+    tools = body.get("tools") or []
+    if tools:
+        fn = tools[0].get("function", {})
+        return fn.get("name"), fn.get("parameters")
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        spec = fmt.get("json_schema", {})
+        return spec.get("name"), spec.get("schema")
+    return None, None
+
+
+def answer_instruction(answer_file: str, tool: str | None) -> list[str]:
+    """What every brief tells the reader (also kept in the index and the store's manifest)."""
+    what = f"the arguments of the tool `{tool}`" if tool else "the JSON the messages ask for"
+    return [
+        "Read the system message (the instructions) and the user message (the report) below.",
+        f"Your answer is ONE JSON object: {what}, matching the JSON schema at the end.",
+        "Write nothing else: no prose before or after, no Markdown code fence.",
+        f"Save it as {answer_file} beside this file.",
+    ]
+
+
+def render_brief(doc_id: str, answer_file: str, body: dict[str, Any]) -> str:
+    """A plain-text rendering of one request, for a human or a model answering by hand."""
+    name, schema = answer_schema(body)
+    lines = [f"caseextract request for document {doc_id}", "", "HOW TO ANSWER"]
+    lines += [*answer_instruction(answer_file, name), ""]
+    for i, m in enumerate(body.get("messages") or []):
+        lines += [f"===== MESSAGE {i + 1}: {str(m.get('role', '?')).upper()} =====", ""]
+        lines += [_text(m.get("content")), ""]
+    if name:
+        tools = body.get("tools") or []
+        description = tools[0].get("function", {}).get("description") if tools else None
+        lines += [f"===== TOOL `{name}` =====", "", description or "(no description)", ""]
+    if schema is not None:
+        lines += ["===== JSON SCHEMA OF THE ANSWER =====", ""]
+        lines += [json.dumps(schema, indent=2, ensure_ascii=False), ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ export
+
+
+def file_stem(doc_id: str) -> str:
+    return safe_filename(doc_id)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def answered_fingerprint(entry: dict[str, Any], answer: Path) -> str:
+    """The fingerprint of the request an answer file answers.
+
+    An answer seen by an earlier export (same bytes) answers what it answered
+    then; an answer written or rewritten since the export answers its request.
+    """
+    seen = entry.get("answer_seen")
+    if seen and seen.get("sha256") == file_sha256(answer):
+        return str(seen.get("for"))
+    return str(entry["fingerprint"])
+
+
+def read_index(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / INDEX
+    if not path.is_file():
+        raise ExchangeError(f"{path} not found: export the requests first (caseextract export)")
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ExchangeError(f"{path} is not readable JSON: {exc}") from None
+    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
+        raise ExchangeError(f"{path}: not a caseextract request index ({INDEX_FORMAT})")
+    for i, entry in enumerate(index.get("documents") or []):
+        lacking = [k for k in ENTRY_KEYS if not isinstance(entry, dict) or k not in entry]
+        if lacking:
+            raise ExchangeError(f"{path}: document {i + 1} lacks {', '.join(lacking)}")
+    return index
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class ExportResult:
+    index: dict[str, Any]
+    stale: list[str]  # documents whose answer file was written for another request
+
+
+def export_requests(
+    paths: Sequence[Path],
+    out_dir: Path,
+    task: Task,
+    settings: ModelSettings,
+    prompt_set_arg: str,
+    schema_arg: str | None,
+) -> ExportResult:
+    """Write request, brief and index files for ``paths`` into ``out_dir``.
+
+    Answers already in ``out_dir`` keep the fingerprint they were written for
+    (``answer_seen``: the answer file's sha256 and that fingerprint); those that
+    no longer match are returned as stale.
+    """
+    out_dir = Path(out_dir)
+    docs = [load_document(Path(p)) for p in paths]
+    seen: dict[str, str] = {}
+    for doc in docs:
+        stem = file_stem(doc.id)
+        if stem in seen and seen[stem] != str(doc.path):
+            raise ExchangeError(f"two documents export to {stem}: {seen[stem]} and {doc.path}")
+        seen[stem] = str(doc.path)
+    old: dict[str, dict[str, Any]] = {}
+    if (out_dir / INDEX).is_file():
+        old = {e["id"]: e for e in read_index(out_dir).get("documents", [])}
+    captured = capture_requests(task, settings, docs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries, stale = [], []
+    for doc, req in zip(docs, captured, strict=True):
+        stem = file_stem(doc.id)
+        entry: dict[str, Any] = {
+            "id": doc.id,
+            "sha256": doc.sha256,
+            "chars": len(doc.text),
+            "source": str(doc.path),
+            "source_abs": str(doc.path.resolve()),
+            "request": f"{stem}.request.json",
+            "brief": f"{stem}.brief.txt",
+            "answer": f"{stem}.answer.json",
+            "method": req.method,
+            "path": req.path,
+            "fingerprint": request_fingerprint(req.body),
+            "body_sha256": hashlib.sha256(req.raw).hexdigest(),
+        }
+        answer = out_dir / entry["answer"]
+        if answer.is_file():
+            before = old.get(doc.id)
+            answer_for = answered_fingerprint(before, answer) if before else "unknown"
+            entry["answer_seen"] = {"sha256": file_sha256(answer), "for": answer_for}
+            if answer_for != entry["fingerprint"]:
+                stale.append(doc.id)
+        _write(out_dir / entry["request"], json.dumps(req.body, indent=1, ensure_ascii=False))
+        _write(out_dir / entry["brief"], render_brief(doc.id, entry["answer"], req.body))
+        entries.append(entry)
+    index = {
+        "format": INDEX_FORMAT,
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "caseextract_version": __version__,
+        "prompt_set": prompt_set_arg,
+        "prompt_version": task.prompt_set.version,
+        "schema": schema_arg,
+        "schema_name": task.response_model.__name__,
+        "schema_version": task.schema_version,
+        # the server address is not part of a request body, and may hold credentials
+        "settings": {k: v for k, v in settings.public().items() if k != "base_url"},
+        "brief_instruction": " ".join(
+            answer_instruction("<doc>.answer.json", answer_schema(captured[0].body)[0])
+        )
+        if captured
+        else None,
+        "fingerprint": "sha256 of the canonical JSON of messages, tools, tool_choice and "
+        "response_format: what the model reads, not the parameters",
+        "documents": entries,
+    }
+    _write(out_dir / INDEX, json.dumps(index, indent=1, ensure_ascii=False) + "\n")
+    return ExportResult(index, stale)

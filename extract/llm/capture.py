@@ -1,0 +1,87 @@
+"""The first request a model call would send, captured at the HTTP boundary, never sent.
+
+A call goes the whole real way — instructor builds the request, the openai client
+serialises it — into a transport that keeps the bytes and answers a final 400,
+so nothing leaves the machine and no key is needed. What is captured is what a
+real call sends, byte for byte (``caseextract export`` is built on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from pydantic import BaseModel
+
+from ..errors import ExtractError
+from .client import ModelClient, ModelSettings
+from .recording import RecordingStore
+
+CAPTURE_CODE = "caseextract_capture"
+
+
+@dataclass(frozen=True)
+class CapturedRequest:
+    method: str
+    path: str
+    body: dict[str, Any]
+    raw: bytes  # the bytes the openai client put on the wire
+
+
+@dataclass(frozen=True)
+class Call:
+    """One model call as the pipeline makes it."""
+
+    messages: list[dict[str, str]]
+    response_model: type[BaseModel]
+    source_text: str | None = None
+
+
+class _CaptureStore(RecordingStore):
+    """A store that keeps each request and answers a final 400, so nothing is sent."""
+
+    def __init__(self) -> None:
+        super().__init__(Path(os.devnull), "replay")
+        self.captured: list[CapturedRequest] = []
+
+    def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
+        raw = request.read()
+        body = json.loads(raw)
+        self.captured.append(CapturedRequest(request.method, request.url.path, body, raw))
+        error = {"error": {"message": "captured, not sent", "type": CAPTURE_CODE}}
+        return "", body, httpx2.Response(400, json=error, request=request)
+
+
+async def acapture(settings: ModelSettings, calls: Sequence[Call]) -> list[CapturedRequest]:
+    """The first request of each call, through ``ModelClient.aextract`` as the Runner calls it."""
+    store = _CaptureStore()
+    client = ModelClient(dataclasses.replace(settings, api_key=None), store)  # nothing is sent
+    quiet = logging.getLogger("instructor")  # it would log every capture as a failed call
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    out = []
+    try:
+        for call in calls:
+            before = len(store.captured)
+            with contextlib.suppress(ExtractError):  # the call fails by design
+                await client.aextract(call.messages, call.response_model, call.source_text)
+            if len(store.captured) != before + 1:
+                raise ExtractError("the request could not be captured")
+            out.append(store.captured[-1])
+    finally:
+        quiet.setLevel(level)
+        await client.aclose()
+    return out
+
+
+def capture(settings: ModelSettings, calls: Sequence[Call]) -> list[CapturedRequest]:
+    return asyncio.run(acapture(settings, calls))
