@@ -1,12 +1,15 @@
 """The model boundary: the only package that imports openai and instructor.
 
 ``client`` makes structured calls (HTTP retries, re-asks, usage counted once),
+``params`` chooses the request parameters per model family and endpoint,
+``strict`` turns a schema into OpenAI's strict subset (and the answer back),
 ``recording`` records and replays exchanges at the HTTP layer, ``local`` runs
 the key-less llama.cpp server.
 """
 
 from .client import (
     MODES,
+    STRICT_MODES,
     CallStats,
     Extraction,
     ModelClient,
@@ -21,6 +24,7 @@ from .client import (
 
 __all__ = [
     "MODES",
+    "STRICT_MODES",
     "CallStats",
     "Extraction",
     "ModelClient",
