@@ -28,7 +28,16 @@ from .scoring import Counts, Entry, Scorer, count
 
 DEFAULT_RECORDINGS = FIXTURES / "recordings" / "gemma-3-270m"
 MANIFEST = "manifest.json"
-SETTINGS_KEYS = ("model", "mode", "max_tokens", "temperature", "reasks", "http_retries")
+SETTINGS_KEYS = (
+    "model",
+    "mode",
+    "max_tokens",
+    "temperature",
+    "reasks",
+    "http_retries",
+    "token_param",
+    "reasoning_effort",
+)
 
 
 def load_manifest(folder: Path) -> dict[str, Any]:
@@ -51,7 +60,13 @@ def write_manifest(folder: Path, settings: ModelSettings, extra: dict[str, Any])
 
 
 def settings_from_manifest(manifest: dict[str, Any]) -> ModelSettings:
-    return ModelSettings(**{k: manifest[k] for k in SETTINGS_KEYS if k in manifest})
+    """Settings that rebuild the recorded requests byte for byte (no key, no server:
+    so nothing is left to ``auto``; recordings made before ``token_param`` existed
+    sent ``max_tokens`` and the temperature the manifest names, or none)."""
+    data = {k: manifest[k] for k in SETTINGS_KEYS if k in manifest}
+    data.setdefault("token_param", "max_tokens")
+    data.setdefault("temperature", None)
+    return ModelSettings(**data)
 
 
 @dataclass

@@ -108,7 +108,14 @@ def _call_fields(stats: dict[str, Any]) -> dict[str, Any]:
         "http_requests": stats.get("http_requests", 0),
         "http_retries": stats.get("http_retries", 0),
         "usage": {
-            k: stats.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+            k: stats.get(k, 0)
+            for k in (
+                "prompt_tokens",
+                "completion_tokens",
+                "total_tokens",
+                "cached_tokens",
+                "reasoning_tokens",
+            )
         },
         "latency_s": stats.get("latency_s"),
         "finished_at": _now(),
@@ -159,6 +166,8 @@ class RunSummary:
     failed_docs: list[tuple[str, str, str]] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
     attempts: int = 0
     http_requests: int = 0
     grounding: grounding.GroundingStats = field(default_factory=grounding.GroundingStats)
@@ -167,6 +176,8 @@ class RunSummary:
         usage = record.get("usage") or {}
         self.prompt_tokens += usage.get("prompt_tokens", 0)
         self.completion_tokens += usage.get("completion_tokens", 0)
+        self.cached_tokens += usage.get("cached_tokens", 0)
+        self.reasoning_tokens += usage.get("reasoning_tokens", 0)
         self.attempts += record.get("attempts", 0)
         self.http_requests += record.get("http_requests", 0)
         if record["status"] == "ok":

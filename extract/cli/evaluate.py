@@ -44,7 +44,7 @@ def eval_(
     model: Model = "gpt-4o-mini",
     base_url: BaseUrl = None,
     mode: Mode = "tools",
-    max_tokens: Annotated[int, typer.Option()] = 8192,
+    max_tokens: Annotated[int | None, typer.Option(help="Default: by model family.")] = None,
     reasks: Annotated[int, typer.Option()] = 2,
     local: Annotated[bool, typer.Option(help="With --live: the local llama.cpp server.")] = False,
     model_path: Annotated[Path | None, typer.Option(help="GGUF model for --local.")] = None,

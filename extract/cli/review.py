@@ -110,7 +110,8 @@ def cost(
     recordings: Annotated[Path | None, typer.Option(help="Recorded exchanges folder.")] = None,
     prices: Annotated[Path | None, typer.Option(help="TOML price table (per 1M tokens).")] = None,
 ) -> None:
-    """Tokens per model (re-asks included), and cost from YOUR price table."""
+    """Tokens per model (re-asks included; cached prompt and reasoning tokens shown as parts
+    of prompt and completion), and cost from YOUR price table."""
     from ..review.ledger import ledger_from_recordings, ledger_from_results, load_prices
 
     try:
@@ -126,19 +127,23 @@ def cost(
         raise _fail("give results files and/or --recordings")
     for name, rows in sources:
         table = Table(title=f"tokens from {name}")
-        for col in ("model", "documents", "model calls", "prompt", "completion", "cost"):
+        cols = ("model", "documents", "model calls", "prompt", "cached", "completion", "reasoning")
+        for col in (*cols, "cost"):
             table.add_column(col, justify="left" if col == "model" else "right")
         for model_name, r in sorted(rows.items()):
             price = table_prices.get(model_name)
             money = "no price given"
             if price:
-                money = f"{price.cost(r.prompt_tokens, r.completion_tokens):.4f} {price.currency}"
+                spent = price.cost(r.prompt_tokens, r.completion_tokens, r.cached_tokens)
+                money = f"{spent:.4f} {price.currency}"
             table.add_row(
                 model_name,
                 str(r.documents),
                 str(r.calls),
                 f"{r.prompt_tokens:,}",
+                f"{r.cached_tokens:,}",
                 f"{r.completion_tokens:,}",
+                f"{r.reasoning_tokens:,}",
                 money,
             )
         out.print(table)

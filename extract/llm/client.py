@@ -49,8 +49,6 @@ from tenacity import (
 )
 
 from .. import grounding
-from . import params as request_params
-from .strict import apply_strict
 from ..errors import (
     ConfigError,
     ExtractError,
@@ -64,7 +62,9 @@ from ..errors import (
 )
 from ..redaction import redact
 from ..redaction import register as register_secret
+from . import params as request_params
 from .recording import MISS_CODE, RecordingStore, http_clients
+from .strict import apply_strict
 
 log = logging.getLogger("caseextract.llm")
 
@@ -106,7 +106,7 @@ class ModelSettings:
         if self.http_retries < 0 or self.reasks < 0:
             raise ConfigError("retry counts must be 0 or more")
         if self.azure_endpoint and not self.api_version:
-            raise ConfigError("Azure OpenAI needs an API version: --api-version or OPENAI_API_VERSION")
+            raise ConfigError("Azure OpenAI needs --api-version (or OPENAI_API_VERSION)")
         p = self.params
         self.max_tokens, self.temperature, self.token_param = p.budget, p.temperature, p.token_param
 
@@ -374,11 +374,11 @@ def refusal_advice(exc: BaseException, settings: ModelSettings) -> str | None:
             f"(or --model-family reasoning) [{message}]"
         )
     if param == "temperature" and code in ("unsupported_value", "unsupported_parameter"):
-        return f"{model} takes only the default temperature: use --model-family reasoning [{message}]"
+        return f"{model} takes only the default temperature: use --model-family reasoning"
     if param == "reasoning_effort":
         return f"{model} does not take a reasoning effort: drop --reasoning-effort [{message}]"
     if code == "invalid_value" and param in ("max_tokens", "max_completion_tokens"):
-        return f"--max-tokens {settings.max_tokens} is more than {model} can write: lower it [{message}]"
+        return f"--max-tokens {settings.max_tokens} is above {model}'s limit: lower it [{message}]"
     if code in ("invalid_function_parameters", "invalid_json_schema") or (
         "Invalid schema" in message
     ):
@@ -387,7 +387,7 @@ def refusal_advice(exc: BaseException, settings: ModelSettings) -> str | None:
             f"try --mode tools [{_short(message, 300)}]"
         )
     if code == "DeploymentNotFound":
-        return f"no Azure deployment named {model!r} at {settings.where}: --model is the deployment name"
+        return f"no Azure deployment {model!r} at {settings.where}: --model names the deployment"
     if settings.azure_endpoint and _status(exc) == 404:
         return (
             f"HTTP 404 from {settings.where}: check --azure-endpoint and "

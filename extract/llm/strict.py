@@ -12,7 +12,10 @@ request instructor built, just before it is sent:
   (an optional list stays a list: the model sends ``[]``), inlines a ``$ref``
   that carries other keywords, and keeps only the keywords in ``KEYWORDS``
   (the subset documented for OpenAI and Azure alike; length, count and range
-  limits, ``default``, ``title`` and ``format`` are dropped).
+  limits, ``default``, ``title`` and ``format`` are dropped). A map (a dict
+  field: ``additionalProperties`` holding a schema) has no strict form and is
+  left as it is, so the API refuses it with its own message instead of the
+  model being held to ``{}``.
 
 Nothing is lost: pydantic still validates the answer with the full model
 (normalisers, limits, evidence rules). Before it does, ``drop_added_nulls`` removes
@@ -104,7 +107,10 @@ class _Transformer:
             out["type"] = "object"
             out["properties"] = new_props
             out["required"] = list(new_props)
-            out["additionalProperties"] = False
+            # a map (additionalProperties: a schema) has no strict form: left for the
+            # server to refuse clearly, rather than silently allowing only {}
+            if node.get("additionalProperties") in (None, False):
+                out["additionalProperties"] = False
         return out
 
     def _inline(self, node: dict[str, Any]) -> dict[str, Any]:

@@ -262,6 +262,7 @@ class FakeOpenAIServer:
         self._default = default
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
+        self.pass_headers = False  # True: the responder sees them as payload["_headers"]
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -314,6 +315,8 @@ class FakeOpenAIServer:
                 except json.JSONDecodeError:
                     payload = {"_raw": raw.decode("utf-8", "replace")}
                 payload["_path"] = self.path
+                if owner.pass_headers:
+                    payload["_headers"] = dict(self.headers)
                 with owner._lock:
                     owner.request_headers.append(dict(self.headers))
                 self._send(owner._next(payload))
