@@ -199,7 +199,8 @@ def print_summary(s: RunSummary, output: Path) -> None:
         )
     err.print(table)
     for doc_id, kind, message in s.failed_docs[:20]:
-        err.print(f"[red]✗[/red] {escape(f'{doc_id}: [{kind}] ' + secrets.redact(message or ''))}")
+        line = escape(f"{doc_id}: [{kind}] " + secrets.redact(message or ""))
+        err.print(f"[red]✗[/red] {line}", soft_wrap=True)  # one line each, to grep
     if len(s.failed_docs) > 20:
         err.print(f"… and {len(s.failed_docs) - 20} more failures in {output}")
 

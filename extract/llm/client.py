@@ -70,7 +70,9 @@ log = logging.getLogger("caseextract.llm")
 
 MODES = {
     "tools": instructor.Mode.TOOLS,
-    "tools_strict": instructor.Mode.TOOLS_STRICT,
+    # instructor 1.17 folds TOOLS_STRICT into TOOLS (deprecated) and sends no strict
+    # flag either way; strict.apply_strict makes the request strict
+    "tools_strict": instructor.Mode.TOOLS,
     "json_schema": instructor.Mode.JSON_SCHEMA,
     "json": instructor.Mode.JSON,
     "md_json": instructor.Mode.MD_JSON,

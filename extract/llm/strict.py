@@ -100,7 +100,7 @@ class _Transformer:
             new_props = {}
             for name, prop in props.items():
                 strict_prop = self.node(prop)
-                optional_list = prop.get("type") == "array" and prop.get("default") == []
+                optional_list = prop.get("type") == "array"  # its default is a list too
                 if name not in was_required and not optional_list:
                     strict_prop = _nullable(strict_prop)
                 new_props[name] = strict_prop
