@@ -44,6 +44,7 @@ def server():
 @pytest.fixture
 def seed_messages():
     from caseextract.documents import load_document
+
     from conftest import SEED
 
     task = default_task()
