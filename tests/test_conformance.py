@@ -329,3 +329,20 @@ def test_cli_azure_from_environment_keeps_the_key_secret(server, two_reports, tm
     assert result.exit_code == 1
     assert "no Azure deployment 'missing'" in result.output
     assert AZURE_KEY not in result.output and AZURE_KEY not in out.read_text()
+
+
+def test_truncation_names_the_budget_and_the_reasoning_spent():
+    from caseextract.errors import OutputTruncated
+    from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
+
+    # crafted: a reasoning model that spent most of its budget thinking, then was cut
+    body = crafted_tool_completion('{"article": {', finish_reason="length")
+    body["usage"]["completion_tokens_details"] = {"reasoning_tokens": 30000}
+    with FakeOpenAIServer(default=Reply(body=body)) as s:
+        settings = ModelSettings(model="gpt-5-mini", base_url=s.base_url, reasks=0, http_retries=0)
+        task = default_task()
+        with pytest.raises(OutputTruncated) as info:
+            ModelClient(settings).extract([{"role": "user", "content": "x"}], task.response_model)
+    message = str(info.value)
+    assert "max_completion_tokens=32768" in message
+    assert "30,000 of it spent on reasoning" in message and "--reasoning-effort" in message

@@ -127,9 +127,9 @@ def cost(
         raise _fail("give results files and/or --recordings")
     for name, rows in sources:
         table = Table(title=f"tokens from {name}")
-        cols = ("model", "documents", "model calls", "prompt", "cached", "completion", "reasoning")
-        for col in (*cols, "cost"):
+        for col in ("model", "documents", "model calls", "prompt", "completion", "cost"):
             table.add_column(col, justify="left" if col == "model" else "right")
+        notes = []
         for model_name, r in sorted(rows.items()):
             price = table_prices.get(model_name)
             money = "no price given"
@@ -141,9 +141,16 @@ def cost(
                 str(r.documents),
                 str(r.calls),
                 f"{r.prompt_tokens:,}",
-                f"{r.cached_tokens:,}",
                 f"{r.completion_tokens:,}",
-                f"{r.reasoning_tokens:,}",
                 money,
             )
+            if r.cached_tokens or r.reasoning_tokens:
+                cached_price = price and price.cached_input_per_million is not None
+                notes.append(
+                    f"{model_name}: {r.cached_tokens:,} of the prompt tokens read from the cache"
+                    f" ({'priced as cached input' if cached_price else 'priced as input'}), "
+                    f"{r.reasoning_tokens:,} of the completion tokens spent on reasoning"
+                )
         out.print(table)
+        for note in notes:
+            out.print(escape(note), soft_wrap=True)
