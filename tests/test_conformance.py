@@ -346,3 +346,39 @@ def test_truncation_names_the_budget_and_the_reasoning_spent():
     message = str(info.value)
     assert "max_completion_tokens=32768" in message
     assert "30,000 of it spent on reasoning" in message and "--reasoning-effort" in message
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("mode", ["TOOLS_STRICT", "JSON_SCHEMA"])
+def test_instructor_alone_sends_no_strict_schema(mode):
+    """Why caseextract rewrites strict requests: instructor 1.17 on its own, captured.
+
+    If a later instructor sends strict schemas itself, this fails and the rewrite
+    in caseextract.llm.strict can be reconsidered.
+    """
+    import instructor
+    import openai
+    from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
+
+    answer = crafted_tool_completion({"name": "a"}, tool_name="Item")
+    answer["choices"][0]["message"]["content"] = json.dumps({"name": "a"})
+    with FakeOpenAIServer(default=Reply(body=answer)) as s:
+        raw = openai.OpenAI(api_key="no-key-needed", base_url=s.base_url, max_retries=0)
+        client = instructor.from_openai(raw, mode=getattr(instructor.Mode, mode))
+        client.chat.completions.create(
+            model="gpt-4o-mini", response_model=Item, messages=[{"role": "user", "content": "x"}]
+        )
+    [payload] = s.requests
+    if mode == "TOOLS_STRICT":
+        fn = payload["tools"][0]["function"]
+        strict, schema = fn.get("strict"), fn["parameters"]
+    else:
+        spec = payload["response_format"]["json_schema"]
+        strict, schema = spec.get("strict"), spec["schema"]
+    assert strict is not True
+    assert check_strict_schema(schema) is not None
+
+
+class Item(BaseModel):
+    name: str
+    note: str | None = None
