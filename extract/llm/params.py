@@ -23,7 +23,7 @@ The rules (each can be overridden by a setting / CLI flag):
 
 Documentation:
 https://platform.openai.com/docs/api-reference/chat/create (max_completion_tokens,
-reasoning_effort; max_tokens "not compatible with o-series models"),
+reasoning_effort; max_tokens is deprecated there and refused by o-series models),
 https://platform.openai.com/docs/guides/reasoning (reasoning tokens use the budget).
 """
 

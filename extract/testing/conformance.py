@@ -47,7 +47,8 @@ MODELS: dict[str, ModelSpec] = {
     "o3": ModelSpec("reasoning", 100000, ("low", "medium", "high")),
 }
 
-# Keywords a strict schema may use (DOCS_STRICT, "Supported schemas" and "Supported
+# https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
+# Keywords a strict schema may use ("Supported schemas" and "Supported
 # properties"); anything else is refused with "'<keyword>' is not permitted".
 STRICT_KEYWORDS = frozenset(
     {
@@ -75,20 +76,30 @@ STRICT_KEYWORDS = frozenset(
         "maxItems",
     }
 )
-STRICT_MAX_DEPTH = 10  # DOCS_STRICT: "up to 10 levels of nesting"
-STRICT_MAX_PROPERTIES = 5000  # DOCS_STRICT: "up to 5000 object properties total"
+# https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
+# limit: objects nest at most 10 levels deep
+STRICT_MAX_DEPTH = 10
+# https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
+# limit: 5,000 object properties in all
+STRICT_MAX_PROPERTIES = 5000
 
 
 def api_error(
     status: int, message: str, param: str | None = None, code: str | None = None
 ) -> Reply:
-    """The OpenAI API's error envelope (DOCS_CHAT, "Error codes")."""
+    """The OpenAI API's error envelope: message, type, param, code.
+
+    https://platform.openai.com/docs/guides/error-codes
+    """
     err = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
     return Reply(status=status, body={"error": err})
 
 
 def azure_error(status: int, code: str, message: str) -> Reply:
-    """Azure OpenAI's error envelope (DOCS_AZURE): a code and a message."""
+    """Azure OpenAI's error envelope: a code and a message.
+
+    https://learn.microsoft.com/azure/ai-foundry/openai/reference
+    """
     return Reply(status=status, body={"error": {"code": code, "message": message}})
 
 
@@ -98,7 +109,8 @@ def azure_error(status: int, code: str, message: str) -> Reply:
 def check_strict_schema(schema: Any) -> str | None:
     """The first reason the strict subset refuses ``schema`` (as the API words it), or None."""
     if not isinstance(schema, dict) or schema.get("type") != "object" or "anyOf" in schema:
-        # DOCS_STRICT: "the root level object must be an object, and not use anyOf"
+        # https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
+        # the root is an object schema, never a union
         got = schema.get("type") if isinstance(schema, dict) else None
         return f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{got}\"'."
     count = [0]
@@ -110,19 +122,27 @@ def _check_node(node: Any, ctx: tuple[str, ...], depth: int, count: list[int]) -
         return None
     where = f"In context={ctx!r}, "
     for key in node:
-        if key not in STRICT_KEYWORDS:  # DOCS_STRICT: unsupported keywords
+        # https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
+        # unsupported keywords
+        if key not in STRICT_KEYWORDS:
             return f"{where}'{key}' is not permitted."
-    if depth > STRICT_MAX_DEPTH:  # DOCS_STRICT: nesting limit
+    # https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
+    # nesting limit
+    if depth > STRICT_MAX_DEPTH:
         return f"{where}schema nesting exceeds {STRICT_MAX_DEPTH} levels."
     if node.get("type") == "object" or "properties" in node:
         props = node.get("properties", {})
         count[0] += len(props)
-        if count[0] > STRICT_MAX_PROPERTIES:  # DOCS_STRICT: size limit
+        # https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
+        # size limit
+        if count[0] > STRICT_MAX_PROPERTIES:
             return f"{where}more than {STRICT_MAX_PROPERTIES} properties."
-        # DOCS_STRICT: "additionalProperties: false must always be set in objects"
+        # https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
+        # every object closes itself with additionalProperties false
         if node.get("additionalProperties") is not False:
             return f"{where}'additionalProperties' is required to be supplied and to be false."
-        # DOCS_STRICT: "All fields must be required" (optional = union with null)
+        # https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
+        # every property is listed in required (optional = union with null)
         missing = [name for name in props if name not in (node.get("required") or [])]
         if missing:
             return (
@@ -165,7 +185,8 @@ def _strict_rules(payload: dict[str, Any]) -> Reply | None:
                 "invalid_json_schema",
             )
     if fmt.get("type") == "json_object":
-        # DOCS_CHAT (response_format): JSON mode needs the word JSON in the messages
+        # https://platform.openai.com/docs/api-reference/chat/create (response_format)
+        # JSON mode needs the word JSON in the messages
         text = json.dumps(payload.get("messages") or []).lower()
         if "json" not in text:
             return api_error(
@@ -182,7 +203,8 @@ def _strict_rules(payload: dict[str, Any]) -> Reply | None:
 
 def _parameter_rules(payload: dict[str, Any], spec: ModelSpec) -> Reply | None:
     if spec.family == "reasoning":
-        # DOCS_CHAT (max_tokens): "not compatible with o-series models"; GPT-5.x alike
+        # https://platform.openai.com/docs/api-reference/chat/create (max_tokens)
+        # max_tokens is refused by reasoning models (o-series, GPT-5.x)
         if "max_tokens" in payload:
             return api_error(
                 400,
@@ -191,7 +213,8 @@ def _parameter_rules(payload: dict[str, Any], spec: ModelSpec) -> Reply | None:
                 "max_tokens",
                 "unsupported_parameter",
             )
-        # DOCS_REASONING: reasoning models take only the default temperature (1)
+        # https://platform.openai.com/docs/guides/reasoning
+        # reasoning models take only the default temperature (1)
         temperature = payload.get("temperature")
         if temperature is not None and temperature != 1:
             return api_error(
@@ -202,7 +225,8 @@ def _parameter_rules(payload: dict[str, Any], spec: ModelSpec) -> Reply | None:
                 "unsupported_value",
             )
         effort = payload.get("reasoning_effort")
-        # DOCS_CHAT (reasoning_effort): the values each reasoning model supports
+        # https://platform.openai.com/docs/api-reference/chat/create (reasoning_effort)
+        # the values each reasoning model supports
         if effort is not None and effort not in spec.efforts:
             supported = ", ".join(f"'{e}'" for e in spec.efforts)
             return api_error(
@@ -213,7 +237,8 @@ def _parameter_rules(payload: dict[str, Any], spec: ModelSpec) -> Reply | None:
                 "unsupported_value",
             )
     elif "reasoning_effort" in payload:
-        # DOCS_CHAT (reasoning_effort): "reasoning models only"
+        # https://platform.openai.com/docs/api-reference/chat/create (reasoning_effort)
+        # the parameter exists for reasoning models only
         return api_error(
             400,
             "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
@@ -222,7 +247,8 @@ def _parameter_rules(payload: dict[str, Any], spec: ModelSpec) -> Reply | None:
         )
     budget = payload.get("max_completion_tokens", payload.get("max_tokens"))
     if isinstance(budget, int) and budget > spec.max_output:
-        # DOCS_CHAT (max_completion_tokens): at most the model's output limit
+        # https://platform.openai.com/docs/api-reference/chat/create (max_completion_tokens)
+        # at most the model's output limit
         return api_error(
             400,
             f"max_tokens is too large: {budget}. This model supports at most "
@@ -302,7 +328,8 @@ class ConformanceServer(FakeOpenAIServer):
         headers = {k.lower(): v for k, v in (payload.get("_headers") or {}).items()}
         parts = url.path.strip("/").split("/")
         if parts[:2] == ["openai", "deployments"] and parts[3:] == ["chat", "completions"]:
-            # DOCS_AZURE: api-key header; api-version query parameter (without it: 404)
+            # https://learn.microsoft.com/azure/ai-foundry/openai/reference
+            # api-key header; api-version query parameter (without it: 404)
             if not headers.get("api-key") and not headers.get("authorization"):
                 return None, azure_error(
                     401,
@@ -312,7 +339,9 @@ class ConformanceServer(FakeOpenAIServer):
             if not parse_qs(url.query).get("api-version"):
                 return None, azure_error(404, "404", "Resource not found")
             model = self.deployments.get(parts[2])
-            if model is None:  # DOCS_AZURE: the deployment named in the path must exist
+            # https://learn.microsoft.com/azure/ai-foundry/openai/reference
+            # the deployment named in the path must exist
+            if model is None:
                 return None, azure_error(
                     404,
                     "DeploymentNotFound",
@@ -321,7 +350,9 @@ class ConformanceServer(FakeOpenAIServer):
             return model, None
         if url.path.rstrip("/") != "/v1/chat/completions":
             return None, api_error(404, f"Invalid URL (POST {url.path})", None, "not_found")
-        if not headers.get("authorization", "").startswith("Bearer "):  # DOCS_CHAT: bearer auth
+        # https://platform.openai.com/docs/api-reference/chat/create
+        # bearer auth
+        if not headers.get("authorization", "").startswith("Bearer "):
             return None, api_error(401, "You didn't provide an API key.", None, "invalid_api_key")
         model = payload.get("model", "")
         if model not in self.models:
@@ -353,7 +384,8 @@ class ConformanceServer(FakeOpenAIServer):
         with self._cache_lock:
             seen = prefix in self._prefixes
             self._prefixes.add(prefix)
-        # DOCS_CACHING: prompts of 1,024 tokens or more; hits in 128-token steps
+        # https://platform.openai.com/docs/guides/prompt-caching
+        # prompts of 1,024 tokens or more; hits in 128-token steps
         cached = (prefix_tokens // 128) * 128 if seen and prefix_tokens >= 1024 else 0
         spec = self.models[payload["_model"]]
         return prompt, cached, self.REASONING_TOKENS if spec.family == "reasoning" else 0
