@@ -62,10 +62,10 @@ def write_manifest(folder: Path, settings: ModelSettings, extra: dict[str, Any])
 def settings_from_manifest(manifest: dict[str, Any]) -> ModelSettings:
     """Settings that rebuild the recorded requests byte for byte (no key, no server:
     so nothing is left to ``auto``; recordings made before ``token_param`` existed
-    sent ``max_tokens`` and the temperature the manifest names, or none)."""
+    sent ``max_tokens``, and the temperature the manifest names or else 0)."""
     data = {k: manifest[k] for k in SETTINGS_KEYS if k in manifest}
     data.setdefault("token_param", "max_tokens")
-    data.setdefault("temperature", None)
+    data.setdefault("temperature", 0.0)  # dropped for reasoning models all the same
     return ModelSettings(**data)
 
 
