@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
         ("o3-mini", "reasoning"),
         ("o4-mini-2025-04-16", "reasoning"),
         ("openai/o3", "reasoning"),
+        ("ft:gpt-4o-mini-2024-07-18:org::abc", "chat"),
         ("gpt-4o-mini", "chat"),
         ("gpt-4.1", "chat"),
         ("gpt-35-turbo", "chat"),
@@ -88,6 +89,8 @@ def test_settings_refuse_what_cannot_work():
         ModelSettings(model="gpt-5-mini", token_param="max_tokens")
     with pytest.raises(ConfigError, match="reasoning effort"):
         ModelSettings(model="gpt-5-mini", reasoning_effort="extreme")
+    with pytest.raises(ConfigError, match="drop --reasoning-effort"):
+        ModelSettings(model="gpt-4o-mini", reasoning_effort="low")
     with pytest.raises(ConfigError, match="api-version"):
         ModelSettings(model="d", azure_endpoint="https://r.openai.azure.com")
     with pytest.raises(ConfigError, match="AZURE_OPENAI_API_KEY"):

@@ -19,7 +19,8 @@ The rules (each can be overridden by a setting / CLI flag):
   accepted). ``auto`` sends 0 to chat models and to other servers; on the
   OpenAI API or Azure a model of unknown family gets the server default
   (omitting it is accepted by every model; a deployment name says nothing).
-- **Reasoning effort** (``--reasoning-effort``): sent as given, only when given.
+- **Reasoning effort** (``--reasoning-effort``): sent as given, only when given;
+  refused up front for a model known to be a chat model (it would be a 400).
 
 Documentation:
 https://platform.openai.com/docs/api-reference/chat/create (max_completion_tokens,
@@ -56,7 +57,7 @@ def model_family(model: str, override: str = AUTO) -> str:
         if override not in FAMILIES:
             raise ConfigError(f"unknown model family {override!r}; choose {', '.join(FAMILIES)}")
         return override
-    name = model.rsplit("/", 1)[-1].lower()
+    name = model.rsplit("/", 1)[-1].lower().removeprefix("ft:")  # fine-tunes keep the base name
     if _REASONING_NAME.match(name):
         return REASONING
     if _CHAT_NAME.match(name):
@@ -137,4 +138,6 @@ def resolve(
         raise ConfigError(
             f"unknown reasoning effort {reasoning_effort!r}; choose {', '.join(REASONING_EFFORTS)}"
         )
+    if reasoning_effort is not None and fam == CHAT:
+        raise ConfigError(f"{model} is not a reasoning model: drop --reasoning-effort")
     return RequestParams(fam, token_param, budget, temperature, reasoning_effort)  # type: ignore[arg-type]
