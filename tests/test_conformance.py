@@ -398,3 +398,26 @@ def test_instructor_alone_sends_no_strict_schema(mode):
 class Item(BaseModel):
     name: str
     note: str | None = None
+
+
+def test_azure_exchanges_record_and_replay_without_the_key(server, seed_messages, tmp_path):
+    from caseextract.llm.recording import RecordingStore
+
+    task, messages = seed_messages
+    common = dict(
+        model="prod-reasoner",
+        azure_endpoint=server.endpoint,
+        api_version=API_VERSION,
+        mode="tools_strict",
+    )
+    settings = ModelSettings(api_key=AZURE_KEY, **common)
+    ModelClient(settings, RecordingStore(tmp_path, "record")).extract(messages, task.response_model)
+    [saved] = tmp_path.glob("*.json")
+    assert AZURE_KEY not in saved.read_text()
+    assert json.loads(saved.read_text())["request"]["path"] == (
+        "/openai/deployments/prod-reasoner/chat/completions"
+    )
+    server.stop()  # replay needs neither the server nor the key
+    replayed = ModelClient(ModelSettings(**common), RecordingStore(tmp_path, "replay"))
+    ext = replayed.extract(messages, task.response_model)
+    assert ext.stats.reasoning_tokens == ConformanceServer.REASONING_TOKENS
