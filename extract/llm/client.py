@@ -264,7 +264,7 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
         return NonRetryableError(
             f"HTTP {status}: the server refused the credentials; check {var}", **ctx
         )
-    if status in (400, 404) and (advice := refusal_advice(exc, settings)):
+    if status in (400, 404) and (advice := request_params.refusal_advice(exc, settings)):
         return NonRetryableError(advice, **ctx)
     if status == 429 and not is_transient(exc):
         return NonRetryableError("HTTP 429 insufficient_quota: the account has no quota", **ctx)
@@ -351,51 +351,6 @@ def repair_control_characters(message: Any) -> bool:
         changed |= fixed != content
         message.content = fixed
     return changed
-
-
-def _error_field(exc: BaseException, name: str) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict):
-            return str(err.get(name) or "")
-    return ""
-
-
-def refusal_advice(exc: BaseException, settings: ModelSettings) -> str | None:
-    """One line saying what to change, for a request the API refuses as it stands
-    (a parameter the model does not take, a schema outside the strict subset, an
-    unknown Azure deployment); ``None`` for any other error."""
-    code, param = _error_field(exc, "code"), _error_field(exc, "param")
-    message = redact(_error_field(exc, "message") or str(exc), settings.api_key)
-    message = " ".join(message.split())
-    model = settings.model
-    if code == "unsupported_parameter" and param == "max_tokens":
-        return (
-            f"{model} refuses max_tokens: use --token-param max_completion_tokens "
-            f"(or --model-family reasoning) [{message}]"
-        )
-    if param == "temperature" and code in ("unsupported_value", "unsupported_parameter"):
-        return f"{model} takes only the default temperature: use --model-family reasoning"
-    if param == "reasoning_effort":
-        return f"{model} does not take a reasoning effort: drop --reasoning-effort [{message}]"
-    if code == "invalid_value" and param in ("max_tokens", "max_completion_tokens"):
-        return f"--max-tokens {settings.max_tokens} is above {model}'s limit: lower it [{message}]"
-    if code in ("invalid_function_parameters", "invalid_json_schema") or (
-        "Invalid schema" in message
-    ):
-        return (
-            f"the server refused the structured-output schema in --mode {settings.mode}: "
-            f"try --mode tools [{_short(message, 300)}]"
-        )
-    if code == "DeploymentNotFound":
-        return f"no Azure deployment {model!r} at {settings.where}: --model names the deployment"
-    if settings.azure_endpoint and _status(exc) == 404:
-        return (
-            f"HTTP 404 from {settings.where}: check --azure-endpoint and "
-            f"--api-version {settings.api_version} [{message}]"
-        )
-    return None
 
 
 def _truncated_message(settings: ModelSettings, reasoning_tokens: int = 0) -> str:

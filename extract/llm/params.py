@@ -1,5 +1,9 @@
 """Request parameters per model family and endpoint: the one place they are chosen.
 
+Also ``refusal_advice``: for a request the API refuses as it stands (a parameter
+the model does not take, a schema outside the strict subset, an unknown Azure
+deployment), one line saying which setting to change.
+
 The rules (each can be overridden by a setting / CLI flag):
 
 - **Family** (``--model-family``): ``reasoning`` for the GPT-5.x and o-series
@@ -36,6 +40,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import ConfigError
+from ..redaction import redact
 
 REASONING = "reasoning"
 CHAT = "chat"
@@ -141,3 +146,59 @@ def resolve(
     if reasoning_effort is not None and fam == CHAT:
         raise ConfigError(f"{model} is not a reasoning model: drop --reasoning-effort")
     return RequestParams(fam, token_param, budget, temperature, reasoning_effort)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def _status(exc: BaseException) -> int | None:
+    return getattr(exc, "status_code", None)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+def _error_field(exc: BaseException, name: str) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            return str(err.get(name) or "")
+    return ""
+
+
+def refusal_advice(exc: BaseException, settings: Any) -> str | None:
+    """One line saying what to change, for a request the API refuses as it stands
+    (a parameter the model does not take, a schema outside the strict subset, an
+    unknown Azure deployment); ``None`` for any other error."""
+    code, param = _error_field(exc, "code"), _error_field(exc, "param")
+    message = redact(_error_field(exc, "message") or str(exc), settings.api_key)
+    message = " ".join(message.split())
+    model = settings.model
+    if code == "unsupported_parameter" and param == "max_tokens":
+        return (
+            f"{model} refuses max_tokens: use --token-param max_completion_tokens "
+            f"(or --model-family reasoning) [{message}]"
+        )
+    if param == "temperature" and code in ("unsupported_value", "unsupported_parameter"):
+        return f"{model} takes only the default temperature: use --model-family reasoning"
+    if param == "reasoning_effort":
+        return f"{model} does not take a reasoning effort: drop --reasoning-effort [{message}]"
+    if code == "invalid_value" and param in ("max_tokens", "max_completion_tokens"):
+        return f"--max-tokens {settings.max_tokens} is above {model}'s limit: lower it [{message}]"
+    if code in ("invalid_function_parameters", "invalid_json_schema") or (
+        "Invalid schema" in message
+    ):
+        return (
+            f"the server refused the structured-output schema in --mode {settings.mode}: "
+            f"try --mode tools [{_short(message)}]"
+        )
+    if code == "DeploymentNotFound":
+        return f"no Azure deployment {model!r} at {settings.where}: --model names the deployment"
+    if settings.azure_endpoint and _status(exc) == 404:
+        return (
+            f"HTTP 404 from {settings.where}: check --azure-endpoint and "
+            f"--api-version {settings.api_version} [{message}]"
+        )
+    return None
