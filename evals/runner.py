@@ -18,6 +18,7 @@ from typing import Any
 
 from caseextract import __version__
 from caseextract.llm import ModelClient, ModelSettings
+from caseextract.llm.params import REPLAY_SETTINGS
 from caseextract.llm.recording import RecordingStore
 from caseextract.pipeline import Runner, Task, default_task
 from caseextract.records import ResultRecord
@@ -29,7 +30,7 @@ from .scoring import Counts, Entry, Scorer, count
 
 DEFAULT_RECORDINGS = FIXTURES / "recordings" / "gemma-3-270m"
 MANIFEST = "manifest.json"
-SETTINGS_KEYS = ("model", "mode", "max_tokens", "temperature", "reasks", "http_retries")
+SETTINGS_KEYS = REPLAY_SETTINGS
 
 
 def load_manifest(folder: Path) -> dict[str, Any]:
@@ -52,7 +53,13 @@ def write_manifest(folder: Path, settings: ModelSettings, extra: dict[str, Any])
 
 
 def settings_from_manifest(manifest: dict[str, Any]) -> ModelSettings:
-    return ModelSettings(**{k: manifest[k] for k in SETTINGS_KEYS if k in manifest})
+    """Settings that rebuild the recorded requests byte for byte (no key, no server:
+    so nothing is left to ``auto``; recordings made before ``token_param`` existed
+    sent ``max_tokens``, and the temperature the manifest names or else 0)."""
+    data = {k: manifest[k] for k in SETTINGS_KEYS if k in manifest}
+    data.setdefault("token_param", "max_tokens")
+    data.setdefault("temperature", 0.0)  # dropped for reasoning models all the same
+    return ModelSettings(**data)
 
 
 @dataclass

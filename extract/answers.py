@@ -45,6 +45,7 @@ from .exchange import (
 from .grounding import GroundingStats, ground, stats
 from .llm import ModelSettings
 from .llm.capture import CapturedRequest
+from .llm.params import REPLAY_SETTINGS
 from .llm.recording import RecordingStore, exchange_key
 from .pipeline import default_task
 from .redaction import redact
@@ -52,7 +53,6 @@ from .redaction import redact
 KIND = "imported answer: not an API recording"
 USAGE_NOTE = "not measured: the answer was written outside caseextract"
 MANIFEST = "manifest.json"
-REPLAY_KEYS = ("model", "mode", "max_tokens", "temperature", "reasks", "http_retries")
 
 
 @dataclass
@@ -127,7 +127,7 @@ def _check_manifest(store: Path, settings: dict[str, Any]) -> dict[str, Any]:
         raise ExchangeError(
             f"{store} holds recordings of a server; keep imported answers in their own folder"
         )
-    differs = [k for k in REPLAY_KEYS if k in old and old[k] != settings[k]]
+    differs = [k for k in REPLAY_SETTINGS if k in old and old[k] != settings[k]]
     if differs:
         raise ExchangeError(f"{store} was imported with other settings ({', '.join(differs)})")
     return old
@@ -179,7 +179,7 @@ def import_answers(
     if not keep:
         raise ExchangeError(f"every answer in {folder} is stale: {', '.join(stale)}")
     answers = {e["id"]: _read_answer(folder / e["answer"]) for e, _ in keep}  # all, first
-    replay = {k: getattr(settings, k) for k in REPLAY_KEYS}
+    replay = {k: getattr(settings, k) for k in REPLAY_SETTINGS}
     manifest = _check_manifest(store_dir, replay)
     doc_of = {e["id"]: d for e, d in zip(entries, docs, strict=True)}
     for entry, _ in keep:

@@ -111,9 +111,7 @@ def _call_fields(record: ResultRecord, stats: dict[str, Any]) -> ResultRecord:
     record.attempts = stats.get("attempts", 0)
     record.http_requests = stats.get("http_requests", 0)
     record.http_retries = stats.get("http_retries", 0)
-    record.usage = Usage(
-        **{k: stats.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
-    )
+    record.usage = Usage(**{k: stats.get(k, 0) or 0 for k in Usage.model_fields})
     record.latency_s = stats.get("latency_s")
     record.finished_at = _now()
     return record
@@ -159,6 +157,8 @@ class RunSummary:
     failed_docs: list[tuple[str, str, str]] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
     attempts: int = 0
     http_requests: int = 0
     grounding: grounding.GroundingStats = field(default_factory=grounding.GroundingStats)
@@ -166,6 +166,8 @@ class RunSummary:
     def add(self, record: ResultRecord) -> None:
         self.prompt_tokens += record.usage.prompt_tokens
         self.completion_tokens += record.usage.completion_tokens
+        self.cached_tokens += record.usage.cached_tokens
+        self.reasoning_tokens += record.usage.reasoning_tokens
         self.attempts += record.attempts
         self.http_requests += record.http_requests
         if record.ok:

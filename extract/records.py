@@ -64,6 +64,8 @@ class Usage(_Part):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens the provider served from its prompt cache
+    reasoning_tokens: int = 0  # completion tokens a reasoning model spent before answering
 
 
 class GroundingInfo(_Part):

@@ -35,3 +35,4 @@ class RedactingFilter(logging.Filter):
 
 def register_from_env() -> None:
     register(os.environ.get("OPENAI_API_KEY"))
+    register(os.environ.get("AZURE_OPENAI_API_KEY"))

@@ -72,12 +72,14 @@ def test_export_is_byte_for_byte_what_run_sends(tmp_path, seed_text):
     odd = "Café {{ x }} {% if %} <<<REPORT REPORT>>> naïve — 5 µg\n\n\n" + seed_text
     (docs / "b-odd.txt").write_text(odd, encoding="utf-8")
     out = tmp_path / "requests"
-    export(out, docs, extra=("--model", "crafted-model"))
-    index = read_index(out)
-    assert [e["id"] for e in index["documents"]] == ["a-seed", "b-odd"]
-
     reply = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER))
     with FakeOpenAIServer(default=reply) as server:
+        # the server named decides the parameters (max_tokens for a server that is not
+        # OpenAI's); nothing is sent to it by export
+        export(out, docs, extra=("--model", "crafted-model", "--base-url", server.base_url))
+        assert server.requests == []
+        index = read_index(out)
+        assert [e["id"] for e in index["documents"]] == ["a-seed", "b-odd"]
         result = invoke(
             "run",
             docs,

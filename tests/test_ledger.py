@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from caseextract.cli import app
 from caseextract.evals.gold import FIXTURES
 from caseextract.review.ledger import (
@@ -66,3 +67,53 @@ def test_prices_come_only_from_the_users_table(tmp_path):
     bad.write_text("[models.m]\ninput_per_million = 'x'\n")
     result = runner.invoke(app, ["cost", str(path), "--prices", str(bad)])
     assert result.exit_code == 2 and "prices" in result.output
+
+
+def test_cached_input_is_priced_separately_when_the_table_says_so(tmp_path):
+    prices = tmp_path / "prices.toml"
+    prices.write_text(
+        '[models."m"]\ninput_per_million = 2.0\noutput_per_million = 8.0\n'
+        "cached_input_per_million = 0.5\n"
+        '[models."n"]\ninput_per_million = 2.0\noutput_per_million = 8.0\n'
+    )
+    table = load_prices(prices)
+    assert table["m"].cached_input_per_million == 0.5
+    # 1M prompt tokens of which 600k cached: 400k × 2.0 + 600k × 0.5 = 1.1; no cached price: 2.0
+    assert table["m"].cost(1_000_000, 0, 600_000) == pytest.approx(1.1)
+    assert table["n"].cost(1_000_000, 0, 600_000) == pytest.approx(2.0)
+    path = tmp_path / "r.jsonl"
+    usage = {
+        "prompt_tokens": 1_000_000,
+        "completion_tokens": 100_000,
+        "cached_tokens": 600_000,
+        "reasoning_tokens": 40_000,
+    }
+    lines = [
+        {"model": "m", "attempts": 1, "usage": usage},
+        {"model": "n", "attempts": 1, "usage": usage},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    row = ledger_from_results([path])["m"]
+    assert (row.cached_tokens, row.reasoning_tokens) == (600_000, 40_000)
+    result = runner.invoke(app, ["cost", str(path), "--prices", str(prices)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "1.9000 USD" in result.output  # m: 1.1 + 100k × 8.0 / 1M
+    assert "2.8000 USD" in result.output  # n: cached tokens at the input rate
+    assert "m: 600,000 of the prompt tokens read from the cache (priced as cached input)" in (
+        result.output
+    )
+    assert "n: 600,000 of the prompt tokens read from the cache (priced as input)" in result.output
+    assert "40,000 of the completion tokens spent on reasoning" in result.output
+
+
+def test_recordings_ledger_reads_cached_and_reasoning_tokens(tmp_path):
+    usage = {
+        "prompt_tokens": 5000,
+        "completion_tokens": 900,
+        "prompt_tokens_details": {"cached_tokens": 3968},
+        "completion_tokens_details": {"reasoning_tokens": 512},
+    }
+    exchange = {"provenance": {"model": "gpt-5-mini"}, "response": {"body": {"usage": usage}}}
+    (tmp_path / "a.json").write_text(json.dumps(exchange))
+    row = ledger_from_recordings(tmp_path)["gpt-5-mini"]
+    assert (row.cached_tokens, row.reasoning_tokens) == (3968, 512)

@@ -63,6 +63,41 @@ BaseUrl = Annotated[
     ),
 ]
 Mode = Annotated[str, typer.Option(help=f"How instructor asks for structure: {', '.join(MODES)}.")]
+MaxTokens = Annotated[
+    int | None,
+    typer.Option(
+        help="Completion budget (answer + reasoning tokens); default by model family "
+        "(32768 reasoning, 8192 others); 0 = server default."
+    ),
+]
+TokenParam = Annotated[
+    str,
+    typer.Option(
+        help="Name of the budget: max_completion_tokens (OpenAI, Azure, reasoning models), "
+        "max_tokens (other servers), or auto."
+    ),
+]
+ModelFamily = Annotated[
+    str,
+    typer.Option(
+        help="reasoning (gpt-5.x, o-series) or chat, when --model does not say (Azure "
+        "deployment names); auto reads the name."
+    ),
+]
+ReasoningEffort = Annotated[
+    str | None,
+    typer.Option(help="Reasoning models: none, minimal, low, medium, high or xhigh."),
+]
+AzureEndpoint = Annotated[
+    str | None,
+    typer.Option(
+        envvar="AZURE_OPENAI_ENDPOINT",
+        help="Azure OpenAI resource (https://NAME.openai.azure.com); --model = deployment.",
+    ),
+]
+ApiVersion = Annotated[
+    str | None, typer.Option(envvar="OPENAI_API_VERSION", help="Azure OpenAI API version.")
+]
 
 
 RecordMode = Annotated[
@@ -82,20 +117,33 @@ def build_settings(
     base_url: str | None,
     mode: str,
     timeout: float,
-    max_tokens: int,
+    max_tokens: int | None,
     http_retries: int,
     reasks: int,
+    *,
+    token_param: str = "auto",
+    model_family: str = "auto",
+    reasoning_effort: str | None = None,
+    azure_endpoint: str | None = None,
+    api_version: str | None = None,
 ) -> ModelSettings:
+    """Settings from the options; ``max_tokens`` None = by model family, 0 = server default."""
     secrets.register_from_env()
+    key_var = "AZURE_OPENAI_API_KEY" if azure_endpoint else "OPENAI_API_KEY"
     return ModelSettings(
         model=model,
-        base_url=base_url,
-        api_key=os.environ.get("OPENAI_API_KEY") or None,
+        base_url=None if azure_endpoint else base_url,
+        api_key=os.environ.get(key_var) or None,
         mode=mode,
         timeout=timeout,
-        max_tokens=max_tokens or None,
+        max_tokens="auto" if max_tokens is None else (max_tokens or None),
         http_retries=http_retries,
         reasks=reasks,
+        token_param=token_param,
+        model_family=model_family,
+        reasoning_effort=reasoning_effort,
+        azure_endpoint=azure_endpoint,
+        api_version=api_version,
     )
 
 

@@ -17,9 +17,15 @@ from ..evals import report as rep
 from ..evals.gold import FIXTURES
 from ..evals.runner import DEFAULT_RECORDINGS, evaluate
 from .app import (
+    ApiVersion,
+    AzureEndpoint,
     BaseUrl,
+    MaxTokens,
     Mode,
     Model,
+    ModelFamily,
+    ReasoningEffort,
+    TokenParam,
     _fail,
     _setup_logging,
     app,
@@ -45,7 +51,12 @@ def eval_(
     model: Model = "gpt-4o-mini",
     base_url: BaseUrl = None,
     mode: Mode = "tools",
-    max_tokens: Annotated[int, typer.Option()] = 8192,
+    max_tokens: MaxTokens = None,
+    token_param: TokenParam = "auto",
+    model_family: ModelFamily = "auto",
+    reasoning_effort: ReasoningEffort = None,
+    azure_endpoint: AzureEndpoint = None,
+    api_version: ApiVersion = None,
     reasks: Annotated[int, typer.Option()] = 2,
     local: Annotated[bool, typer.Option(help="With --live: the local llama.cpp server.")] = False,
     model_path: Annotated[Path | None, typer.Option(help="GGUF model for --local.")] = None,
@@ -62,7 +73,20 @@ def eval_(
             if local:
                 server = start_local(model_path, n_ctx)
                 base_url, model = server.base_url, server.alias
-            settings = build_settings(model, base_url, mode, 1200.0, max_tokens, 3, reasks)
+            settings = build_settings(
+                model,
+                base_url,
+                mode,
+                1200.0,
+                max_tokens,
+                3,
+                reasks,
+                token_param=token_param,
+                model_family=model_family,
+                reasoning_effort=reasoning_effort,
+                azure_endpoint=azure_endpoint,
+                api_version=api_version,
+            )
             store_mode = "record" if record else "off"
         folder = recordings or DEFAULT_RECORDINGS
         if live and record and recordings is None:

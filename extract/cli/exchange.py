@@ -17,9 +17,23 @@ from ..answers import import_answers
 from ..documents import discover
 from ..errors import ExtractError, StaleAnswers
 from ..exchange import export_requests
-from ..llm import ModelSettings
 from ..pipeline import default_task
-from .app import Mode, Model, _fail, _setup_logging, app, err
+from .app import (
+    ApiVersion,
+    AzureEndpoint,
+    BaseUrl,
+    MaxTokens,
+    Mode,
+    Model,
+    ModelFamily,
+    ReasoningEffort,
+    TokenParam,
+    _fail,
+    _setup_logging,
+    app,
+    build_settings,
+    err,
+)
 
 Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True)]
 
@@ -29,24 +43,41 @@ def export(
     inputs: Annotated[list[str], typer.Argument(help="Files, folders or globs (.txt .md .pdf).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the requests.")],
     model: Model = "gpt-4o-mini",
+    base_url: BaseUrl = None,
     mode: Mode = "tools",
-    max_tokens: Annotated[int, typer.Option(help="Answer limit; 0 = server default.")] = 8192,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
+    max_tokens: MaxTokens = None,
+    token_param: TokenParam = "auto",
+    model_family: ModelFamily = "auto",
+    reasoning_effort: ReasoningEffort = None,
+    azure_endpoint: AzureEndpoint = None,
+    api_version: ApiVersion = None,
     prompt_set: Annotated[str, typer.Option(help="Prompt set name or folder.")] = "case_report",
     schema: Annotated[str | None, typer.Option(help="Response model as module:Class.")] = None,
     verbose: Verbose = 0,
 ) -> None:
     """Write the exact request `run` would send for each document, a brief and an index.
 
-    Nothing is sent and no key is needed. The defaults are those `run` and `eval` use.
+    Nothing is sent and no key is needed. The model options are `run`'s and mean the same:
+    the server named by --base-url decides the request's parameters, not its answers.
     """
     _setup_logging(verbose)
     paths = discover(inputs)
     if not paths:
         raise _fail("no input documents found")
     try:
-        settings = ModelSettings(
-            model=model, mode=mode, max_tokens=max_tokens or None, temperature=temperature
+        settings = build_settings(
+            model,
+            base_url,
+            mode,
+            120.0,
+            max_tokens,
+            0,
+            0,
+            token_param=token_param,
+            model_family=model_family,
+            reasoning_effort=reasoning_effort,
+            azure_endpoint=azure_endpoint,
+            api_version=api_version,
         )
         task = default_task(prompt_set, schema)
         result = export_requests(paths, out_dir, task, settings, prompt_set, schema)

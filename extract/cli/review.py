@@ -110,7 +110,8 @@ def cost(
     recordings: Annotated[Path | None, typer.Option(help="Recorded exchanges folder.")] = None,
     prices: Annotated[Path | None, typer.Option(help="TOML price table (per 1M tokens).")] = None,
 ) -> None:
-    """Tokens per model (re-asks included), and cost from YOUR price table."""
+    """Tokens per model (re-asks included; cached prompt and reasoning tokens shown as parts
+    of prompt and completion), and cost from YOUR price table."""
     from ..review.ledger import ledger_from_recordings, ledger_from_results, load_prices
 
     try:
@@ -128,11 +129,13 @@ def cost(
         table = Table(title=f"tokens from {name}")
         for col in ("model", "documents", "model calls", "prompt", "completion", "cost"):
             table.add_column(col, justify="left" if col == "model" else "right")
+        notes = []
         for model_name, r in sorted(rows.items()):
             price = table_prices.get(model_name)
             money = "no price given"
             if price:
-                money = f"{price.cost(r.prompt_tokens, r.completion_tokens):.4f} {price.currency}"
+                spent = price.cost(r.prompt_tokens, r.completion_tokens, r.cached_tokens)
+                money = f"{spent:.4f} {price.currency}"
             table.add_row(
                 model_name,
                 str(r.documents),
@@ -141,4 +144,13 @@ def cost(
                 f"{r.completion_tokens:,}",
                 money,
             )
+            if r.cached_tokens or r.reasoning_tokens:
+                cached_price = price and price.cached_input_per_million is not None
+                notes.append(
+                    f"{model_name}: {r.cached_tokens:,} of the prompt tokens read from the cache"
+                    f" ({'priced as cached input' if cached_price else 'priced as input'}), "
+                    f"{r.reasoning_tokens:,} of the completion tokens spent on reasoning"
+                )
         out.print(table)
+        for note in notes:
+            out.print(escape(note), soft_wrap=True)

@@ -22,11 +22,17 @@ from ..records import ResultRecord
 from ..store import ResultWriter, write_csv
 from .app import (
     DEFAULT_RECORDINGS,
+    ApiVersion,
+    AzureEndpoint,
     BaseUrl,
+    MaxTokens,
     Mode,
     Model,
+    ModelFamily,
+    ReasoningEffort,
     Recordings,
     RecordMode,
+    TokenParam,
     _fail,
     _setup_logging,
     app,
@@ -48,7 +54,12 @@ def run(
     base_url: BaseUrl = None,
     mode: Mode = "tools",
     timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 120.0,
-    max_tokens: Annotated[int, typer.Option(help="Answer limit; 0 = server default.")] = 8192,
+    max_tokens: MaxTokens = None,
+    token_param: TokenParam = "auto",
+    model_family: ModelFamily = "auto",
+    reasoning_effort: ReasoningEffort = None,
+    azure_endpoint: AzureEndpoint = None,
+    api_version: ApiVersion = None,
     http_retries: Annotated[int, typer.Option(help="Retries of a failed HTTP request.")] = 3,
     reasks: Annotated[int, typer.Option(help="Re-asks after an invalid answer.")] = 2,
     concurrency: Annotated[int, typer.Option("-j", "--concurrency")] = 4,
@@ -86,7 +97,20 @@ def run(
         if local:
             server = start_local(model_path, n_ctx)
             base_url, model = server.base_url, server.alias
-        settings = build_settings(model, base_url, mode, timeout, max_tokens, http_retries, reasks)
+        settings = build_settings(
+            model,
+            base_url,
+            mode,
+            timeout,
+            max_tokens,
+            http_retries,
+            reasks,
+            token_param=token_param,
+            model_family=model_family,
+            reasoning_effort=reasoning_effort,
+            azure_endpoint=azure_endpoint,
+            api_version=api_version,
+        )
         task = default_task(prompt_set, schema)
         client = ModelClient(settings, open_store(recordings, record_mode))
         preflight = server.preflight(settings.max_tokens) if server is not None else None
@@ -152,6 +176,11 @@ def print_summary(s: RunSummary, output: Path) -> None:
     table.add_row("model calls (incl. re-asks)", str(s.attempts))
     table.add_row("HTTP requests (incl. retries)", str(s.http_requests))
     table.add_row("tokens prompt / completion", f"{s.prompt_tokens:,} / {s.completion_tokens:,}")
+    if s.cached_tokens or s.reasoning_tokens:
+        table.add_row(
+            "of which cached prompt / reasoning",
+            f"{s.cached_tokens:,} / {s.reasoning_tokens:,}",
+        )
     g = s.grounding
     if g.facts:
         table.add_row(
@@ -171,7 +200,8 @@ def print_summary(s: RunSummary, output: Path) -> None:
         )
     err.print(table)
     for doc_id, kind, message in s.failed_docs[:20]:
-        err.print(f"[red]✗[/red] {escape(f'{doc_id}: [{kind}] ' + secrets.redact(message or ''))}")
+        line = escape(f"{doc_id}: [{kind}] " + secrets.redact(message or ""))
+        err.print(f"[red]✗[/red] {line}", soft_wrap=True)  # one line each, to grep
     if len(s.failed_docs) > 20:
         err.print(f"… and {len(s.failed_docs) - 20} more failures in {output}")
 

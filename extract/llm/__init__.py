@@ -1,6 +1,8 @@
 """The model boundary: the only package that imports openai and instructor.
 
 ``client`` makes structured calls (HTTP retries, re-asks, usage counted once),
+``params`` chooses the request parameters per model family and endpoint,
+``strict`` turns a schema into OpenAI's strict subset (and the answer back),
 ``recording`` records and replays exchanges at the HTTP layer, ``capture``
 captures the request a call would send without sending it, ``local`` runs the
 key-less llama.cpp server.
@@ -8,6 +10,7 @@ key-less llama.cpp server.
 
 from .client import (
     MODES,
+    STRICT_MODES,
     CallStats,
     Extraction,
     ModelClient,
@@ -22,6 +25,7 @@ from .client import (
 
 __all__ = [
     "MODES",
+    "STRICT_MODES",
     "CallStats",
     "Extraction",
     "ModelClient",

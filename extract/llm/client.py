@@ -10,10 +10,15 @@ Retries live in three layers that never multiply by accident:
    violation, ungrounded quote) with the error fed back, ``reasks`` times at most.
    Worst case a document costs (reasks + 1) × (http_retries + 1) requests.
 3. **Never** — 401/403, 400, 404, context length, ``insufficient_quota``, output
-   cut at ``max_tokens``, refusals: raised at once as typed errors.
+   cut at the completion budget, refusals: raised at once as typed errors. A 400
+   for a parameter or schema the model refuses says which setting to change.
+
+Request parameters (budget name, temperature, reasoning effort) come from
+``params``; strict modes rewrite the request through ``strict``. Azure OpenAI
+goes through the openai client's own ``AzureOpenAI`` (deployment = model).
 
 Token usage is counted here, once per completion received (instructor's own
-running total is not used).
+running total is not used), with cached prompt tokens and reasoning tokens.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -56,17 +62,22 @@ from ..errors import (
 )
 from ..redaction import redact
 from ..redaction import register as register_secret
+from . import params as request_params
 from .recording import MISS_CODE, RecordingStore, http_clients
+from .strict import apply_strict
 
 log = logging.getLogger("caseextract.llm")
 
 MODES = {
     "tools": instructor.Mode.TOOLS,
-    "tools_strict": instructor.Mode.TOOLS_STRICT,
+    # instructor 1.17 folds TOOLS_STRICT into TOOLS (deprecated) and sends no strict
+    # flag either way; strict.apply_strict makes the request strict
+    "tools_strict": instructor.Mode.TOOLS,
     "json_schema": instructor.Mode.JSON_SCHEMA,
     "json": instructor.Mode.JSON,
     "md_json": instructor.Mode.MD_JSON,
 }
+STRICT_MODES = ("tools_strict", "json_schema")
 MAX_RETRY_AFTER = 60.0
 PLACEHOLDER_KEY = "no-key-needed"
 
@@ -78,23 +89,52 @@ class ModelSettings:
     api_key: str | None = field(default=None, repr=False)
     mode: str = "tools"
     timeout: float = 120.0
-    max_tokens: int | None = 8192
-    temperature: float | None = 0.0
+    # "auto": chosen per model family and endpoint (see params); resolved on creation
+    max_tokens: int | str | None = "auto"  # the completion budget; None = server default
+    temperature: float | str | None = "auto"
     http_retries: int = 3
     reasks: int = 2
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
+    token_param: str = "auto"  # max_completion_tokens or max_tokens
+    model_family: str = "auto"  # reasoning or chat, when the name does not tell
+    reasoning_effort: str | None = None
+    azure_endpoint: str | None = None  # Azure OpenAI: the model is the deployment name
+    api_version: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.http_retries < 0 or self.reasks < 0:
             raise ConfigError("retry counts must be 0 or more")
+        if self.azure_endpoint and not self.api_version:
+            raise ConfigError("Azure OpenAI needs --api-version (or OPENAI_API_VERSION)")
+        p = self.params
+        self.max_tokens, self.temperature, self.token_param = p.budget, p.temperature, p.token_param
+
+    @property
+    def params(self) -> request_params.RequestParams:
+        return request_params.resolve(
+            self.model,
+            self.base_url,
+            self.azure_endpoint,
+            family=self.model_family,
+            token_param=self.token_param,
+            budget=self.max_tokens,
+            temperature=self.temperature,
+            reasoning_effort=self.reasoning_effort,
+        )
+
+    @property
+    def where(self) -> str:
+        return self.azure_endpoint or self.base_url or "the OpenAI API"
 
     @property
     def key(self) -> str:
         if self.api_key:
             return self.api_key
+        if self.azure_endpoint:
+            raise ConfigError("no Azure OpenAI key: set AZURE_OPENAI_API_KEY")
         if self.base_url:
             return PLACEHOLDER_KEY  # local OpenAI-compatible servers ignore the key
         raise ConfigError("no API key: set OPENAI_API_KEY, or give --base-url for a local server")
@@ -115,6 +155,8 @@ class CallStats:
     http_retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
+    reasoning_tokens: int = 0  # of completion_tokens, spent on hidden reasoning
     latency_s: float = 0.0
     model: str | None = None  # as the server names it
     finish_reason: str | None = None
@@ -202,7 +244,7 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
         return exc
     status = _status(exc)
     detail = redact(str(exc), settings.api_key)
-    where = settings.base_url or "the OpenAI API"
+    where = settings.where
     if _code(exc) == MISS_CODE:
         body = getattr(exc, "body", None) or {}
         err = body.get("error", body) if isinstance(body, dict) else {}
@@ -218,9 +260,12 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
             **ctx,
         )
     if status in (401, 403):
+        var = "AZURE_OPENAI_API_KEY" if settings.azure_endpoint else "OPENAI_API_KEY"
         return NonRetryableError(
-            f"HTTP {status}: the server refused the credentials; check OPENAI_API_KEY", **ctx
+            f"HTTP {status}: the server refused the credentials; check {var}", **ctx
         )
+    if status in (400, 404) and (advice := request_params.refusal_advice(exc, settings)):
+        return NonRetryableError(advice, **ctx)
     if status == 429 and not is_transient(exc):
         return NonRetryableError("HTTP 429 insufficient_quota: the account has no quota", **ctx)
     if status == 400 and ("context_length" in _code(exc) or "context length" in detail.lower()):
@@ -239,7 +284,7 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
     if status is not None:
         return NonRetryableError(f"HTTP {status}: {detail}", **ctx)
     if isinstance(exc, IncompleteOutputException):
-        return OutputTruncated(_truncated_message(settings), **ctx)
+        return OutputTruncated(_truncated_message(settings, stats.reasoning_tokens), **ctx)
     if isinstance(exc, ValidationError | ValueError):
         return ValidationFailed(
             f"answer did not validate after {stats.attempts} attempt(s): {_short(detail)}", **ctx
@@ -308,13 +353,30 @@ def repair_control_characters(message: Any) -> bool:
     return changed
 
 
-def _truncated_message(settings: ModelSettings) -> str:
-    return f"output cut at max_tokens={settings.max_tokens}; raise --max-tokens"
+def _truncated_message(settings: ModelSettings, reasoning_tokens: int = 0) -> str:
+    budget = f"{settings.token_param}={settings.max_tokens}"
+    if reasoning_tokens:
+        return (
+            f"output cut at the completion budget {budget}, {reasoning_tokens:,} of it spent "
+            "on reasoning; raise --max-tokens or lower --reasoning-effort"
+        )
+    return f"output cut at the completion budget {budget}; raise --max-tokens"
 
 
 def _short(text: str, limit: int = 600) -> str:
     return text if len(text) <= limit else text[:limit] + " …"
 
+
+def _usage_details(usage: Any) -> tuple[int, int]:
+    """(cached prompt tokens, reasoning tokens) of one completion's usage; 0 when absent."""
+    prompt = getattr(usage, "prompt_tokens_details", None)
+    completion = getattr(usage, "completion_tokens_details", None)
+    cached = getattr(prompt, "cached_tokens", None) or 0
+    reasoning = getattr(completion, "reasoning_tokens", None) or 0
+    return int(cached), int(reasoning)
+
+
+Restore = Callable[[Any], bool]
 
 # ------------------------------------------------------------------ grounding hook
 
@@ -387,14 +449,22 @@ class ModelClient:
         if store is not None and store.mode != "off":
             http_client, async_http_client = http_clients(store, settings.timeout)
         replaying = store is not None and store.mode == "replay"
-        common = dict(
+        common: dict[str, Any] = dict(
             api_key=(settings.api_key or PLACEHOLDER_KEY) if replaying else settings.key,
-            base_url=settings.base_url,
             timeout=settings.timeout,
             max_retries=0,  # HTTP retries are ours (tenacity), see module docstring
         )
-        self._sync = openai.OpenAI(**common, http_client=http_client)
-        self._async = openai.AsyncOpenAI(**common, http_client=async_http_client)
+        if settings.azure_endpoint:  # the deployment is the model named in each request
+            common.update(azure_endpoint=settings.azure_endpoint, api_version=settings.api_version)
+            self._sync: openai.OpenAI = openai.AzureOpenAI(**common, http_client=http_client)
+            self._async: openai.AsyncOpenAI = openai.AsyncAzureOpenAI(
+                **common, http_client=async_http_client
+            )
+        else:
+            common["base_url"] = settings.base_url
+            self._sync = openai.OpenAI(**common, http_client=http_client)
+            self._async = openai.AsyncOpenAI(**common, http_client=async_http_client)
+        self._params = settings.params
         mode = MODES[settings.mode]
         self._create = instructor.patch(create=self._raw_create, mode=mode)
         self._acreate = instructor.patch(create=self._raw_acreate, mode=mode)
@@ -430,39 +500,42 @@ class ModelClient:
             reraise=True,
         )
 
-    def _request_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        s = self.settings
-        kwargs.setdefault("model", s.model)
-        if s.max_tokens is not None:
-            kwargs.setdefault("max_tokens", s.max_tokens)
-        if s.temperature is not None:
-            kwargs.setdefault("temperature", s.temperature)
-        return kwargs
+    def _request_kwargs(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], Restore | None]:
+        """The request as sent: model, parameters for its family, strict schema."""
+        kwargs.setdefault("model", self.settings.model)
+        kwargs = self._params.apply(kwargs)
+        if self.settings.mode in STRICT_MODES:
+            return apply_strict(kwargs)
+        return kwargs, None
 
-    def _count(self, response: Any) -> Any:
+    def _count(self, response: Any, restore: Restore | None = None) -> Any:
         ctx = _ACTIVE.get()
         choice = response.choices[0] if getattr(response, "choices", None) else None
+        usage = getattr(response, "usage", None)
+        cached, reasoning = _usage_details(usage)
         if ctx is not None:
             stats = ctx.stats
             stats.attempts += 1
-            usage = getattr(response, "usage", None)
             if usage is not None:
                 stats.prompt_tokens += usage.prompt_tokens or 0
                 stats.completion_tokens += usage.completion_tokens or 0
+                stats.cached_tokens += cached
+                stats.reasoning_tokens += reasoning
             stats.model = getattr(response, "model", None) or stats.model
             stats.finish_reason = getattr(choice, "finish_reason", None)
         if choice is None:
             raise ModelCallError("the server returned no choices")
         if repair_control_characters(choice.message) and ctx is not None:
             ctx.stats.json_repairs += 1
-        usage = getattr(response, "usage", None)
         at_limit = (
             self.settings.max_tokens is not None
             and usage is not None
             and (usage.completion_tokens or 0) >= self.settings.max_tokens
         )
         if choice.finish_reason == "length" or at_limit:
-            raise OutputTruncated(_truncated_message(self.settings), completion=response)
+            raise OutputTruncated(_truncated_message(self.settings, reasoning), completion=response)
+        if restore is not None:
+            restore(choice.message)
         if getattr(choice.message, "refusal", None) or choice.finish_reason == "content_filter":
             reason = choice.message.refusal or "content filter"
             raise ModelRefused(
@@ -471,7 +544,7 @@ class ModelClient:
         return response
 
     def _raw_create(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs = self._request_kwargs(kwargs)
+        kwargs, restore = self._request_kwargs(kwargs)
 
         def once() -> Any:
             self._note_request()
@@ -480,10 +553,10 @@ class ModelClient:
             except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
                 raise MalformedBody(str(exc)) from exc
 
-        return self._count(self._retrying(Retrying)(once))
+        return self._count(self._retrying(Retrying)(once), restore)
 
     async def _raw_acreate(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs = self._request_kwargs(kwargs)
+        kwargs, restore = self._request_kwargs(kwargs)
 
         async def once() -> Any:
             self._note_request()
@@ -492,7 +565,7 @@ class ModelClient:
             except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
                 raise MalformedBody(str(exc)) from exc
 
-        return self._count(await self._retrying(AsyncRetrying)(once))
+        return self._count(await self._retrying(AsyncRetrying)(once), restore)
 
     @staticmethod
     def _note_request() -> None:

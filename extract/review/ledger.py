@@ -1,4 +1,10 @@
-"""Token ledger: what runs and recordings spent, per model; prices only from the user."""
+"""Token ledger: what runs and recordings spent, per model; prices only from the user.
+
+Cached prompt tokens (read from the provider's prompt cache) are part of the
+prompt tokens; a price table that gives ``cached_input_per_million`` prices them
+at that rate, otherwise at the input rate. Reasoning tokens are part of the
+completion tokens and priced as output, as the providers bill them.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ class Spend:
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens
+    reasoning_tokens: int = 0  # of completion_tokens
 
 
 @dataclass(frozen=True)
@@ -24,15 +32,22 @@ class Price:
     input_per_million: float
     output_per_million: float
     currency: str = "USD"
+    cached_input_per_million: float | None = None  # None: cached input at the input rate
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
+        cached_rate = self.cached_input_per_million
+        cached = 0 if cached_rate is None else min(cached_tokens, prompt_tokens)
+        cached_rate = cached_rate or 0.0
         return (
-            prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million
+            (prompt_tokens - cached) * self.input_per_million
+            + cached * cached_rate
+            + completion_tokens * self.output_per_million
         ) / 1e6
 
 
 def load_prices(path: Path) -> dict[str, Price]:
-    """``[models."name"] input_per_million = …, output_per_million = …, currency = "USD"``."""
+    """``[models."name"] input_per_million = …, output_per_million = …, currency = "USD"``,
+    optionally ``cached_input_per_million = …``."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     models = data.get("models")
     if not isinstance(models, dict):
@@ -40,10 +55,12 @@ def load_prices(path: Path) -> dict[str, Price]:
     out = {}
     for name, entry in models.items():
         try:
+            cached = entry.get("cached_input_per_million")
             out[name] = Price(
                 float(entry["input_per_million"]),
                 float(entry["output_per_million"]),
                 str(entry.get("currency", "USD")),
+                None if cached is None else float(cached),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"model {name!r}: {exc}") from None
@@ -59,6 +76,8 @@ def ledger_from_results(paths: Iterable[Path]) -> dict[str, Spend]:
             spend.calls += record.attempts
             spend.prompt_tokens += record.usage.prompt_tokens
             spend.completion_tokens += record.usage.completion_tokens
+            spend.cached_tokens += record.usage.cached_tokens
+            spend.reasoning_tokens += record.usage.reasoning_tokens
     return rows
 
 
@@ -76,6 +95,10 @@ def ledger_from_recordings(folder: Path) -> dict[str, Spend]:
         spend.calls += 1
         spend.prompt_tokens += usage.get("prompt_tokens", 0) or 0
         spend.completion_tokens += usage.get("completion_tokens", 0) or 0
+        details = usage.get("prompt_tokens_details") or {}
+        spend.cached_tokens += details.get("cached_tokens", 0) or 0
+        details = usage.get("completion_tokens_details") or {}
+        spend.reasoning_tokens += details.get("reasoning_tokens", 0) or 0
         docs.setdefault(name, set()).add(
             (data.get("parts") or {}).get("document (user message)", "")
         )

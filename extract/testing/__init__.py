@@ -6,8 +6,12 @@ that answers *crafted* replies (never a model's output, and named so), with no
 key and no network. ``FakeOpenAIServer`` serves scripted replies or a function of
 the request; ``FaultSchedule`` injects rate limits, 5xx, slow answers, resets,
 malformed, invalid or truncated answers and refusals from a seed.
+``ConformanceServer`` refuses what the OpenAI API and Azure OpenAI refuse
+(parameters per model family, the strict-schema subset, Azure paths), with the
+same error bodies, citing the documentation rule by rule.
 """
 
+from .conformance import MODELS, ConformanceServer, ModelSpec, check_strict_schema
 from .server import (
     FAULT_KINDS,
     FINAL_FAULTS,
@@ -25,6 +29,10 @@ from .server import (
 )
 
 __all__ = [
+    "MODELS",
+    "ConformanceServer",
+    "ModelSpec",
+    "check_strict_schema",
     "FAULT_KINDS",
     "FINAL_FAULTS",
     "REASK_FAULTS",

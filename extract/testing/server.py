@@ -263,6 +263,7 @@ class FakeOpenAIServer:
         self.requests: list[dict[str, Any]] = []
         self.raw_requests: list[bytes] = []  # the bodies as received, byte for byte
         self.request_headers: list[dict[str, str]] = []
+        self.pass_headers = False  # True: the responder sees them as payload["_headers"]
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -315,6 +316,8 @@ class FakeOpenAIServer:
                 except json.JSONDecodeError:
                     payload = {"_raw": raw.decode("utf-8", "replace")}
                 payload["_path"] = self.path
+                if owner.pass_headers:
+                    payload["_headers"] = dict(self.headers)
                 with owner._lock:
                     owner.request_headers.append(dict(self.headers))
                     owner.raw_requests.append(raw)
