@@ -13,6 +13,7 @@ CASES = [
     "ada-51-case-report-psoas-abscess-unusual-etiology-of-gr",
 ]
 RECORDED = FIXTURES / "recordings" / "gemma-3-270m"
+REFERENCE = FIXTURES / "recordings" / "reference-claude"
 
 
 def test_every_gold_file_is_valid_and_grounded():
@@ -113,3 +114,22 @@ def test_record_then_replay_the_gold_set(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "b" / "report.json").read_text())["micro"]["f1"] == 1.0
+
+
+def test_the_reference_answers_score_as_shipped(tmp_path):
+    """A regression guard: scoring, grounding or validation that breaks moves this."""
+    out = tmp_path / "ref"
+    result = CliRunner().invoke(
+        app,
+        ["eval", "--recordings", str(REFERENCE), "--out", str(out), "--min-f1", "0.8"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["extracted"] == report["cases"] == 15
+    micro = report["micro"]
+    assert micro["hallucination_rate"] == 0.0
+    assert micro["pred_ungrounded"] == 0
+    # as measured when the set was imported (README): 0.831 / 0.897 / 0.787
+    assert abs(micro["f1"] - 0.831) < 0.01
+    assert abs(micro["f1_cited"] - 0.897) < 0.01
+    assert abs(micro["f1_strict"] - 0.787) < 0.01
