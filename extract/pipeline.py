@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import __version__, grounding
+from . import __version__, evidence, grounding
 from .documents import Document, document_id, load_document, safe_filename
 from .errors import ConfigError, ExtractError
 from .llm import Extraction, ModelClient
@@ -116,10 +116,17 @@ def _call_fields(stats: dict[str, Any]) -> dict[str, Any]:
 
 
 def ok_record(task: Task, client: ModelClient, doc: Document, ext: Extraction) -> dict[str, Any]:
+    """The record of a valid answer: ``ok``, or ``empty`` (with the reason as its
+    ``error``, kind ``empty``) when it holds too few facts for the task
+    (``evidence.empty_reason``); an empty record is not done and is retried."""
     record = _base_record(task, client, _doc_info(doc))
     gstats = grounding.stats(ext.facts)
+    facts = sum(f.kind == "fact" for f in ext.facts)
+    empty = evidence.empty_reason(ext.value, facts)
+    if empty:
+        record["error"] = {"kind": "empty", "message": empty}
     record.update(
-        status="ok",
+        status="empty" if empty else "ok",
         extraction=ext.value.model_dump(mode="json"),
         grounding={
             "stats": {**gstats.__dict__},
@@ -152,11 +159,13 @@ def _doc_info(doc: Document) -> dict[str, Any]:
 class RunSummary:
     total: int = 0
     ok: int = 0
+    empty: int = 0  # valid answers with too few facts: not done, retried on resume
     failed: int = 0
     skipped: int = 0
     interrupted: bool = False
     failures: Counter[str] = field(default_factory=Counter)
     failed_docs: list[tuple[str, str, str]] = field(default_factory=list)
+    empty_docs: list[tuple[str, str]] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     attempts: int = 0
@@ -169,11 +178,16 @@ class RunSummary:
         self.completion_tokens += usage.get("completion_tokens", 0)
         self.attempts += record.get("attempts", 0)
         self.http_requests += record.get("http_requests", 0)
-        if record["status"] == "ok":
-            self.ok += 1
+        if record["status"] in ("ok", "empty"):
+            if record["status"] == "ok":
+                self.ok += 1
+            else:
+                self.empty += 1
+                reason = (record.get("error") or {}).get("message") or ""
+                self.empty_docs.append((record["document"].get("id"), reason))
             g = (record.get("grounding") or {}).get("stats")
             if g:
-                self.grounding.add(grounding.GroundingStats(**g))
+                self.grounding.add(grounding.GroundingStats.from_dict(g))
         else:
             self.failed += 1
             err = record.get("error") or {}
