@@ -44,7 +44,8 @@ def markdown(report: dict[str, Any], baseline_rows: list[dict[str, Any]] | None 
         f"- model: `{info.get('model', '?')}` ({info.get('mode', '?')})",
         f"- prompt version `{report['prompt_version']}`, schema `{report['schema']}` "
         f"v{report['schema_version']}",
-        f"- cases: {report['cases']}, extracted: {report['extracted']}",
+        f"- cases: {report['cases']}, extracted: {report['extracted']}, empty (no facts): "
+        f"{report.get('empty', 0)}",
         "",
         "| scope | precision | recall | F1 | F1 strict | omission | spurious | hallucination |",
         "|---|---|---|---|---|---|---|---|",
@@ -62,7 +63,10 @@ def markdown(report: dict[str, Any], baseline_rows: list[dict[str, Any]] | None 
         )
     lines += [
         "",
-        f"Grounding rate of extracted facts: {_pct(report.get('grounding_rate'))}",
+        f"Grounding rate of extracted facts and article values: "
+        f"{_pct(report.get('grounding_rate'))}",
+        "",
+        f"Grounding: {(report.get('grounding') or {}).get('summary', '–')}",
         "",
         "| case | status | gold items | predicted | F1 | F1 strict | note |",
         "|---|---|---|---|---|---|---|",

@@ -21,8 +21,11 @@ enough — an investigation is stated by its name or by its result); otherwise i
 is the first of ``MAIN_VALUE_FIELDS`` that the class has as a text or number
 field (enum and bool fields are never inferred) and that is set.
 
-**Support** (``support_reason``). A value is supported by the fact's own quotes
-(all of them joined) when one of these holds:
+**Support** (``support_reason``). A value that writes numbers is unsupported
+when its quotes write none of them ("78-year-old" against "An 87-year-old";
+numbers missing beside one that is there are flagged as number mismatches by
+``grounding``). Otherwise it is supported by the fact's own quotes (all of them
+joined) when one of these holds:
 
 * they share a content word after case folding, accent folding, a few clinical
   synonyms (``EXPANSIONS``: "leukocytosis" also reads as "white blood cell") and
@@ -31,7 +34,7 @@ field (enum and bool fields are never inferred) and that is set.
   least ``PREFIX_SHARE`` of the shorter ("distension" ~ "distended");
 * two content words of ``MIN_FUZZY_WORD`` or more characters score at least
   ``WORD_FUZZY`` (rapidfuzz ``ratio``; a misspelt drug name, "oxacilin");
-* every number written in the value is written in the quotes (digits or words);
+* the value writes numbers, and one of them is written in the quotes (digits or words);
 * an acronym on one side spells consecutive words of the other, each word giving
   its first letter and possibly more of its letters in order ("CT" ↔ "computed
   tomography", "RPGN" ↔ "rapidly progressive glomerulonephritis");
@@ -175,8 +178,8 @@ EXPANSIONS = {
     "hyperkalemia": "potassium",
 }
 _SELF_NEGATING = frozenset(
-    "no not without never none unable inability absent absence lack loss failure negative "
-    "denied denies cannot".split()
+    "no not non without never none unable inability absent absence negative denied denies "
+    "cannot".split()
 )
 TERMINATORS = frozenset("but however although though yet except which who whereas".split())
 
@@ -363,6 +366,9 @@ def _expand(ws: list[str]) -> list[str]:
 
 def support_reason(value: str, quotes: str) -> str | None:
     """How ``quotes`` support ``value`` ("words", "numbers", "acronym", "fuzzy"), or None."""
+    v_numbers = numbers_in(value)
+    if v_numbers and not v_numbers & numbers_in(quotes):
+        return None  # no number the quotes write: "78-year-old" vs "An 87-year-old"
     v_words = _expand(content_words(value))
     q_words = _expand(content_words(quotes))
     q_stems = {stem(w) for w in q_words}
@@ -374,8 +380,7 @@ def support_reason(value: str, quotes: str) -> str | None:
     for w in v_words:
         if len(w) >= MIN_FUZZY_WORD and any(fuzz.ratio(w, q) >= WORD_FUZZY for q in long_q):
             return "fuzzy"
-    v_numbers = numbers_in(value)
-    if v_numbers and v_numbers <= numbers_in(quotes):
+    if v_numbers:
         return "numbers"
     q_all = [w for w in words(quotes) if w not in STOP_WORDS]
     v_all = [w for w in words(value) if w not in STOP_WORDS]

@@ -492,25 +492,32 @@ def ground(extraction: BaseModel, text: str, aligner: Aligner | None = None) -> 
     out: list[GroundedFact] = []
     for path, obj in iter_models(extraction):
         out.extend(_ground_values(path, obj, aligner))
-        fact_quotes = getattr(obj, "evidence", None)
-        if not isinstance(fact_quotes, list) or "evidence" not in type(obj).model_fields:
-            continue
-        mains = evidence.main_values(obj)
-        value = mains[0][1] if mains else None
-        after = 0
-        alignments = []
-        for quote in fact_quotes:
-            a = aligner.align(quote, after)
-            if a.grounded and not evidence.informative(quote, value):
-                a = Alignment(a.quote, MatchStatus.uninformative, score=a.score)
-            if a.end is not None:
-                after = a.start or 0
-            alignments.append(a)
-        if not alignments:
-            continue
-        status, reason = _judge(obj, alignments)
-        out.append(GroundedFact(path or "$", alignments, number_mismatches(obj), status, reason))
+        fact = judge_fact(obj, aligner, path or "$")
+        if fact is not None:
+            out.append(fact)
     return out
+
+
+def judge_fact(obj: BaseModel, aligner: Aligner, path: str = "$") -> GroundedFact | None:
+    """One object with ``evidence``: its quotes aligned and its status; None without quotes."""
+    fact_quotes = getattr(obj, "evidence", None)
+    if not isinstance(fact_quotes, list) or "evidence" not in type(obj).model_fields:
+        return None
+    mains = evidence.main_values(obj)
+    value = mains[0][1] if mains else None
+    after = 0
+    alignments = []
+    for quote in fact_quotes:
+        a = aligner.align(quote, after)
+        if a.grounded and not evidence.informative(quote, value):
+            a = Alignment(a.quote, MatchStatus.uninformative, score=a.score)
+        if a.end is not None:
+            after = a.start or 0
+        alignments.append(a)
+    if not alignments:
+        return None
+    status, reason = _judge(obj, alignments)
+    return GroundedFact(path, alignments, number_mismatches(obj), status, reason)
 
 
 def stats(facts: list[GroundedFact]) -> GroundingStats:
