@@ -178,10 +178,26 @@ EXPANSIONS = {
     "hyperkalemia": "potassium",
 }
 _SELF_NEGATING = frozenset(
-    "no not non without never none unable inability absent absence negative denied denies "
-    "cannot".split()
+    [
+        "no",
+        "not",
+        "non",
+        "without",
+        "never",
+        "none",
+        "unable",
+        "inability",
+        "absent",
+        "absence",
+        "negative",
+        "denied",
+        "denies",
+        "cannot",
+    ]
 )
-TERMINATORS = frozenset("but however although though yet except which who whereas".split())
+TERMINATORS = frozenset(
+    ["but", "however", "although", "though", "yet", "except", "which", "who", "whereas"]
+)
 
 _WORD = re.compile(r"[^\W_]+")
 _CLAUSE = re.compile(r"[^\W_]+|[.;:!?]")
@@ -280,7 +296,7 @@ def _text_like(annotation: Any) -> bool:
 def main_value_fields(cls: type[BaseModel]) -> tuple[str, ...]:
     """The declared or inferred main value field(s) of a fact class."""
     if "__main_value__" in dir(cls):
-        declared = getattr(cls, "__main_value__")
+        declared = cls.__main_value__
         if declared is None:
             return ()
         return (declared,) if isinstance(declared, str) else tuple(declared)
@@ -389,9 +405,9 @@ def support_reason(value: str, quotes: str) -> str | None:
     ):
         return "acronym"
     folded_value = " ".join(words(value))
-    if len(folded_value) >= MIN_FUZZY_VALUE and v_words:
-        if fuzz.partial_ratio(folded_value, " ".join(words(quotes))) >= SUPPORT_FUZZY:
-            return "fuzzy"
+    long_enough = len(folded_value) >= MIN_FUZZY_VALUE and v_words
+    if long_enough and fuzz.partial_ratio(folded_value, " ".join(words(quotes))) >= SUPPORT_FUZZY:
+        return "fuzzy"
     return None
 
 
@@ -448,7 +464,9 @@ def assertion_conflict(fact: BaseModel, value: str, quotes: str) -> str | None:
     stems = {stem(w) for w in value_words if is_content(w)}
     tokens = [t for t in _CLAUSE.findall(_deaccent(quotes).casefold())]
     mentions = [
-        k for k, t in enumerate(tokens) if is_content(t) and any(_stems_match(stem(t), s) for s in stems)
+        k
+        for k, t in enumerate(tokens)
+        if is_content(t) and any(_stems_match(stem(t), s) for s in stems)
     ]
     if asserted == "present":
         if mentions and all(_negated_at(tokens, k, k + 1) for k in mentions):

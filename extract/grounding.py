@@ -37,7 +37,6 @@ document: deterministic, and it keeps a fact's quotes together.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -51,7 +50,6 @@ from . import evidence
 from .normalize import expand_spinal_levels, numbers_in
 
 FUZZY_THRESHOLD = 90.0
-_WORD = re.compile(r"[^\W_]+")
 _MIN_FUZZY_LEN = 12  # shorter quotes must match exactly or after normalisation
 
 _FOLD = {
@@ -203,7 +201,7 @@ class Aligner:
         self.threshold = fuzzy_threshold
         self.prompt = prompt  # what the model was sent, to name values copied from it
         self._norm: NormalisedText | None = None
-        self._words: dict[str, tuple[str, list[int]]] = {}
+        self.words: dict[str, tuple[str, list[int]]] = {}  # cache of extract.metadata
 
     @property
     def norm(self) -> NormalisedText:
@@ -241,47 +239,6 @@ class Aligner:
                     start += 1
                 return Alignment(quote, MatchStatus.fuzzy, start, end, round(score, 1), 1)
         return Alignment(quote, MatchStatus.not_found)
-
-    def _word_text(self, which: str) -> tuple[str, list[int]]:
-        """``which`` ("source"/"prompt") as folded words joined by spaces, with a map
-        from each character to the folded source text (source only)."""
-        if which not in self._words:
-            if which == "source":
-                norm = self.norm
-                found = [(m.group(0), m.start()) for m in _WORD.finditer(norm.text)]
-            else:
-                found = [(m.group(0), 0) for m in _WORD.finditer(fold(self.prompt))]
-            chars: list[str] = []
-            index: list[int] = []
-            for word, at in found:
-                if chars:
-                    chars.append(" ")
-                    index.append(at)
-                chars.extend(word)
-                index.extend(range(at, at + len(word)))
-            self._words[which] = ("".join(chars), index)
-        return self._words[which]
-
-    def find_value(self, value: str, which: str = "source") -> tuple[int, int] | None:
-        """Span in the original text of ``value`` compared word by word, or None.
-
-        Case, accents of the folding, punctuation and spacing are ignored; a
-        person's name is also tried with its last word first ("Chen Chia-Hui").
-        """
-        tokens = _WORD.findall(fold(value))
-        if not tokens:
-            return None
-        text, index = self._word_text(which)
-        tries = [tokens] + [tokens[k:] + tokens[:k] for k in range(1, min(len(tokens), 4))]
-        for t in tries:
-            needle = " ".join(t)
-            hits = _all_occurrences(text, needle)
-            if hits:
-                if which != "source":
-                    return 0, 0
-                k = hits[0]
-                return self.norm.span(index[k], index[k + len(needle) - 1] + 1)
-        return None
 
 
 # --------------------------------------------------------------------------- facts
@@ -460,38 +417,14 @@ def _judge(fact: BaseModel, alignments: list[Alignment]) -> tuple[FactStatus, st
     return FactStatus.grounded, None
 
 
-def _ground_values(path: str, obj: BaseModel, aligner: Aligner) -> Iterator[GroundedFact]:
-    """The object's ``__grounded_values__``, each looked up in the source itself."""
-    for name in getattr(type(obj), "__grounded_values__", ()):
-        value = getattr(obj, name, None)
-        if value is None or isinstance(value, bool) or not str(value).strip():
-            continue
-        text = str(value).strip()
-        if name == "doi":
-            text = re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", text, flags=re.I)
-        vpath = f"{path}.{name}" if path else name
-        span = aligner.find_value(text)
-        if span is not None:
-            a = Alignment(text, MatchStatus.normalised, span[0], span[1], 100.0, 1)
-            if aligner.text[span[0] : span[1]] == text:
-                a = Alignment(text, MatchStatus.exact, span[0], span[1], 100.0, 1)
-            yield GroundedFact(vpath, [a], kind="value")
-            continue
-        miss = Alignment(text, MatchStatus.not_found)
-        if aligner.prompt and aligner.find_value(text, "prompt") is not None:
-            reason = f"{name} {text[:80]!r} is text of the prompt, not of the report"
-            yield GroundedFact(vpath, [miss], [], FactStatus.from_prompt, reason, "value")
-        else:
-            reason = f"{name} {text[:80]!r} is not in the report"
-            yield GroundedFact(vpath, [miss], [], FactStatus.ungrounded, reason, "value")
-
-
 def ground(extraction: BaseModel, text: str, aligner: Aligner | None = None) -> list[GroundedFact]:
     """Align and judge every fact and article-level value in ``extraction``."""
+    from . import metadata  # it builds on this module
+
     aligner = aligner or Aligner(text)
     out: list[GroundedFact] = []
     for path, obj in iter_models(extraction):
-        out.extend(_ground_values(path, obj, aligner))
+        out.extend(metadata.ground_values(path, obj, aligner))
         fact = judge_fact(obj, aligner, path or "$")
         if fact is not None:
             out.append(fact)

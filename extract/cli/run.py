@@ -155,7 +155,7 @@ def print_summary(s: RunSummary, output: Path) -> None:
     table.add_row("tokens prompt / completion", f"{s.prompt_tokens:,} / {s.completion_tokens:,}")
     g = s.grounding
     if g.facts:
-        table.add_row("grounding", escape(g.describe()))
+        table.add_row("grounded facts and values", f"{g.grounded} of {g.facts}")
     for kind, n in sorted(s.failures.items()):
         table.add_row(f"failed: {kind}", str(n))
     table.add_row("results", str(output))
@@ -166,6 +166,8 @@ def print_summary(s: RunSummary, output: Path) -> None:
             f"{left} not finished (in flight or not started); rerun the same command to resume",
         )
     err.print(table)
+    if g.facts:
+        err.print(escape(f"grounding: {g.describe()}"))
     for doc_id, reason in s.empty_docs[:20]:
         err.print(f"[yellow]∅[/yellow] {escape(f'{doc_id}: [empty] {reason}')}")
     for doc_id, kind, message in s.failed_docs[:20]:
