@@ -12,7 +12,9 @@ English function words, negation cues, and a few words every case report uses,
 such as "patient" or "case"). Single characters, bare numbers, stop words and
 punctuation ground nothing — unless the quote is exactly one number and the
 fact's main value is that same number (a count or a year quoted as "3" or
-"2014"). "T2", "L1", "CT" are content words.
+"2014"); like every quote it must stand in the report at word boundaries, so it
+is stated as a number in its own right, not read inside "T2" or "1st". "T2",
+"L1", "CT" are content words.
 
 **Main value** (``main_values``). The field(s) a fact's quotes must state. A
 model class declares them as ``__main_value__: ClassVar[str | tuple[str, ...] |

@@ -161,11 +161,25 @@ def fold(text: str) -> str:
     return NormalisedText(text).text
 
 
+def _wordish(ch: str) -> bool:
+    """A letter or digit of a script that separates words with spaces (Thai, kana and
+    CJK ideographs do not: any position between two of them is a boundary)."""
+    if not ch.isalnum():
+        return False
+    code = ord(ch)
+    return not (
+        0x0E00 <= code <= 0x0EFF  # Thai, Lao
+        or 0x2E80 <= code <= 0x9FFF  # CJK radicals, kana, ideographs
+        or 0xF900 <= code <= 0xFAFF  # CJK compatibility ideographs
+        or 0x20000 <= code <= 0x3FFFF  # CJK extensions
+    )
+
+
 def _bounded(text: str, start: int, end: int) -> bool:
     """Whether ``text[start:end]`` neither begins nor ends inside a word."""
-    if text[start].isalnum() and start > 0 and text[start - 1].isalnum():
+    if _wordish(text[start]) and start > 0 and _wordish(text[start - 1]):
         return False
-    return not (text[end - 1].isalnum() and end < len(text) and text[end].isalnum())
+    return not (_wordish(text[end - 1]) and end < len(text) and _wordish(text[end]))
 
 
 def _all_occurrences(haystack: str, needle: str) -> list[int]:
@@ -179,9 +193,9 @@ def _all_occurrences(haystack: str, needle: str) -> list[int]:
 
 
 def _widen(text: str, start: int, end: int) -> tuple[int, int]:
-    while start > 0 and text[start].isalnum() and text[start - 1].isalnum():
+    while start > 0 and _wordish(text[start]) and _wordish(text[start - 1]):
         start -= 1
-    while end < len(text) and text[end - 1].isalnum() and text[end].isalnum():
+    while end < len(text) and _wordish(text[end - 1]) and _wordish(text[end]):
         end += 1
     return start, end
 
@@ -407,7 +421,7 @@ def _judge(fact: BaseModel, alignments: list[Alignment]) -> tuple[FactStatus, st
     mains = evidence.main_values(fact)
     if not mains:
         return FactStatus.grounded, None
-    quotes = " ".join(a.quote for a in alignments)
+    quotes = "; ".join(a.quote for a in alignments)  # a clause break between quotes
     if all(evidence.support_reason(value, quotes) is None for _, value in mains):
         name, value = mains[0]
         return FactStatus.unsupported, f"its quotes do not state its {name} {value!r}"

@@ -55,6 +55,22 @@ def test_word_boundaries():
     assert al.align("(L1).").status is MatchStatus.exact  # punctuation ends need no boundary
 
 
+def test_scripts_without_spaces_have_boundaries_everywhere():
+    al = Aligner("患者出现背痛。MRI显示L1压缩性骨折。")
+    assert al.align("背痛").status is MatchStatus.exact
+    assert al.align("L1压缩性骨折").status is MatchStatus.exact
+    assert al.align("1").status is MatchStatus.not_found  # still inside "L1"
+
+
+def test_a_negation_does_not_reach_into_the_next_quote():
+    source = "Blood pressure was not measured. Fever of 39 C on arrival."
+    fact = Finding(
+        name="fever", evidence=["Blood pressure was not measured", "Fever of 39 C on arrival"]
+    )
+    [judged] = ground(fact, source)
+    assert judged.status is FactStatus.grounded
+
+
 def test_informative_rule():
     for quote in ("0", "7", "a", "the", "of the", "no", ",", "...", "12.5", "—"):
         assert not informative(quote), quote
