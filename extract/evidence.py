@@ -44,18 +44,8 @@ joined) when one of these holds:
   of at least ``SUPPORT_FUZZY`` on the folded texts, for values of at least
   ``MIN_FUZZY_VALUE`` characters.
 
-**Assertion** (``assertion_conflict``). NegEx-style (Chapman et al., 2001): a
-negation cue (``PRE_NEGATION``) at most ``NEG_WINDOW`` words before a word of the
-value, or a post cue (``POST_NEGATION``) at most ``NEG_WINDOW`` words after it,
-with no clause break (``TERMINATORS``) between, negates that mention. A fact
-asserted present whose every mention in its quotes is negated conflicts; a fact
-asserted absent whose quotes hold no negation or normality cue at all conflicts.
-Values that carry their own negation ("could not walk", "inability to walk") are
-not checked. A class names its assertion field and how its values map to
-present/absent with ``__assertion__: ClassVar[tuple[str, dict[str, str]]]``; the
-default reads a field ``assertion`` valued ``present``/``absent``. (negspacy and
-medspaCy implement NegEx too, but need a spaCy pipeline and its model download;
-the cue lists here are small and tested.)
+**Assertion**: whether a quote negates what the fact asserts is checked in
+``extract.assertion`` (NegEx-style), with the words defined here.
 
 **Empty** (``empty_reason``). A record is empty when it has fewer evidence facts
 than the model's ``__min_facts__`` (default 1), or when a field listed in its
@@ -93,7 +83,6 @@ MIN_FUZZY_WORD = 6
 WORD_FUZZY = 88.0
 SUPPORT_FUZZY = 90.0
 MIN_FUZZY_VALUE = 6
-NEG_WINDOW = 5
 
 _FUNCTION_WORDS = """
 a about above after again against all also am an and any are as at be because been before
@@ -109,58 +98,6 @@ _NEGATION_WORDS = "no not non nor neither never none denied denies deny denying 
 _REPORT_WORDS = "patient patients case cases report reports reported presented presenting"
 STOP_WORDS = frozenset((_FUNCTION_WORDS + _NEGATION_WORDS + " " + _REPORT_WORDS).split())
 
-PRE_NEGATION = (
-    "no",
-    "non",
-    "not",
-    "without",
-    "denied",
-    "denies",
-    "deny",
-    "denying",
-    "negative for",
-    "absence of",
-    "absent",
-    "free of",
-    "ruled out",
-    "rule out",
-    "never",
-    "neither",
-    "nor",
-    "none",
-    "no evidence of",
-    "no sign of",
-    "no signs of",
-    "resolution of",
-)
-POST_NEGATION = (
-    "absent",
-    "was absent",
-    "were absent",
-    "negative",
-    "was negative",
-    "were negative",
-    "ruled out",
-    "was ruled out",
-    "were ruled out",
-    "excluded",
-    "was excluded",
-    "not seen",
-    "not detected",
-    "not found",
-    "resolved",
-    "disappeared",
-    "free",
-)
-NORMAL_CUES = (
-    "normal",
-    "unremarkable",
-    "intact",
-    "within normal limits",
-    "negative",
-    "afebrile",
-    "apyrexial",
-)
 # a few clinical words that state a value in other words (read as the words they expand to)
 EXPANSIONS = {
     "febrile": "fever",
@@ -179,30 +116,7 @@ EXPANSIONS = {
     "hypokalemia": "potassium",
     "hyperkalemia": "potassium",
 }
-_SELF_NEGATING = frozenset(
-    [
-        "no",
-        "not",
-        "non",
-        "without",
-        "never",
-        "none",
-        "unable",
-        "inability",
-        "absent",
-        "absence",
-        "negative",
-        "denied",
-        "denies",
-        "cannot",
-    ]
-)
-TERMINATORS = frozenset(
-    ["but", "however", "although", "though", "yet", "except", "which", "who", "whereas"]
-)
-
 _WORD = re.compile(r"[^\W_]+")
-_CLAUSE = re.compile(r"[^\W_]+|[.;:!?]")
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$")
 _SUFFIXES = (
     "ations",
@@ -231,7 +145,7 @@ _SUFFIXES = (
 )
 
 
-def _deaccent(text: str) -> str:
+def deaccent(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -250,7 +164,7 @@ def stem(word: str) -> str:
 
 def words(text: str) -> list[str]:
     """Case- and accent-folded runs of letters and digits."""
-    return _WORD.findall(_deaccent(text).casefold())
+    return _WORD.findall(deaccent(text).casefold())
 
 
 def is_content(word: str) -> bool:
@@ -330,7 +244,7 @@ def main_values(fact: BaseModel) -> list[tuple[str, str]]:
 # -------------------------------------------------------------------- support
 
 
-def _stems_match(a: str, b: str) -> bool:
+def stems_match(a: str, b: str) -> bool:
     if a == b:
         return True
     n = 0
@@ -392,7 +306,7 @@ def support_reason(value: str, quotes: str) -> str | None:
     q_stems = {stem(w) for w in q_words}
     for w in v_words:
         s = stem(w)
-        if s in q_stems or any(_stems_match(s, q) for q in q_stems):
+        if s in q_stems or any(stems_match(s, q) for q in q_stems):
             return "words"
     long_q = [w for w in q_words if len(w) >= MIN_FUZZY_WORD]
     for w in v_words:
@@ -410,73 +324,6 @@ def support_reason(value: str, quotes: str) -> str | None:
     long_enough = len(folded_value) >= MIN_FUZZY_VALUE and v_words
     if long_enough and fuzz.partial_ratio(folded_value, " ".join(words(quotes))) >= SUPPORT_FUZZY:
         return "fuzzy"
-    return None
-
-
-# ------------------------------------------------------------------ assertion
-
-
-def _assertion(fact: BaseModel) -> str | None:
-    spec = getattr(type(fact), "__assertion__", None) or (
-        "assertion",
-        {"present": "present", "absent": "absent"},
-    )
-    name, mapping = spec
-    if name not in type(fact).model_fields:
-        return None
-    value = getattr(fact, name, None)
-    value = value.value if isinstance(value, Enum) else value
-    return mapping.get(value)
-
-
-def _has(tokens: list[str], start: int, phrase: tuple[str, ...]) -> bool:
-    return tuple(tokens[start : start + len(phrase)]) == phrase
-
-
-_PRE = [tuple(p.split()) for p in PRE_NEGATION]
-_POST = [tuple(p.split()) for p in POST_NEGATION]
-_NORMAL = [tuple(p.split()) for p in NORMAL_CUES]
-
-
-def _negated_at(tokens: list[str], i: int, j: int) -> bool:
-    """Whether the mention ``tokens[i:j]`` is negated within its clause."""
-    lo = i
-    while lo > 0 and i - lo < NEG_WINDOW and tokens[lo - 1] not in TERMINATORS:
-        if tokens[lo - 1] in ".;:!?":
-            break
-        lo -= 1
-    if any(_has(tokens, k, p) and k + len(p) <= i for k in range(lo, i) for p in _PRE):
-        return True
-    hi = j
-    while hi < len(tokens) and hi - j < NEG_WINDOW and tokens[hi] not in TERMINATORS:
-        if tokens[hi] in ".;:!?":
-            break
-        hi += 1
-    return any(_has(tokens, k, p) and k + len(p) <= hi for k in range(j, hi) for p in _POST)
-
-
-def assertion_conflict(fact: BaseModel, value: str, quotes: str) -> str | None:
-    """A reason when the quotes assert the opposite of the fact, else None."""
-    asserted = _assertion(fact)
-    if asserted not in ("present", "absent"):
-        return None
-    value_words = words(value)
-    if _SELF_NEGATING & set(value_words):
-        return None
-    stems = {stem(w) for w in value_words if is_content(w)}
-    tokens = [t for t in _CLAUSE.findall(_deaccent(quotes).casefold())]
-    mentions = [
-        k
-        for k, t in enumerate(tokens)
-        if is_content(t) and any(_stems_match(stem(t), s) for s in stems)
-    ]
-    if asserted == "present":
-        if mentions and all(_negated_at(tokens, k, k + 1) for k in mentions):
-            return "marked present, but its quotes negate it"
-        return None
-    cues = _PRE + _POST + _NORMAL
-    if not any(_has(tokens, k, p) for k in range(len(tokens)) for p in cues):
-        return "marked absent, but its quotes do not negate it"
     return None
 
 

@@ -20,10 +20,11 @@ Each fact then gets a status (``FactStatus``), from the first rule that applies:
 ``ungrounded`` (a quote not found), ``uninformative`` (a quote with no content),
 ``unsupported`` (the quotes do not state the fact's main value),
 ``assertion_conflict`` (they state it with the opposite assertion), else
-``grounded``; see ``extract.evidence`` for the rules. Article-level values a
-model class lists in ``__grounded_values__`` (CaseReport: title, journal, year,
-DOI, PMID, author names) carry no quotes: each value is looked up in the source
-itself (folded, compared word by word) and is ``grounded``, ``ungrounded``, or
+``grounded``; the rules are in ``extract.evidence`` (content, main value,
+support) and ``extract.assertion`` (negation). Article-level values a model
+class lists in ``__grounded_values__`` (CaseReport: title, journal, year, DOI,
+PMID, author names) carry no quotes: each value is looked up in the source
+itself (``extract.metadata``) and is ``grounded``, ``ungrounded``, or
 ``from_prompt`` when it is not in the source but is in the prompt the model was
 sent. The first three non-grounded statuses and both metadata failures are
 re-asked (``needs_reask``); an assertion conflict and a number mismatch are
@@ -46,7 +47,7 @@ from typing import Any
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 
-from . import evidence
+from . import assertion, evidence
 from .normalize import expand_spinal_levels, numbers_in
 
 FUZZY_THRESHOLD = 90.0
@@ -425,7 +426,7 @@ def _judge(fact: BaseModel, alignments: list[Alignment]) -> tuple[FactStatus, st
     if all(evidence.support_reason(value, quotes) is None for _, value in mains):
         name, value = mains[0]
         return FactStatus.unsupported, f"its quotes do not state its {name} {value!r}"
-    conflict = evidence.assertion_conflict(fact, mains[0][1], quotes)
+    conflict = assertion.assertion_conflict(fact, mains[0][1], quotes)
     if conflict:
         return FactStatus.assertion_conflict, conflict
     return FactStatus.grounded, None

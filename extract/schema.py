@@ -7,7 +7,12 @@ schema and are part of the prompt. Conventions the rest of the package relies on
 * "not reported" is ``null`` or an empty list, never a guess;
 * a negated finding ("no neurologic deficit") is a finding with
   ``assertion="absent"``, not a missing one;
-* normalised values sit beside the raw text they came from, filled by validators.
+* normalised values sit beside the raw text they came from, filled by validators;
+* class attributes (never sent to the model) tell grounding how to judge a
+  class: ``__main_value__`` (the field(s) its quotes must state),
+  ``__assertion__``, ``__grounded_values__`` (values looked up in the report
+  itself) and ``__nonempty__`` (what a record needs not to be empty); see
+  ``extract.evidence`` and ``extract.metadata``.
 """
 
 from __future__ import annotations
@@ -324,7 +329,7 @@ class Figure(Fact):
 
 
 class Article(_Model):
-    # values looked up in the source itself (extract.grounding); quotes support the title
+    # values looked up in the source itself (extract.metadata); quotes support the title
     __grounded_values__: ClassVar[tuple[str, ...]] = ("title", "journal", "year", "doi", "pmid")
     __main_value__: ClassVar[str | None] = "title"
 

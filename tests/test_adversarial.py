@@ -2,15 +2,15 @@
 itself, and the rules one by one (informative quotes, support, assertion, article values)."""
 
 import pytest
+from caseextract.assertion import assertion_conflict
 from caseextract.evals.gold import FIXTURES, load_gold_set
 from caseextract.evidence import (
-    assertion_conflict,
     empty_reason,
     informative,
     main_value_fields,
     support_reason,
 )
-from caseextract.grounding import Aligner, FactStatus, MatchStatus, ground, stats
+from caseextract.grounding import Aligner, FactStatus, GroundingStats, MatchStatus, ground, stats
 from caseextract.schema import CaseReport, Finding, Investigation, SexStatement, TimelineEvent
 from caseextract.tasks import CementLeakage, Leak, Procedure
 from caseextract.testing import adversarial
@@ -157,3 +157,12 @@ def test_article_values_count_as_facts():
     assert bad.path == "article.authors[1].name" and bad.status is FactStatus.ungrounded
     title = next(f for f in facts if f.path == "article.title")
     assert text[title.alignments[0].start : title.alignments[0].end] == report.article.title
+
+
+def test_stats_of_records_written_before_the_statuses_read_as_before():
+    old = {"facts": 4, "quotes": 5, "exact": 4, "not_found": 1, "ungrounded_facts": 1}
+    s = GroundingStats.from_dict({**old, "a_key_from_later": 1})
+    assert (s.grounded, s.rate, s.values) == (3, 0.75, 0)
+    line = s.describe()
+    for part in ("4 facts and values", "3 grounded (75%)", "1 ungrounded", "0 unsupported"):
+        assert part in line

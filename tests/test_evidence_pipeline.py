@@ -75,7 +75,9 @@ def test_empty_record_is_not_ok(tmp_path):
     out = tmp_path / "empty.jsonl"
     result, server = run_crafted(EMPTY_ANSWER, out)
     assert result.exit_code == 1
-    assert "empty" in result.output and "no patients extracted" in result.output
+    assert "no patients extracted" in result.output
+    summary = " ".join(result.output.split())
+    assert "extracted │ 0" in summary and "empty (no facts; retried on resume) │ 1" in summary
     record = json.loads(out.read_text())
     assert record["status"] == "empty"
     assert record["error"] == {"kind": "empty", "message": "no patients extracted"}
