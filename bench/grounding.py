@@ -26,7 +26,7 @@ each fact's main value, the assertion check, article values in the source):
   (each quote aligned, number mismatches checked, nothing else); the median of
   ``--repeat`` runs, each document with a fresh aligner.
 
-    .venv/bin/python bench/grounding.py [--quotes 200] [--seed 7]
+    .venv/bin/python bench/grounding.py [--quotes 200] [--seed 7] [--part align|judging|both]
 """
 
 from __future__ import annotations
@@ -108,7 +108,13 @@ def main() -> None:
     ap.add_argument("--quotes", type=int, default=200)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=3, help="runs; the median run is shown")
+    ap.add_argument(
+        "--part", choices=("align", "judging", "both"), default="both", help="what to measure"
+    )
     args = ap.parse_args()
+    if args.part == "judging":
+        judging(max(1, min(args.repeat, 20)))
+        return
     n = max(len(KINDS), min(args.quotes, 2000))
 
     from caseextract.grounding import Aligner
@@ -193,7 +199,8 @@ def main() -> None:
         "facts, extract/llm.py), so a re-asked document is grounded once per answer"
     )
 
-    judging(max(1, min(args.repeat, 20)))
+    if args.part == "both":
+        judging(max(1, min(args.repeat, 20)))
 
 
 def _before(extraction, text: str) -> None:

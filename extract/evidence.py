@@ -36,7 +36,12 @@ joined) when one of these holds:
   least ``PREFIX_SHARE`` of the shorter ("distension" ~ "distended");
 * two content words of ``MIN_FUZZY_WORD`` or more characters score at least
   ``WORD_FUZZY`` (rapidfuzz ``ratio``; a misspelt drug name, "oxacilin");
-* the value writes numbers, and one of them is written in the quotes (digits or words);
+* the value is only numbers, short codes with digits ("L1", "T12") and the words that
+  qualify numbers (``UNIT_WORDS``: units, "old", "later" …), and the quotes write
+  one of its codes, or (without codes) one of its numbers ("87-year-old",
+  "2 years", "L1"); otherwise units and codes never count as shared words — a
+  value's own words must be stated ("paralysis at L1" is not supported by
+  "fracture of L1");
 * an acronym on one side spells consecutive words of the other, each word giving
   its first letter and possibly more of its letters in order ("CT" ↔ "computed
   tomography", "RPGN" ↔ "rapidly progressive glomerulonephritis");
@@ -64,7 +69,7 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 
-from .normalize import numbers_in
+from .normalize import _UNIT_ALIASES, _WORD_NUMBERS, numbers_in
 
 MAIN_VALUE_FIELDS = (
     "name",
@@ -97,6 +102,13 @@ however although though yet whether within without per vs et al etc
 _NEGATION_WORDS = "no not non nor neither never none denied denies deny denying absent negative"
 _REPORT_WORDS = "patient patients case cases report reports reported presented presenting"
 STOP_WORDS = frozenset((_FUNCTION_WORDS + _NEGATION_WORDS + " " + _REPORT_WORDS).split())
+# words that only qualify a number: they support nothing by themselves ("2 days" does not
+# state "paralysis 2 days after"); a value made of numbers and these is supported by numbers
+UNIT_WORDS = frozenset(
+    set(_UNIT_ALIASES)
+    | {w for w in _WORD_NUMBERS if len(w) > 2}
+    | {"old", "later", "ago", "aged", "age", "mg", "kg", "ml", "mcg", "cm", "mm", "times"}
+)
 
 # a few clinical words that state a value in other words (read as the words they expand to)
 EXPANSIONS = {
@@ -296,13 +308,25 @@ def _expand(ws: list[str]) -> list[str]:
     return out
 
 
+def _strong(word: str) -> bool:
+    """A word that states something by itself: not a unit, not a short code with digits
+    such as a level ("L1", "T12") or an ordinal ("1st"); "H1N1" is strong."""
+    return word not in UNIT_WORDS and (len(word) > 3 or not any(c.isdigit() for c in word))
+
+
 def support_reason(value: str, quotes: str) -> str | None:
     """How ``quotes`` support ``value`` ("words", "numbers", "acronym", "fuzzy"), or None."""
     v_numbers = numbers_in(value)
     if v_numbers and not v_numbers & numbers_in(quotes):
         return None  # no number the quotes write: "78-year-old" vs "An 87-year-old"
-    v_words = _expand(content_words(value))
+    v_content = _expand(content_words(value))
     q_words = _expand(content_words(quotes))
+    v_words = [w for w in v_content if _strong(w)]
+    if not v_words:  # numbers, units and codes only: "87-year-old", "2 years", "L1"
+        codes = [w for w in v_content if w not in UNIT_WORDS]
+        if codes:
+            return "words" if set(codes) & set(q_words) else None
+        return "numbers" if v_numbers else None
     q_stems = {stem(w) for w in q_words}
     for w in v_words:
         s = stem(w)
@@ -312,8 +336,6 @@ def support_reason(value: str, quotes: str) -> str | None:
     for w in v_words:
         if len(w) >= MIN_FUZZY_WORD and any(fuzz.ratio(w, q) >= WORD_FUZZY for q in long_q):
             return "fuzzy"
-    if v_numbers:
-        return "numbers"
     q_all = [w for w in words(quotes) if w not in STOP_WORDS]
     v_all = [w for w in words(value) if w not in STOP_WORDS]
     if any(_acronym_of(q_all, w) for w in set(v_words)) or any(
@@ -321,8 +343,9 @@ def support_reason(value: str, quotes: str) -> str | None:
     ):
         return "acronym"
     folded_value = " ".join(words(value))
-    long_enough = len(folded_value) >= MIN_FUZZY_VALUE and v_words
-    if long_enough and fuzz.partial_ratio(folded_value, " ".join(words(quotes))) >= SUPPORT_FUZZY:
+    if len(folded_value) >= MIN_FUZZY_VALUE and (
+        fuzz.partial_ratio(folded_value, " ".join(words(quotes))) >= SUPPORT_FUZZY
+    ):
         return "fuzzy"
     return None
 

@@ -458,7 +458,9 @@ def judge_fact(obj: BaseModel, aligner: Aligner, path: str = "$") -> GroundedFac
     for quote in fact_quotes:
         a = aligner.align(quote, after)
         if a.grounded and not evidence.informative(quote, value):
-            a = Alignment(a.quote, MatchStatus.uninformative, score=a.score)
+            a = Alignment(
+                a.quote, MatchStatus.uninformative, score=a.score, occurrences=a.occurrences
+            )
         if a.end is not None:
             after = a.start or 0
         alignments.append(a)

@@ -99,10 +99,14 @@ def test_main_value_declared_or_inferred():
         ("computed tomography", "CT showed cement", "acronym"),
         ("RPGN", "rapidly progressive glomerulonephritis", "acronym"),
         ("white blood cell count", "revealed leukocytosis", "words"),
-        ("2 years", "At follow-up 2 years after leakage", "words"),
+        ("2 years", "At follow-up 2 years after leakage", "numbers"),
+        ("L1", "compression fracture of L1", "words"),
         ("paralysis", "She denied fever and chills.", None),
         ("78-year-old", "An 87-year-old female patient", None),
         ("headache", "The head CT was normal.", None),
+        ("L1", "a T1-weighted image", None),  # a level is a word, not the number 1
+        ("paralysis 2 days after", "discharged 2 days later", None),  # units state nothing
+        ("87-year-old", "An 87-year-old female patient", "numbers"),
     ],
 )
 def test_support(value, quote, how):

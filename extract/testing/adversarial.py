@@ -180,6 +180,18 @@ CASES: list[Case] = [
         S,
     ),
     Case("MRI from a sequence name", Investigation(kind="imaging", name="MRI", evidence=["T2"]), S),
+    Case(
+        "finding from another fact at the same level",
+        _f("paralysis at L1", "Sagittal T2-weighted MRI showed a compression fracture of the L1"),
+        S,
+    ),
+    Case(
+        "timeline event sharing only a time unit",
+        TimelineEvent(
+            when="4 days", event="paralysis", evidence=["At follow-up 2 years after leakage"]
+        ),
+        S,
+    ),
     # negation, both ways
     Case("present, but denied", _f("fever", "She denied fever and chills."), A),
     Case("absent and denied", _f("fever", "She denied fever and chills.", "absent"), G),
