@@ -54,7 +54,8 @@ joined) when one of these holds:
 
 **Empty** (``empty_reason``). A record is empty when it has fewer evidence facts
 than the model's ``__min_facts__`` (default 1), or when a field listed in its
-``__nonempty__`` is empty (``CaseReport``: ``("patients",)``).
+``__nonempty__`` is empty (``CaseReport``: ``("patients",)``). A model with no
+``evidence`` field anywhere is empty when none of its fields is set.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from __future__ import annotations
 import re
 import types
 import unicodedata
+from collections.abc import Iterator
 from enum import Enum
 from functools import lru_cache
 from typing import Any, Union, get_args, get_origin
@@ -353,12 +355,41 @@ def support_reason(value: str, quotes: str) -> str | None:
 # ---------------------------------------------------------------------- empty
 
 
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in get_args(annotation):
+        yield from _models_in(arg)
+
+
+@lru_cache(maxsize=256)
+def carries_evidence(cls: type[BaseModel], _seen: frozenset[type] = frozenset()) -> bool:
+    """Whether ``cls`` or a model anywhere in its fields has an ``evidence`` field."""
+    if "evidence" in cls.model_fields:
+        return True
+    seen = _seen | {cls}
+    return any(
+        carries_evidence(m, seen)
+        for info in cls.model_fields.values()
+        for m in _models_in(info.annotation)
+        if m not in seen
+    )
+
+
+def _blank(value: Any) -> bool:
+    if isinstance(value, BaseModel):
+        return all(_blank(getattr(value, n)) for n in type(value).model_fields)
+    return value is None or value == "" or value == [] or value == {}
+
+
 def empty_reason(value: BaseModel, facts: int) -> str | None:
     """Why a record counts as empty (see the module docstring), or None."""
     cls = type(value)
     for name in getattr(cls, "__nonempty__", ()):
         if not getattr(value, name, None):
             return f"no {name} extracted"
+    if not carries_evidence(cls):  # a model without evidence: empty when nothing is set
+        return "nothing extracted" if _blank(value) else None
     minimum = getattr(cls, "__min_facts__", 1)
     if facts < minimum:
         return f"{facts} fact(s) with evidence extracted; at least {minimum} needed"

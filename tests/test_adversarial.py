@@ -14,6 +14,7 @@ from caseextract.grounding import Aligner, FactStatus, GroundingStats, MatchStat
 from caseextract.schema import CaseReport, Finding, Investigation, SexStatement, TimelineEvent
 from caseextract.tasks import CementLeakage, Leak, Procedure
 from caseextract.testing import adversarial
+from pydantic import BaseModel
 
 
 @pytest.mark.parametrize("case", adversarial.CASES, ids=[c.name for c in adversarial.CASES])
@@ -140,6 +141,13 @@ def test_empty_rules_are_declared_per_model():
     assert empty_reason(one, 1) is None
     assert empty_reason(CementLeakage(), 0) is not None
     assert empty_reason(CementLeakage(), 2) is None
+
+    class Plain(BaseModel):  # a user's model without evidence fields
+        drug: str | None = None
+        doses: list[str] = []
+
+    assert empty_reason(Plain(), 0) == "nothing extracted"
+    assert empty_reason(Plain(drug="morphine"), 0) is None
 
 
 def test_article_values_count_as_facts():
