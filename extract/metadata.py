@@ -6,7 +6,10 @@ DOI, PMID; ``Author`` name). Each value is looked up in the source word by word
 after the folding of ``grounding.fold`` (case, dashes, quote marks, ligatures,
 spacing), ignoring punctuation, at word boundaries; a DOI is looked up without
 its ``https://doi.org/`` or ``doi:`` prefix, and a name is also tried with its
-last words first ("Chen, Chia-Hui" for "Chia-Hui Chen"). The result is a
+last words first ("Chen, Chia-Hui" for "Chia-Hui Chen"). A value of
+``MIN_FUZZY_VALUE`` characters or more that is not found so is aligned like a
+quote (``Aligner.align``, fuzzy at word boundaries), so a title with a typo is
+still found. The result is a
 ``GroundedFact`` of kind ``value`` whose one alignment is the value's span:
 ``grounded``; ``from_prompt`` when the value is not in the source but is in the
 prompt the model was sent (the prompt's own wrapper sentence as a title); else
@@ -31,6 +34,7 @@ from .grounding import (
 )
 
 _WORD = re.compile(r"[^\W_]+")
+MIN_FUZZY_VALUE = 20  # values this long may also match approximately (as quotes do)
 _DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", flags=re.IGNORECASE)
 
 
@@ -89,6 +93,11 @@ def ground_values(path: str, obj: BaseModel, aligner: Aligner) -> Iterator[Groun
             status = MatchStatus.exact if exact else MatchStatus.normalised
             yield GroundedFact(vpath, [Alignment(text, status, *span, 100.0, 1)], kind="value")
             continue
+        if len(text) >= MIN_FUZZY_VALUE:  # a long title with a typo: the quote aligner's fuzzy
+            found = aligner.align(text)
+            if found.grounded:
+                yield GroundedFact(vpath, [found], kind="value")
+                continue
         miss = Alignment(text, MatchStatus.not_found)
         if aligner.prompt and find_value(aligner, text, "prompt") is not None:
             reason = f"{name} {text[:80]!r} is text of the prompt, not of the report"

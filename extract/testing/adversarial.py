@@ -354,6 +354,18 @@ CASES: list[Case] = [
         "title",
     ),
     Case("invented title", _art(title="Vertebroplasty outcomes in 200 patients"), U, "title"),
+    Case(
+        "title with a typo",
+        _art(title="Intradural cement leakage after vertebroplsty"),
+        G,
+        "title",
+    ),
+    Case(
+        "title of another report, sharing most words",
+        _art(title="Epidural cement leakage after kyphoplasty"),
+        U,
+        "title",
+    ),
     Case("journal", _art(journal="J Spine Case Rep"), G, "journal"),
     Case("year in the report", _art(year=2014), G, "year"),
     Case("year not in the report", _art(year=2015), U, "year"),
