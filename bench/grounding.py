@@ -14,7 +14,19 @@ document, as the pipeline builds per model call). Times are per quote by kind,
 plus the one-off folding of the document, against the time a model needs to
 write an extraction of this article (from its gold label's size).
 
-    .venv/bin/python bench/grounding.py [--quotes 200] [--seed 7]
+Then the judging rules of ``extract.evidence`` (informative quotes, support of
+each fact's main value, the assertion check, article values in the source):
+
+* accuracy: the false-accept and false-reject rates on the crafted adversarial
+  set (``caseextract.testing.adversarial``), and the false-reject rate over every
+  fact and article value of every gold label (fixtures/gold and gold-second),
+  each judged against its own source;
+* cost: CPU time (``time.process_time``) per gold document of ``ground`` as the
+  pipeline runs it now, against the same document grounded the way it was before
+  (each quote aligned, number mismatches checked, nothing else); the median of
+  ``--repeat`` runs, each document with a fresh aligner.
+
+    .venv/bin/python bench/grounding.py [--quotes 200] [--seed 7] [--part align|judging|both]
 """
 
 from __future__ import annotations
@@ -96,7 +108,13 @@ def main() -> None:
     ap.add_argument("--quotes", type=int, default=200)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=3, help="runs; the median run is shown")
+    ap.add_argument(
+        "--part", choices=("align", "judging", "both"), default="both", help="what to measure"
+    )
     args = ap.parse_args()
+    if args.part == "judging":
+        judging(max(1, min(args.repeat, 20)))
+        return
     n = max(len(KINDS), min(args.quotes, 2000))
 
     from caseextract.grounding import Aligner
@@ -179,6 +197,69 @@ def main() -> None:
     print(
         "note: the pipeline grounds each answer once (in validation; the record reuses those "
         "facts, extract/llm.py), so a re-asked document is grounded once per answer"
+    )
+
+    if args.part == "both":
+        judging(max(1, min(args.repeat, 20)))
+
+
+def _before(extraction, text: str) -> None:
+    """Grounding as it was before the judging rules: align quotes, check numbers."""
+    from caseextract.grounding import Aligner, iter_facts, number_mismatches
+
+    aligner = Aligner(text)
+    for _path, fact in iter_facts(extraction):
+        after = 0
+        for quote in fact.evidence:
+            a = aligner.align(quote, after)
+            after = a.start or after
+        number_mismatches(fact)
+
+
+def judging(repeat: int) -> None:
+    from caseextract.evals.gold import FIXTURES, load_gold_set
+    from caseextract.grounding import Aligner, ground
+    from caseextract.testing import adversarial
+
+    print_header("judging: adversarial set, gold set against itself, CPU per document")
+    r = adversarial.rates(adversarial.run())
+    print(
+        f"adversarial set ({r['cases']} crafted facts; {r['must_fail']} must not be grounded, "
+        f"{r['must_pass']} must be): false accepts {r['false_accepts']}/{r['must_fail']} = "
+        f"{r['false_accept_rate']:.1%}, false rejects {r['false_rejects']}/{r['must_pass']} = "
+        f"{r['false_reject_rate']:.1%}, exact status agreement {r['status_agreement']:.1%}"
+    )
+    cases = [(f, c) for f in ("gold", "gold-second") for c in load_gold_set(FIXTURES / f)]
+    judged = rejected = values = 0
+    for _folder, case in cases:
+        for fact in ground(case.extraction, case.text):
+            judged += 1
+            values += fact.kind == "value"
+            rejected += not fact.grounded
+    print(
+        f"gold labels ({len(cases)} files, {judged} facts and values of which {values} "
+        f"article values): false rejects {rejected}/{judged} = {rejected / judged:.2%}"
+    )
+    rows, extra = [], []
+    for _folder, case in [c for c in cases if c[0] == "gold"]:
+        before, now = [], []
+        for _ in range(repeat):
+            t0 = time.process_time()
+            _before(case.extraction, case.text)
+            before.append(time.process_time() - t0)
+            t0 = time.process_time()
+            ground(case.extraction, case.text, Aligner(case.text))
+            now.append(time.process_time() - t0)
+        b, n = median(before), median(now)
+        extra.append(n - b)
+        facts = len(ground(case.extraction, case.text))
+        rows.append([case.case_id[:40], len(case.text), facts, f"{b * 1000:.1f}",
+                     f"{n * 1000:.1f}", f"{(n - b) * 1000:+.1f}"])  # fmt: skip
+    print(f"\nCPU per gold document, median of {repeat} runs")
+    print(table(rows, ["document", "chars", "facts", "before ms", "now ms", "extra ms"]))
+    print(
+        f"extra CPU per document: mean {sum(extra) / len(extra) * 1000:.1f} ms, median "
+        f"{median(extra) * 1000:.1f} ms, max {max(extra) * 1000:.1f} ms"
     )
 
 

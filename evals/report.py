@@ -71,7 +71,8 @@ def markdown(report: dict[str, Any], baseline_rows: list[dict[str, Any]] | None 
     lines += [
         f"- prompt version `{report['prompt_version']}`, schema `{report['schema']}` "
         f"v{report['schema_version']}",
-        f"- cases: {report['cases']}, extracted: {report['extracted']}",
+        f"- cases: {report['cases']}, extracted: {report['extracted']}, empty (no facts): "
+        f"{report.get('empty', 0)}",
         f"- {FIGURES}",
         "",
         "| scope | precision | recall | F1 | F1 cited | F1 strict | omission | spurious "
@@ -85,7 +86,10 @@ def markdown(report: dict[str, Any], baseline_rows: list[dict[str, Any]] | None 
         lines.append(_row(fam, c))
     lines += [
         "",
-        f"Grounding rate of extracted facts: {_pct(report.get('grounding_rate'))}",
+        f"Grounding rate of extracted facts and article values: "
+        f"{_pct(report.get('grounding_rate'))}",
+        "",
+        f"Grounding: {(report.get('grounding') or {}).get('summary', '–')}",
         "",
         "| case | status | gold items | predicted | F1 | F1 cited | F1 strict | note |",
         "|---|---|---|---|---|---|---|---|",

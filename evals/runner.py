@@ -12,11 +12,12 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from caseextract import __version__
+from caseextract.grounding import GroundingStats
 from caseextract.llm import ModelClient, ModelSettings
 from caseextract.llm.params import REPLAY_SETTINGS
 from caseextract.llm.recording import RecordingStore
@@ -65,13 +66,14 @@ def settings_from_manifest(manifest: dict[str, Any]) -> ModelSettings:
 @dataclass
 class CaseResult:
     case_id: str
-    status: str  # ok / failed / not_run
+    status: str  # ok / empty / failed / not_run
     error: str | None
     entries: list[Entry]
     counts: Counts
     families: dict[str, Counts]
     grounding_rate: float | None = None
     usage: dict[str, int] = field(default_factory=dict)
+    grounding: dict[str, int] = field(default_factory=dict)  # GroundingStats of the record
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class CaseResult:
             "status": self.status,
             "error": self.error,
             "grounding_rate": self.grounding_rate,
+            "grounding": self.grounding,
             "usage": self.usage,
             "totals": self.counts.summary(),
             "families": {k: v.summary() for k, v in sorted(self.families.items())},
@@ -92,7 +95,7 @@ def score_case(gold: GoldCase, record: ResultRecord | None, model: type[BaseMode
     if record is not None:
         status = record.status
         error = record.error.message if record.error else None
-        if record.ok:
+        if record.status in ("ok", "empty"):  # an empty answer is scored as it is (misses)
             pred = model.model_validate(record.extraction or {})
     entries = Scorer(gold.text).score(gold.extraction, pred)
     total, families = count(entries)
@@ -105,6 +108,7 @@ def score_case(gold: GoldCase, record: ResultRecord | None, model: type[BaseMode
         families,
         grounding_rate=record.grounding.rate if record and record.grounding else None,
         usage=record.usage.model_dump() if record else {},
+        grounding=(record.grounding.stats if record and record.grounding else {}),
     )
 
 
@@ -173,7 +177,10 @@ def build_report(scored: list[CaseResult], task: Task, info: dict[str, Any]) -> 
             families.setdefault(name, Counts()).add(c)
     fam_f1 = [c.prf()[2] for c in families.values() if c.prf()[2] is not None]
     case_f1 = [c.counts.prf()[2] for c in scored if c.counts.prf()[2] is not None]
-    rates = [c.grounding_rate for c in scored if c.grounding_rate is not None]
+    pooled = GroundingStats()
+    for c in scored:
+        if c.grounding:
+            pooled.add(GroundingStats.from_dict(c.grounding))
     return {
         "info": info,
         "prompt_version": task.prompt_set.version,
@@ -181,12 +188,15 @@ def build_report(scored: list[CaseResult], task: Task, info: dict[str, Any]) -> 
         "schema_version": task.schema_version,
         "cases": len(scored),
         "extracted": sum(c.status == "ok" for c in scored),
+        "empty": sum(c.status == "empty" for c in scored),
         "micro": total.summary(),
         "macro": {
             "f1_over_families": sum(fam_f1) / len(fam_f1) if fam_f1 else None,
             "f1_over_cases": sum(case_f1) / len(case_f1) if case_f1 else None,
         },
-        "grounding_rate": sum(rates) / len(rates) if rates else None,
+        # every fact and article value of every case, pooled (GroundingStats)
+        "grounding_rate": pooled.rate,
+        "grounding": {**asdict(pooled), "summary": pooled.describe()},
         "families": {k: v.summary() for k, v in sorted(families.items())},
         "per_case": [c.to_dict() for c in scored],
     }

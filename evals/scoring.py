@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from caseextract.grounding import Aligner
+from caseextract.grounding import Aligner, judge_fact
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 from rapidfuzz.utils import default_process
@@ -261,6 +261,10 @@ class Scorer:
         quotes = _quotes(item)
         if self.aligner is None or not quotes:
             return None
+        if isinstance(item, BaseModel):  # the full judgement: found, informative, supported
+            fact = judge_fact(item, self.aligner)
+            if fact is not None:
+                return fact.grounded
         return all(self.aligner.align(q).grounded for q in quotes)
 
     def score(self, gold: BaseModel, pred: BaseModel | None) -> list[Entry]:

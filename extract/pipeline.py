@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import __version__, grounding
+from . import __version__, evidence, grounding
 from .documents import Document, document_id, load_document, safe_filename
 from .errors import ConfigError, ExtractError
 from .llm import Extraction, ModelClient
@@ -118,9 +118,16 @@ def _call_fields(record: ResultRecord, stats: dict[str, Any]) -> ResultRecord:
 
 
 def ok_record(task: Task, client: ModelClient, doc: Document, ext: Extraction) -> ResultRecord:
+    """The record of a valid answer: ``ok``, or ``empty`` (with the reason as its
+    ``error``, kind ``empty``) when it holds too few facts for the task
+    (``evidence.empty_reason``); an empty record is not done and is retried."""
     record = _base_record(task, client, _doc_info(doc))
     gstats = grounding.stats(ext.facts)
-    record.status = "ok"
+    facts = sum(f.kind == "fact" for f in ext.facts)
+    empty = evidence.empty_reason(ext.value, facts)
+    record.status = "empty" if empty else "ok"
+    if empty:
+        record.error = ErrorInfo(kind="empty", message=empty)
     record.extraction = ext.value.model_dump(mode="json")
     record.grounding = GroundingInfo(
         stats={**gstats.__dict__},
@@ -150,11 +157,13 @@ def _doc_info(doc: Document) -> DocumentInfo:
 class RunSummary:
     total: int = 0
     ok: int = 0
+    empty: int = 0  # valid answers with too few facts: not done, retried on resume
     failed: int = 0
     skipped: int = 0
     interrupted: bool = False
     failures: Counter[str] = field(default_factory=Counter)
     failed_docs: list[tuple[str, str, str]] = field(default_factory=list)
+    empty_docs: list[tuple[str, str]] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
@@ -170,10 +179,15 @@ class RunSummary:
         self.reasoning_tokens += record.usage.reasoning_tokens
         self.attempts += record.attempts
         self.http_requests += record.http_requests
-        if record.ok:
-            self.ok += 1
+        if record.status in ("ok", "empty"):
+            if record.ok:
+                self.ok += 1
+            else:
+                self.empty += 1
+                reason = record.error.message if record.error else ""
+                self.empty_docs.append((str(record.document.id), reason))
             if record.grounding is not None and record.grounding.stats:
-                self.grounding.add(grounding.GroundingStats(**record.grounding.stats))
+                self.grounding.add(grounding.GroundingStats.from_dict(record.grounding.stats))
         else:
             self.failed += 1
             err = record.error or ErrorInfo(kind="internal")

@@ -7,13 +7,18 @@ schema and are part of the prompt. Conventions the rest of the package relies on
 * "not reported" is ``null`` or an empty list, never a guess;
 * a negated finding ("no neurologic deficit") is a finding with
   ``assertion="absent"``, not a missing one;
-* normalised values sit beside the raw text they came from, filled by validators.
+* normalised values sit beside the raw text they came from, filled by validators;
+* class attributes (never sent to the model) tell grounding how to judge a
+  class: ``__main_value__`` (the field(s) its quotes must state),
+  ``__assertion__``, ``__grounded_values__`` (values looked up in the report
+  itself) and ``__nonempty__`` (what a record needs not to be empty); see
+  ``extract.evidence`` and ``extract.metadata``.
 """
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -213,6 +218,8 @@ class HistoryItem(Fact):
 
 
 class Investigation(Fact):
+    __main_value__: ClassVar[tuple[str, ...]] = ("name", "result")  # quotes state one of them
+
     kind: InvestigationKind
     name: str = Field(description="Test or imaging, e.g. 'MRI lumbar spine', 'serum sodium'.")
     result: str | None = Field(None, description="What it showed, in the report's words.")
@@ -229,6 +236,12 @@ class Investigation(Fact):
 
 
 class Diagnosis(Fact):
+    # assertion check (extract.evidence): confirmed reads as present, ruled_out as absent
+    __assertion__: ClassVar[tuple[str, dict[str, str]]] = (
+        "status",
+        {"confirmed": "present", "ruled_out": "absent"},
+    )
+
     name: str
     status: DiagnosisStatus = Field(
         DiagnosisStatus.confirmed,
@@ -265,6 +278,8 @@ class Outcome(Fact):
 
 
 class TimelineEvent(Fact):
+    __main_value__: ClassVar[tuple[str, ...]] = ("event", "when")  # quotes state one of them
+
     when: str = Field(description="Time as written, e.g. '4 days later', 'on day 3'.")
     event: str
 
@@ -293,6 +308,8 @@ class Patient(_Model):
 
 
 class Author(_Model):
+    __grounded_values__: ClassVar[tuple[str, ...]] = ("name",)  # looked up in the source
+
     name: str
     degrees: list[str] = Field(default_factory=list, description="E.g. ['MD', 'PhD'].")
     affiliations: list[str] = Field(default_factory=list)
@@ -312,6 +329,12 @@ class Figure(Fact):
 
 
 class Article(_Model):
+    # values looked up in the source itself (extract.metadata)
+    __grounded_values__: ClassVar[tuple[str, ...]] = ("title", "journal", "year", "doi", "pmid")
+    # the article's quotes cite it (title line, citation, declarations); the title itself
+    # is looked up in the source, so no main value is asked of the quotes
+    __main_value__: ClassVar[str | None] = None
+
     title: str | None = None
     authors: list[Author] = Field(default_factory=list)
     journal: str | None = None
@@ -331,6 +354,7 @@ class Article(_Model):
 class CaseReport(_Model):
     """One published clinical case report: article metadata, patients and figures."""
 
+    __nonempty__: ClassVar[tuple[str, ...]] = ("patients",)  # no patient: the record is empty
     article: Article
     patients: list[Patient] = Field(description="One entry per patient described.")
     figures: list[Figure] = Field(default_factory=list)

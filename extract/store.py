@@ -5,7 +5,8 @@ leaves at most one partial last line. Opening for resume drops that partial
 line and earlier failed records (they are retried) by rewriting the file to a
 temporary name and renaming it over the old one, so the file is never seen
 half-written. A document is "done" when an ``ok`` record exists for its id and
-content hash.
+content hash; ``failed`` and ``empty`` records (a valid answer with too few
+facts) are dropped on resume and their documents asked again.
 """
 
 from __future__ import annotations

@@ -48,6 +48,30 @@ CRAFTED_SEED_ANSWER: dict[str, Any] = {
 }
 
 
+# crafted answer for the cement-leakage task (extract/tasks.py) on the seed report
+CRAFTED_CEMENT_ANSWER: dict[str, Any] = {
+    "age": {"raw": "87-year-old", "evidence": [SEED_QUOTE_AGE]},
+    "procedures": [
+        {
+            "name": "vertebroplasty",
+            "levels": ["L1"],
+            "evidence": ["Vertebroplasty for L1 was performed under intravenous sedation"],
+        }
+    ],
+    "leaks": [
+        {
+            "site": "epidural",
+            "levels": ["T12 to L2"],
+            "symptomatic": True,
+            "evidence": ["cement leaked into the epidural and intrathecal spaces from T12 to L2"],
+        }
+    ],
+    "consequences": [
+        {"name": "paralysis", "evidence": ["Complete paralysis of left lower extremity"]}
+    ],
+}
+
+
 def crafted_answer(**patient_changes: Any) -> dict[str, Any]:
     answer = copy.deepcopy(CRAFTED_SEED_ANSWER)
     answer["patients"][0].update(patient_changes)

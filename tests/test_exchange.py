@@ -369,7 +369,7 @@ def test_check_counts_quotes_not_in_the_document_and_writes_nothing(tmp_path):
     (out / f"{SEED_ID}.answer.json").write_text(json.dumps(answer))
     result = do_import(out, store, "--check")
     assert result.exit_code == 0, result.output
-    assert f"{SEED_ID}: 6 facts, 1 with a quote not in the document" in flat(result)
+    assert f"{SEED_ID}: 7 facts, 1 with a quote not in the document" in flat(result)  # title too
     assert "checked 1 answer(s); nothing written" in flat(result)
     assert not store.exists()
     assert do_import(out, store).exit_code == 0

@@ -98,7 +98,7 @@ def test_ground_a_whole_extraction_and_count():
     report = CaseReport.model_validate(
         {
             "article": {
-                "title": "x",
+                "title": "Intradural cement leakage after vertebroplasty",
                 "evidence": ["Intradural cement leakage after vertebroplasty"],
             },
             "patients": [
@@ -115,6 +115,8 @@ def test_ground_a_whole_extraction_and_count():
     )
     facts = ground(report, SOURCE)
     s = stats(facts)
-    assert (s.facts, s.exact, s.normalised, s.not_found, s.ungrounded_facts) == (4, 2, 1, 1, 1)
+    # the title counts as a value of its own, grounded by itself (not a quote)
+    assert (s.facts, s.values, s.quotes) == (5, 1, 4)
+    assert (s.exact, s.normalised, s.not_found, s.ungrounded_facts) == (2, 1, 1, 1)
     assert [f.path for f in facts if not f.grounded] == ["patients[0].findings[1]"]
-    assert s.rate == pytest.approx(0.75)
+    assert s.rate == pytest.approx(0.8)

@@ -66,8 +66,9 @@ def test_show_writes_a_page_with_spans_and_ungrounded_facts(result_file, tmp_pat
     assert result.exit_code == 0, result.output
     html = page.read_text()
     assert "<mark" in html and 'href="#f' in html
-    ungrounded = html.split("Ungrounded facts (1)")[1].split("Grounded facts")[0]
+    ungrounded = html.split("Flagged facts (1)")[1].split("Grounded facts")[0]
     assert "She had a fever of 39 C on arrival." in ungrounded
+    assert "<b>ungrounded</b>" in ungrounded  # the fact's status, beside its reason
 
 
 def test_diff_against_gold(result_file, tmp_path):

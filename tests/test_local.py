@@ -69,9 +69,11 @@ def test_seed_report_through_the_real_local_server(tmp_path):
         out,
         "--no-progress",
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(out.read_text())
-    assert record["status"] == "ok"
+    # the 270M model often answers an empty record: that is reported (status empty,
+    # exit 1), not a crash; a failed record or any other exit code still fails here
+    assert record["status"] in ("ok", "empty"), done.stderr[-3000:]
+    assert done.returncode == (0 if record["status"] == "ok" else 1), done.stderr[-3000:]
     assert record["model_returned"] == "gemma-3-270m"
     assert record["usage"]["completion_tokens"] > 0
     assert "grounding" in record  # flagged or grounded, never silently accepted

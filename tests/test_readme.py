@@ -18,7 +18,7 @@ import pytest
 from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
 
 from conftest import ROOT
-from helpers import CRAFTED_SEED_ANSWER
+from helpers import CRAFTED_CEMENT_ANSWER, CRAFTED_SEED_ANSWER
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 OUTPUTS = [
@@ -79,6 +79,13 @@ def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
         answer.write_text(json.dumps(CRAFTED_SEED_ANSWER), encoding="utf-8")
     env = dict(ENV)
     reply = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER))
+    cement = Reply(body=crafted_tool_completion(CRAFTED_CEMENT_ANSWER, tool_name="CementLeakage"))
+
+    def answer(payload: dict, _index: int) -> Reply:
+        """The crafted answer of the task asked (by the tool's name)."""
+        tools = payload.get("tools") or [{}]
+        return cement if tools[0].get("function", {}).get("name") == "CementLeakage" else reply
+
     port = 0
     m = re.search(r"--base-url http://127\.0\.0\.1:(\d+)/v1", command)
     if m:
@@ -86,7 +93,7 @@ def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
         if not port_free(port):
             pytest.skip(f"port {port} is busy here")
         (tmp_path / "reports").mkdir()
-    server = FakeOpenAIServer(default=reply)
+    server = FakeOpenAIServer(default=answer)
     server.start() if not port else server.start_on(port)
     try:
         env["OPENAI_BASE_URL"] = server.base_url

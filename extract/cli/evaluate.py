@@ -128,7 +128,7 @@ def print_scorecard(report: dict, rows: list | None) -> None:
     info = report.get("info", {})
     table = Table(
         title=f"scorecard · {info.get('model', '?')} · {report['extracted']}/"
-        f"{report['cases']} cases extracted",
+        f"{report['cases']} cases extracted, {report.get('empty', 0)} empty",
         box=box.SIMPLE_HEAD,  # no column rules: nine columns fit 80 characters
         pad_edge=False,
         collapse_padding=True,
@@ -170,6 +170,9 @@ def print_scorecard(report: dict, rows: list | None) -> None:
         f"macro F1 over families {_fmt(macro['f1_over_families'])}, over cases "
         f"{_fmt(macro['f1_over_cases'])}"
     )
+    grounding = (report.get("grounding") or {}).get("summary")
+    if grounding:
+        out.print(escape(f"grounding: {grounding}"))
     for case in report["per_case"]:
         if case["status"] != "ok":
             out.print(escape(f"  {case['case_id']}: {case['status']} — {case.get('error')}"))

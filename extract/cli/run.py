@@ -126,7 +126,7 @@ def run(
     print_summary(summary, output)
     if summary.interrupted:
         raise typer.Exit(130)
-    raise typer.Exit(1 if summary.failed else 0)
+    raise typer.Exit(1 if summary.failed or summary.empty else 0)
 
 
 def execute(
@@ -171,6 +171,8 @@ def print_summary(s: RunSummary, output: Path) -> None:
     table = Table(title="caseextract run", show_header=False)
     table.add_row("documents", str(s.total))
     table.add_row("extracted", f"[green]{s.ok}[/green]")
+    if s.empty:
+        table.add_row("empty (no facts; retried on resume)", f"[yellow]{s.empty}[/yellow]")
     table.add_row("failed", f"[red]{s.failed}[/red]" if s.failed else "0")
     table.add_row("already done (skipped)", str(s.skipped))
     table.add_row("model calls (incl. re-asks)", str(s.attempts))
@@ -183,22 +185,21 @@ def print_summary(s: RunSummary, output: Path) -> None:
         )
     g = s.grounding
     if g.facts:
-        table.add_row(
-            "grounding (facts)",
-            f"{g.facts} facts, {g.ungrounded_facts} ungrounded, {g.number_mismatches} number "
-            f"mismatches; quotes exact {g.exact} / normalised {g.normalised} / fuzzy {g.fuzzy}"
-            f" / not found {g.not_found}",
-        )
+        table.add_row("grounded facts and values", f"{g.grounded} of {g.facts}")
     for kind, n in sorted(s.failures.items()):
         table.add_row(f"failed: {kind}", str(n))
     table.add_row("results", str(output))
     if s.interrupted:
-        left = s.total - s.ok - s.failed - s.skipped
+        left = s.total - s.ok - s.empty - s.failed - s.skipped
         table.add_row(
             "[yellow]interrupted[/yellow]",
             f"{left} not finished (in flight or not started); rerun the same command to resume",
         )
     err.print(table)
+    if g.facts:
+        err.print(escape(f"grounding: {g.describe()}"))
+    for doc_id, reason in s.empty_docs[:20]:
+        err.print(f"[yellow]∅[/yellow] {escape(f'{doc_id}: [empty] {reason}')}")
     for doc_id, kind, message in s.failed_docs[:20]:
         line = escape(f"{doc_id}: [{kind}] " + secrets.redact(message or ""))
         err.print(f"[red]✗[/red] {line}", soft_wrap=True)  # one line each, to grep

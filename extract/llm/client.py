@@ -405,12 +405,16 @@ def wire_model(model: type[BaseModel]) -> type[BaseModel]:
 
 @cache
 def grounded_model(model: type[BaseModel]) -> type[BaseModel]:
-    """``model`` (wired once) plus a validator that rejects quotes not in the document.
+    """``model`` (wired once) plus a validator that rejects answers not evidenced
+    by the document.
 
-    The check runs only inside a model call (it reads the call's context) and is
-    skipped on the last allowed attempt, where ungrounded facts are kept and
-    flagged instead of failing the document. The facts it grounded are kept on
-    the call's context, so a valid answer is not grounded twice.
+    It re-asks when a fact needs it (``GroundedFact.needs_reask``: a quote not in
+    the document or carrying no content, quotes that do not state the fact's main
+    value, an article value not in the document), naming each problem. The check
+    runs only inside a model call (it reads the call's context) and is skipped on
+    the last allowed attempt, where such facts are kept and flagged instead of
+    failing the document. The facts it grounded are kept on the call's context, so
+    a valid answer is not grounded twice.
     """
 
     def _check(self: BaseModel) -> BaseModel:
@@ -418,7 +422,7 @@ def grounded_model(model: type[BaseModel]) -> type[BaseModel]:
         if ctx is None or ctx.aligner is None or ctx.stats.attempts >= ctx.max_attempts:
             return self
         facts = grounding.ground(self, ctx.aligner.text, ctx.aligner)
-        if any(not f.grounded for f in facts):
+        if any(f.needs_reask for f in facts):
             raise ValueError(grounding.ungrounded_message(facts))
         ctx.facts = facts
         return self
@@ -575,8 +579,13 @@ class ModelClient:
 
     # -- output layer -----------------------------------------------------------
 
-    def _begin(self, source_text: str | None) -> tuple[_CallContext, Any]:
-        aligner = grounding.Aligner(source_text) if source_text is not None else None
+    def _begin(
+        self, source_text: str | None, messages: list[dict[str, str]]
+    ) -> tuple[_CallContext, Any]:
+        aligner = None
+        if source_text is not None:
+            prompt = "\n".join(str(m.get("content") or "") for m in messages)
+            aligner = grounding.Aligner(source_text, prompt=prompt)
         ctx = _CallContext(aligner, CallStats(), self.settings.reasks + 1)
         return ctx, _ACTIVE.set(ctx)
 
@@ -610,7 +619,7 @@ class ModelClient:
     ) -> Extraction:
         """Validated ``response_model`` for ``messages``; grounded against ``source_text``."""
         started = time.perf_counter()
-        ctx, token = self._begin(source_text)
+        ctx, token = self._begin(source_text, messages)
         try:
             value = self._create(
                 response_model=grounded_model(response_model),
@@ -630,7 +639,7 @@ class ModelClient:
         source_text: str | None = None,
     ) -> Extraction:
         started = time.perf_counter()
-        ctx, token = self._begin(source_text)
+        ctx, token = self._begin(source_text, messages)
         try:
             value = await self._acreate(
                 response_model=grounded_model(response_model),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from ..grounding import Aligner
+from ..grounding import Aligner, GroundingStats
 from ..records import ResultRecord, fact_label
 
 _CSS = """
@@ -78,11 +78,16 @@ def _page(title: str, subtitle: str, left: str, right: str) -> str:
 
 
 def render_record(record: ResultRecord, source_text: str) -> str:
-    """A result record with every evidence span highlighted and linked to its field."""
+    """A result record with every evidence span highlighted and linked to its field.
+
+    Facts whose status is not ``grounded`` (ungrounded, uninformative, unsupported,
+    assertion conflict, copied from the prompt) are listed first, with the reason.
+    """
     facts = record.grounding.facts if record.grounding else []
-    spans, rows, lost = [], [], []
+    spans, rows, flagged = [], [], []
     for i, fact in enumerate(facts):
         anchor = f"f{i}"
+        status = fact.get("status") or ("grounded" if fact["grounded"] else "ungrounded")
         value = _fact_value(record.extraction or {}, fact["path"])
         for q in fact["quotes"]:
             if q.get("start") is not None:
@@ -92,29 +97,33 @@ def render_record(record: ResultRecord, source_text: str) -> str:
                     )
                 )
         statuses = ", ".join(q["status"] for q in fact["quotes"])
+        label = "value" if fact.get("kind") == "value" else "evidence"
         quotes = "<br>".join(f"“{escape(q['quote'])}”" for q in fact["quotes"])
-        problems = "; ".join(fact.get("number_mismatches") or [])
+        problems = [fact["reason"]] if fact.get("reason") else []
+        problems += fact.get("number_mismatches") or []
+        detail = "; ".join(problems)
         row = (
-            f'<tr id="{anchor}" class="{"" if fact["grounded"] else "bad"}"><td>'
-            f"{escape(fact['path'])}</td><td>{escape(value)}</td><td>{escape(statuses)}"
-            f"{'<br><b>' + escape(problems) + '</b>' if problems else ''}</td>"
+            f'<tr id="{anchor}" class="{"" if status == "grounded" else "bad"}"><td>'
+            f"{escape(fact['path'])}</td><td>{escape(value)}</td><td><b>{escape(status)}</b>"
+            f"<br>{escape(label)}: {escape(statuses)}"
+            f"{'<br><b>' + escape(detail) + '</b>' if detail else ''}</td>"
             f'<td class="q">{quotes}</td></tr>'
         )
-        (rows if fact["grounded"] else lost).append(row)
+        (rows if status == "grounded" else flagged).append(row)
     g = record.grounding.stats if record.grounding else {}
-    head = "<tr><th>field</th><th>value</th><th>match</th><th>evidence</th></tr>"
+    head = "<tr><th>field</th><th>value</th><th>status</th><th>evidence</th></tr>"
     right = (
-        f"<p>{g.get('facts', 0)} facts: {g.get('exact', 0)} exact, {g.get('normalised', 0)} "
-        f"normalised, {g.get('fuzzy', 0)} fuzzy, {g.get('not_found', 0)} quotes not found; "
-        f"{g.get('number_mismatches', 0)} number mismatches.</p>"
-        f"<h2>Ungrounded facts ({len(lost)})</h2>"
-        + (f"<table>{head}{''.join(lost)}</table>" if lost else "<p>None.</p>")
+        f"<p>{escape(GroundingStats.from_dict(g).describe())}.</p>"
+        f"<h2>Flagged facts ({len(flagged)})</h2>"
+        + (f"<table>{head}{''.join(flagged)}</table>" if flagged else "<p>None.</p>")
         + f"<h2>Grounded facts ({len(rows)})</h2><table>{head}{''.join(rows)}</table>"
     )
     sub = (
         f"model {record.model_name} · prompt {record.prompt_version} · schema "
         f"{record.schema_name} v{record.schema_version} · status {record.status}"
     )
+    if record.status == "empty" and record.error:
+        sub += f" ({record.error.message})"
     return _page(
         f"Evidence: {record.document.id}", sub, highlighted_source(source_text, spans), right
     )

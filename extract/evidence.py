@@ -1,0 +1,396 @@
+"""What a quote must carry, and what it must say, before it grounds a fact.
+
+``grounding`` finds *where* a quote stands; this module decides whether the
+quote is evidence for the fact it is attached to. The rules are generic over any
+response model and read only field names, field types and the class attributes
+below.
+
+**Informative** (``informative``). A quote carries content when it holds at least
+one *content word*: a run of letters and digits (after case folding) that holds
+a letter, is at least two characters long and is not a stop word (``STOP_WORDS``:
+English function words, negation cues, and a few words every case report uses,
+such as "patient" or "case"). Single characters, bare numbers, stop words and
+punctuation ground nothing — unless the quote is exactly one number and the
+fact's main value is that same number (a count or a year quoted as "3" or
+"2014"); like every quote it must stand in the report at word boundaries, so it
+is stated as a number in its own right, not read inside "T2" or "1st". "T2",
+"L1", "CT" are content words.
+
+**Main value** (``main_values``). The field(s) a fact's quotes must state. A
+model class declares them as ``__main_value__: ClassVar[str | tuple[str, ...] |
+None]`` (``None``: no support check; with several fields, one supported field is
+enough — an investigation is stated by its name or by its result); otherwise it
+is the first of ``MAIN_VALUE_FIELDS`` that the class has as a text or number
+field (enum and bool fields are never inferred) and that is set.
+
+**Support** (``support_reason``). A value that writes numbers is unsupported
+when its quotes write none of them ("78-year-old" against "An 87-year-old";
+numbers missing beside one that is there are flagged as number mismatches by
+``grounding``). Otherwise it is supported by the fact's own quotes (all of them
+joined) when one of these holds:
+
+* they share a content word after case folding, accent folding, a few clinical
+  synonyms (``EXPANSIONS``: "leukocytosis" also reads as "white blood cell") and
+  light stemming (``stem``: one suffix off a short list); two stems also match
+  when they begin with the same ``MIN_PREFIX`` or more characters covering at
+  least ``PREFIX_SHARE`` of the shorter ("distension" ~ "distended");
+* two content words of ``MIN_FUZZY_WORD`` or more characters score at least
+  ``WORD_FUZZY`` (rapidfuzz ``ratio``; a misspelt drug name, "oxacilin");
+* the value is only numbers, short codes with digits ("L1", "T12") and the words that
+  qualify numbers (``UNIT_WORDS``: units, "old", "later" …), and the quotes write
+  one of its codes, or (without codes) one of its numbers ("87-year-old",
+  "2 years", "L1"); otherwise units and codes never count as shared words — a
+  value's own words must be stated ("paralysis at L1" is not supported by
+  "fracture of L1");
+* an acronym on one side spells consecutive words of the other, each word giving
+  its first letter and possibly more of its letters in order ("CT" ↔ "computed
+  tomography", "RPGN" ↔ "rapidly progressive glomerulonephritis");
+* the value matches part of the quotes approximately: rapidfuzz ``partial_ratio``
+  of at least ``SUPPORT_FUZZY`` on the folded texts, for values of at least
+  ``MIN_FUZZY_VALUE`` characters.
+
+**Assertion**: whether a quote negates what the fact asserts is checked in
+``extract.assertion`` (NegEx-style), with the words defined here.
+
+**Empty** (``empty_reason``). A record is empty when it has fewer evidence facts
+than the model's ``__min_facts__`` (default 1), or when a field listed in its
+``__nonempty__`` is empty (``CaseReport``: ``("patients",)``). A model with no
+``evidence`` field anywhere is empty when none of its fields is set.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import unicodedata
+from collections.abc import Iterator
+from enum import Enum
+from functools import lru_cache
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from rapidfuzz import fuzz
+
+from .normalize import _UNIT_ALIASES, _WORD_NUMBERS, numbers_in
+
+MAIN_VALUE_FIELDS = (
+    "name",
+    "description",
+    "event",
+    "result",
+    "shows",
+    "title",
+    "raw",
+    "value",
+    "label",
+)
+MIN_PREFIX = 5
+PREFIX_SHARE = 0.75
+MIN_FUZZY_WORD = 6
+WORD_FUZZY = 88.0
+SUPPORT_FUZZY = 90.0
+MIN_FUZZY_VALUE = 6
+
+_FUNCTION_WORDS = """
+a about above after again against all also am an and any are as at be because been before
+being below between both but by can could did do does doing down during each few for from
+further had has have having he her here hers herself him himself his how i if in into is it
+its itself just may me might more most must my myself of off on once only or other our ours
+out over own same she should so some such than that the their theirs them themselves then
+there these they this those through to too under until up upon very via was we were what
+when where which while who whom why will with would you your yours also thus therefore
+however although though yet whether within without per vs et al etc
+"""
+_NEGATION_WORDS = "no not non nor neither never none denied denies deny denying absent negative"
+_REPORT_WORDS = "patient patients case cases report reports reported presented presenting"
+STOP_WORDS = frozenset((_FUNCTION_WORDS + _NEGATION_WORDS + " " + _REPORT_WORDS).split())
+# words that only qualify a number: they support nothing by themselves ("2 days" does not
+# state "paralysis 2 days after"); a value made of numbers and these is supported by numbers
+UNIT_WORDS = frozenset(
+    set(_UNIT_ALIASES)
+    | {w for w in _WORD_NUMBERS if len(w) > 2}
+    | {"old", "later", "ago", "aged", "age", "mg", "kg", "ml", "mcg", "cm", "mm", "times"}
+)
+
+# a few clinical words that state a value in other words (read as the words they expand to)
+EXPANSIONS = {
+    "febrile": "fever",
+    "afebrile": "fever",
+    "pyrexia": "fever",
+    "pyrexial": "fever",
+    "apyrexial": "fever",
+    "leukocytosis": "white blood cell leukocyte",
+    "leucocytosis": "white blood cell leukocyte",
+    "leukopenia": "white blood cell leukocyte",
+    "wbc": "white blood cell leukocyte",
+    "thrombocytopenia": "platelet",
+    "anemia": "hemoglobin",
+    "anaemia": "hemoglobin",
+    "hyponatremia": "sodium",
+    "hypokalemia": "potassium",
+    "hyperkalemia": "potassium",
+}
+_WORD = re.compile(r"[^\W_]+")
+_NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$")
+_SUFFIXES = (
+    "ations",
+    "ation",
+    "ities",
+    "ness",
+    "ments",
+    "ment",
+    "ings",
+    "ing",
+    "ity",
+    "ies",
+    "ied",
+    "ous",
+    "ful",
+    "ive",
+    "age",
+    "es",
+    "ed",
+    "al",
+    "ic",
+    "ly",
+    "s",
+    "y",
+    "e",
+)
+
+
+def deaccent(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """Light stemming: one common suffix off, the stem kept at three letters or more."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    if word.endswith("e") and len(word) > 3:
+        word = word[:-1]
+    return word
+
+
+def words(text: str) -> list[str]:
+    """Case- and accent-folded runs of letters and digits."""
+    return _WORD.findall(deaccent(text).casefold())
+
+
+def is_content(word: str) -> bool:
+    return len(word) >= 2 and any(c.isalpha() for c in word) and word not in STOP_WORDS
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in words(text) if is_content(w)]
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def informative(quote: str, value: Any = None) -> bool:
+    """Whether ``quote`` carries content (see the module docstring)."""
+    if content_words(quote):
+        return True
+    tokens = words(quote)
+    if len(tokens) == 1 and _NUMBER.match(tokens[0]) and value is not None:
+        return numbers_in(tokens[0]) == numbers_in(_as_text(value)) and not content_words(
+            _as_text(value)
+        )
+    return False
+
+
+# ----------------------------------------------------------------- main value
+
+
+def _text_like(annotation: Any) -> bool:
+    if annotation in (str, int, float):
+        return True
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return bool(args) and all(_text_like(a) for a in args)
+    if origin is not None and getattr(annotation, "__metadata__", None) is not None:
+        return _text_like(get_args(annotation)[0])
+    return False
+
+
+@lru_cache(maxsize=256)
+def main_value_fields(cls: type[BaseModel]) -> tuple[str, ...]:
+    """The declared or inferred main value field(s) of a fact class."""
+    if "__main_value__" in dir(cls):
+        declared = cls.__main_value__
+        if declared is None:
+            return ()
+        return (declared,) if isinstance(declared, str) else tuple(declared)
+    for name in MAIN_VALUE_FIELDS:
+        info = cls.model_fields.get(name)
+        if info is None:
+            continue
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, Enum | bool):
+            continue
+        if _text_like(ann):
+            return (name,)
+    return ()
+
+
+def main_values(fact: BaseModel) -> list[tuple[str, str]]:
+    """``(field, value as text)`` for each of the fact's main values that is set."""
+    out = []
+    for name in main_value_fields(type(fact)):
+        value = getattr(fact, name, None)
+        if value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, str) and not value.strip():
+            continue
+        out.append((name, _as_text(value)))
+    return out
+
+
+# -------------------------------------------------------------------- support
+
+
+def stems_match(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n >= MIN_PREFIX and n >= PREFIX_SHARE * min(len(a), len(b))
+
+
+def _spells(word: str, run: list[str]) -> bool:
+    """Whether ``word`` is an acronym of ``run``: each word gives its first letter,
+    and possibly more of its letters in order, and all of ``word`` is used."""
+    if not run:
+        return not word
+    if not word or word[0] != run[0][0]:
+        return False
+    rest, token = word[1:], run[0][1:]
+    # letters taken from inside this word, then the next word starts
+    for k in range(len(rest) + 1):
+        taken, pos, ok = rest[:k], 0, True
+        for ch in taken:
+            pos = token.find(ch, pos) + 1
+            if pos == 0:
+                ok = False
+                break
+        if ok and _spells(rest[k:], run[1:]):
+            return True
+    return False
+
+
+def _acronym_of(tokens: list[str], word: str) -> bool:
+    n = len(word)
+    if not (2 <= n <= 6 and word.isalpha()):
+        return False
+    return any(
+        _spells(word, tokens[i : i + size])
+        for size in range(2, n + 1)
+        for i in range(len(tokens) - size + 1)
+        if tokens[i][0] == word[0]
+    )
+
+
+def _expand(ws: list[str]) -> list[str]:
+    out = list(ws)
+    for w in ws:
+        if w in EXPANSIONS:
+            out.extend(EXPANSIONS[w].split())
+    return out
+
+
+def _strong(word: str) -> bool:
+    """A word that states something by itself: not a unit, not a short code with digits
+    such as a level ("L1", "T12") or an ordinal ("1st"); "H1N1" is strong."""
+    return word not in UNIT_WORDS and (len(word) > 3 or not any(c.isdigit() for c in word))
+
+
+def support_reason(value: str, quotes: str) -> str | None:
+    """How ``quotes`` support ``value`` ("words", "numbers", "acronym", "fuzzy"), or None."""
+    v_numbers = numbers_in(value)
+    if v_numbers and not v_numbers & numbers_in(quotes):
+        return None  # no number the quotes write: "78-year-old" vs "An 87-year-old"
+    v_content = _expand(content_words(value))
+    q_words = _expand(content_words(quotes))
+    v_words = [w for w in v_content if _strong(w)]
+    if not v_words:  # numbers, units and codes only: "87-year-old", "2 years", "L1"
+        codes = [w for w in v_content if w not in UNIT_WORDS]
+        if codes:
+            return "words" if set(codes) & set(q_words) else None
+        return "numbers" if v_numbers else None
+    q_stems = {stem(w) for w in q_words}
+    for w in v_words:
+        s = stem(w)
+        if s in q_stems or any(stems_match(s, q) for q in q_stems):
+            return "words"
+    long_q = [w for w in q_words if len(w) >= MIN_FUZZY_WORD]
+    for w in v_words:
+        if len(w) >= MIN_FUZZY_WORD and any(fuzz.ratio(w, q) >= WORD_FUZZY for q in long_q):
+            return "fuzzy"
+    q_all = [w for w in words(quotes) if w not in STOP_WORDS]
+    v_all = [w for w in words(value) if w not in STOP_WORDS]
+    if any(_acronym_of(q_all, w) for w in set(v_words)) or any(
+        _acronym_of(v_all, w) for w in set(q_words)
+    ):
+        return "acronym"
+    folded_value = " ".join(words(value))
+    if len(folded_value) >= MIN_FUZZY_VALUE and (
+        fuzz.partial_ratio(folded_value, " ".join(words(quotes))) >= SUPPORT_FUZZY
+    ):
+        return "fuzzy"
+    return None
+
+
+# ---------------------------------------------------------------------- empty
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in get_args(annotation):
+        yield from _models_in(arg)
+
+
+@lru_cache(maxsize=256)
+def carries_evidence(cls: type[BaseModel], _seen: frozenset[type] = frozenset()) -> bool:
+    """Whether ``cls`` or a model anywhere in its fields has an ``evidence`` field."""
+    if "evidence" in cls.model_fields:
+        return True
+    seen = _seen | {cls}
+    return any(
+        carries_evidence(m, seen)
+        for info in cls.model_fields.values()
+        for m in _models_in(info.annotation)
+        if m not in seen
+    )
+
+
+def _blank(value: Any) -> bool:
+    if isinstance(value, BaseModel):
+        return all(_blank(getattr(value, n)) for n in type(value).model_fields)
+    return value is None or value == "" or value == [] or value == {}
+
+
+def empty_reason(value: BaseModel, facts: int) -> str | None:
+    """Why a record counts as empty (see the module docstring), or None."""
+    cls = type(value)
+    for name in getattr(cls, "__nonempty__", ()):
+        if not getattr(value, name, None):
+            return f"no {name} extracted"
+    if not carries_evidence(cls):  # a model without evidence: empty when nothing is set
+        return "nothing extracted" if _blank(value) else None
+    minimum = getattr(cls, "__min_facts__", 1)
+    if facts < minimum:
+        return f"{facts} fact(s) with evidence extracted; at least {minimum} needed"
+    return None
