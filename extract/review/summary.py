@@ -36,7 +36,7 @@ CATEGORIES = {
     "adverse_events": "Adverse events",
     "outcomes": "Outcomes",
 }
-TOP = 20
+TOP = 15
 _ISO = re.compile(r"P(?:([\d.]+)Y)?(?:([\d.]+)M)?(?:([\d.]+)W)?(?:([\d.]+)D)?")
 
 
@@ -187,6 +187,7 @@ def _svg(fig: Any) -> str:
 
     plt.close(fig)
     text = buf.getvalue()
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)  # dated RDF block
     return text[text.find("<svg") :]
 
 
