@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import http.client
 import json
 import os
@@ -124,3 +125,54 @@ def test_cli_serves_on_loopback_only(results, tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
+
+
+def test_cli_exports_gold_and_corrected_records(results, tmp_path):
+    from caseextract.cli import app
+    from caseextract.evals.gold import check as check_gold
+    from typer.testing import CliRunner
+
+    cli = CliRunner()
+    session = ReviewSession(results, "ana")
+    none_yet = cli.invoke(app, ["review", str(results), "--reviewer", "ana", "--export-jsonl", "x"])
+    assert none_yet.exit_code == 2 and "no decisions yet" in none_yet.output
+    session.decide(0, "patients[0].interventions[0]", "reject")
+    gold_dir, jsonl, table = tmp_path / "gold", tmp_path / "fixed.jsonl", tmp_path / "fixed.csv"
+    args = ["review", str(results), "--reviewer", "ana", "--export-gold", str(gold_dir)]
+    args += ["--export-jsonl", str(jsonl), "--export-csv", str(table)]
+    partly = cli.invoke(app, args)
+    assert partly.exit_code == 0 and "5 facts are not reviewed yet" in " ".join(
+        partly.output.split()
+    )
+    assert not list(gold_dir.glob("*.json"))  # no gold file from a half-reviewed document
+    fixed = json.loads(jsonl.read_text())
+    assert [i["name"] for i in fixed["extraction"]["patients"][0]["interventions"]] == [
+        "laminectomy"
+    ]
+    for fact in session.facts(0):
+        if fact.state == "undecided":
+            session.decide(0, fact.path, "accept")
+    done = cli.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    (gold,) = gold_dir.glob("*.json")
+    assert json.loads(gold.read_text())["labeller"] == "reviewed by ana"
+    assert check_gold(gold) == []
+    (row,) = csv.DictReader(table.open(encoding="utf-8"))
+    assert row["patient.interventions"] == "laminectomy"
+    assert not results.with_name("fixed.jsonl.tmp").exists()
+
+
+def test_cli_bad_input_is_a_clear_error(results, tmp_path):
+    from caseextract.cli import app
+    from typer.testing import CliRunner
+
+    cli = CliRunner()
+    missing = cli.invoke(app, ["review", str(tmp_path / "nope.jsonl"), "--no-browser"])
+    assert missing.exit_code == 2 and "no results file" in missing.output
+    adj = ["review", "--adjudicate", str(tmp_path / "a.review"), str(tmp_path / "b.review")]
+    nofile = cli.invoke(app, adj)
+    assert nofile.exit_code == 2 and "no review file" in nofile.output
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text("not json\n")
+    bad = cli.invoke(app, ["review", str(garbage), "--no-browser"])
+    assert bad.exit_code == 2 and "no readable record" in bad.output

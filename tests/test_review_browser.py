@@ -157,10 +157,10 @@ def test_add_a_missed_fact_by_selecting_text(page, results, shots):
         page.wait_for_selector("dialog#editor[open]")
         assert page.input_value("#edit-evidence") == "weakness and could not walk on her own"
         page.select_option("#list-path", "patients[0].outcomes")
-        page.fill(
-            "#edit-value",
-            json.dumps({"description": "could not walk on her own", "status": "unchanged"}),
-        )
+        # the selected words fill the main field of an outcome (its description)
+        value = json.loads(page.input_value("#edit-value"))
+        assert value == {"description": "weakness and could not walk on her own"}
+        page.fill("#edit-value", json.dumps(dict(value, status="unchanged")))
         page.click("#edit-save")
         page.wait_for_selector('article.fact.state-added[data-path="patients[0].outcomes[0]"]')
         assert (

@@ -109,26 +109,28 @@ def _export(session, gold: Path | None, jsonl: Path | None, csv_out: Path | None
     for n in reviewed:
         doc = session.records[n].document.id
         try:
+            lines.append(session.corrected(n).to_line())
             if gold is not None:
                 gold.mkdir(parents=True, exist_ok=True)
                 path = gold / f"{safe_filename(str(doc))}.json"
                 data = json.dumps(session.gold(n), indent=1, ensure_ascii=False)
                 path.write_text(data + "\n", encoding="utf-8")
                 err.print(f"wrote {path}")
-            lines.append(session.corrected(n).to_line())
         except ReviewError as exc:
-            err.print(f"[yellow]skipped {doc}:[/yellow] {exc} ({'; '.join(exc.errors[:3])})")
-    for target in (jsonl, csv_out):
-        if target is None:
-            continue
-        out = target if target == jsonl else target.with_suffix(".jsonl.tmp")
-        out.write_text("".join(lines), encoding="utf-8")
-        if target == csv_out:
-            rows = write_csv(out, target)
-            out.unlink()
-            err.print(f"wrote {target} ({rows} rows)")
-        else:
-            err.print(f"wrote {target} ({len(lines)} records)")
+            err.print(
+                f"[yellow]no gold file for {doc}:[/yellow] {exc} ({'; '.join(exc.errors[:3])})"
+            )
+    if jsonl is not None:
+        jsonl.write_text("".join(lines), encoding="utf-8")
+        err.print(f"wrote {jsonl} ({len(lines)} records)")
+    if csv_out is not None:
+        tmp = csv_out.with_name(csv_out.name + ".jsonl.tmp")
+        tmp.write_text("".join(lines), encoding="utf-8")
+        try:
+            rows = write_csv(tmp, csv_out)
+        finally:
+            tmp.unlink()
+        err.print(f"wrote {csv_out} ({rows} rows)")
 
 
 @app.command()

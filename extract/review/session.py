@@ -34,7 +34,9 @@ from .state import (
     corrected_extraction,
     document_facts,
     fact_lists,
+    fact_type,
     get_at,
+    main_field,
     parse_path,
 )
 
@@ -138,13 +140,15 @@ class ReviewSession:
     def model(self, record: ResultRecord) -> type[BaseModel]:
         return resolve_model(record, self.schema)
 
-    def addable_lists(self, index: int) -> list[str]:
+    def addable_lists(self, index: int) -> list[tuple[str, str]]:
+        """Lists a missed fact can join, each with the field its selected words fill."""
         record = self.record(index)
         try:
             model = self.model(record)
         except ConfigError:
             return []
-        return fact_lists(model, corrected_extraction(record, self.decisions(record)))
+        lists = fact_lists(model, corrected_extraction(record, self.decisions(record)))
+        return [(path, main_field(fact_type(model, parse_path(path)))) for path in lists]
 
     # ------------------------------------------------------------------ deciding
 

@@ -144,6 +144,14 @@ def fact_lists(model: type[BaseModel], extraction: dict[str, Any]) -> list[str]:
     return out
 
 
+def main_field(cls: type[BaseModel]) -> str:
+    """The first required text field of a fact class (what a selection names)."""
+    for name, info in cls.model_fields.items():
+        if name != "evidence" and info.is_required() and info.annotation is str:
+            return name
+    return "name"
+
+
 # --------------------------------------------------------------------- facts
 
 

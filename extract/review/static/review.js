@@ -73,7 +73,7 @@
     const fact = facts[current];
     const {ok, data} = await post({path: fact.path, action});
     if (!ok) { say((data.errors || [data.error]).join("; "), true); return; }
-    say(`${action}ed: ${fact.label}`.replace("rejected", "rejected").replace("accepted", "accepted"));
+    say(`${action}ed: ${fact.label}`);
     const next = current;
     await refresh();
     const at = facts.findIndex((f) => f.path === fact.path);
@@ -118,7 +118,20 @@
     if (!picked) { say("select the text that states the fact in the source first", true); return; }
     addButton.hidden = true;
     const name = picked.text.trim().replace(/\s+/g, " ");
-    openEditor("add", {name}, [picked.text.trim()], {offset: picked.offset});
+    const lists = document.getElementById("list-path");
+    const keyOf = () => (lists.selectedOptions[0] ? lists.selectedOptions[0].dataset.key : "name");
+    let key = keyOf();
+    openEditor("add", {[key]: name}, [picked.text.trim()], {offset: picked.offset});
+    lists.onchange = () => {
+      // the selected words move to the main field of the newly chosen list's facts
+      const box = document.getElementById("edit-value");
+      let value;
+      try { value = JSON.parse(box.value || "{}"); } catch (e) { return; }
+      const next = keyOf();
+      if (value[key] === name) { delete value[key]; value[next] = name; }
+      key = next;
+      box.value = JSON.stringify(value, null, 2);
+    };
   }
 
   async function saveEditor() {
