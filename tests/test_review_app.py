@@ -176,3 +176,23 @@ def test_cli_bad_input_is_a_clear_error(results, tmp_path):
     garbage.write_text("not json\n")
     bad = cli.invoke(app, ["review", str(garbage), "--no-browser"])
     assert bad.exit_code == 2 and "no readable record" in bad.output
+
+
+def test_failed_and_empty_records_are_listed_and_open(results):
+    from caseextract.records import ErrorInfo, ResultRecord
+
+    failed = ResultRecord(status="failed", error=ErrorInfo(kind="truncated", message="cut"))
+    failed.document.id = "broken"
+    empty = ResultRecord(status="empty", extraction={"article": {}, "patients": []})
+    empty.document.id = "nothing-stated"
+    with results.open("a", encoding="utf-8") as fh:
+        fh.write(failed.to_line() + empty.to_line())
+    session = ReviewSession(results, "ana")
+    with running(session) as url:
+        status, page = _call(url, "GET", "/")
+        assert status == 200 and b"broken" in page and b"truncated" not in page
+        assert b"cut" in page and b"nothing-stated" in page
+        for n in (1, 2):
+            status, page = _call(url, "GET", f"/doc/{n}")
+            assert status == 200 and b"No facts in this record" in page
+            assert b"source text not found" in page

@@ -137,6 +137,33 @@ def test_concurrent_savers_lose_nothing(results):
     assert len(set(added)) == 40  # every added fact got its own slot
 
 
+_ADDER = """
+import sys
+from pathlib import Path
+from caseextract.review.session import ReviewSession
+import time
+session = ReviewSession(Path(sys.argv[1]), "ana")
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.005)
+for i in range(40):
+    session.decide(0, "patients[0].findings", "add", {"name": "pain", "evidence": ["back pain"]})
+"""
+
+
+def test_two_servers_on_one_review_file_lose_nothing(results, tmp_path):
+    # separate processes share only the file: the flock keeps lines whole and slots distinct
+    go = tmp_path / "go"
+    args = [sys.executable, "-c", _ADDER, str(results), str(go)]
+    procs = [subprocess.Popen(args) for _ in range(2)]
+    time.sleep(4)  # both have imported and wait at the start line
+    go.touch()
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    log = ReviewSession(results, "ana").log()
+    assert len(log.decisions) == 80 and log.skipped_lines == 0 and not log.torn_tail
+    assert len({d.path for d in log.decisions}) == 80
+
+
 def test_problems_are_read_generically():
     assert fact_problems({"grounded": True, "quotes": [{"status": "exact"}]}) == []
     assert "ungrounded" in fact_problems({"grounded": False, "quotes": [{"status": "not_found"}]})
