@@ -76,3 +76,13 @@ class ReplayMiss(ExtractError):
     """Replay mode found no recording for a request; the message says what differs."""
 
     kind = "replay_miss"
+
+
+class ReviewError(ExtractError):
+    """A review decision or export that cannot be made; ``errors`` says why, field by field."""
+
+    kind = "review"
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or [message]

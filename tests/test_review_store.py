@@ -264,3 +264,22 @@ def test_adjudication_finds_disagreements(results):
     judge.base = agreed
     states = {v.path: v.state for v in judge.facts(0)}
     assert states["article"] == "accepted" and states["patients[0].findings[1]"] == "undecided"
+
+
+def test_accepting_different_values_is_a_disagreement_and_taking_it_keeps_the_values(results):
+    from caseextract.review.session import taken_from
+
+    a, b = ReviewSession(results, "ana"), ReviewSession(results, "ben")
+    age = {"raw": "87 years", "evidence": ["An 87-year-old female patient"]}
+    a.decide(0, "patients[0].age", "edit", age)
+    a.decide(0, "patients[0].age", "accept")  # ana accepts her edited age
+    b.decide(0, "patients[0].age", "accept")  # ben accepts the age as extracted
+    agreed, (d,) = compare(a.log(), b.log())
+    assert agreed == [] and d.a.value["raw"] == "87 years" and d.b.value["raw"] == "87-year-old"
+    judge = ReviewSession(results, "cy")
+    current = {v.path: v for v in judge.facts(0)}["patients[0].age"].value
+    spec = taken_from(d.a, current)
+    assert spec["action"] == "edit" and spec["value"]["raw"] == "87 years"
+    judge.decide(0, d.path, spec["action"], spec["value"], note=spec["note"])
+    assert judge.corrected(0).extraction["patients"][0]["age"]["raw"] == "87 years"
+    assert taken_from(d.b, current)["action"] == "accept"

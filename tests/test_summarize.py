@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,21 @@ def test_reviewed_without_a_review_file_says_so(results, tmp_path):
 def test_iso_months():
     assert iso_months("P2Y") == 24 and iso_months("P6M") == 6 and iso_months("P1Y6M") == 18
     assert iso_months("P14D") == pytest.approx(0.46) and iso_months(None) is None
+
+
+def test_chosen_review_files_and_the_latest_decision_stands(results, tmp_path):
+    ana, ben = ReviewSession(results, "ana"), ReviewSession(results, "ben")
+    n = next(i for i, r in enumerate(ana.records) if r.document.id == SEED.stem)
+    ben.decide(n, "patients[0].findings[0]", "reject")
+    time.sleep(1.1)  # decisions are timed to the second
+    ana.decide(n, "patients[0].findings[0]", "accept")  # later, though ana's file sorts first
+    page = tmp_path / "report.html"
+    both = runner.invoke(app, ["summarize", str(results), "--reviewed", "--html", str(page)])
+    assert both.exit_code == 0, both.output
+    terms = _rows(tmp_path / "report_tables" / "terms.csv")
+    assert any(t["term"] == "no neurologic deficit" for t in terms)  # ana's later accept
+    only_ben = ["summarize", str(results), "--review", str(ben.review.path), "--html", str(page)]
+    assert runner.invoke(app, only_ben).exit_code == 0
+    terms = _rows(tmp_path / "report_tables" / "terms.csv")
+    assert not any(t["term"] == "no neurologic deficit" for t in terms)
+    assert "reviewed by ben" in page.read_text()

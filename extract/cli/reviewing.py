@@ -96,7 +96,6 @@ def review(
 
 
 def _export(session, gold: Path | None, jsonl: Path | None, csv_out: Path | None) -> None:  # noqa: ANN001
-    from ..review.state import ReviewError
     from ..store import write_csv
 
     log = session.log()
@@ -116,10 +115,9 @@ def _export(session, gold: Path | None, jsonl: Path | None, csv_out: Path | None
                 data = json.dumps(session.gold(n), indent=1, ensure_ascii=False)
                 path.write_text(data + "\n", encoding="utf-8")
                 err.print(f"wrote {path}")
-        except ReviewError as exc:
-            err.print(
-                f"[yellow]no gold file for {doc}:[/yellow] {exc} ({'; '.join(exc.errors[:3])})"
-            )
+        except ExtractError as exc:  # undecided facts, a record that does not validate
+            why = "; ".join(getattr(exc, "errors", [])[:3])
+            err.print(f"[yellow]no gold file for {doc}:[/yellow] {exc} ({why})")
     if jsonl is not None:
         jsonl.write_text("".join(lines), encoding="utf-8")
         err.print(f"wrote {jsonl} ({len(lines)} records)")
@@ -143,12 +141,18 @@ def summarize(
     csv_dir: Annotated[
         Path | None, typer.Option("--csv", help="Folder for the tables as CSV (default: beside).")
     ] = None,
+    review_files: Annotated[
+        list[Path] | None,
+        typer.Option("--review", help="Apply only these review files (implies --reviewed)."),
+    ] = None,
 ) -> None:
     """The review at a glance: documents, patients, frequent facts, follow-up, status."""
     from ..review.summary import summarize as build
 
     try:
-        written = build(results, html, reviewed=reviewed, csv_dir=csv_dir)
+        written = build(
+            results, html, reviewed=reviewed, csv_dir=csv_dir, review_files=review_files
+        )
     except ExtractError as exc:
         raise _fail(str(exc)) from None
     err.print(f"wrote {', '.join(str(p) for p in written)}")

@@ -213,8 +213,9 @@ def build_app(
                 int(body.get("offset") or 0),
                 body.get("note"),
             )
-        except ReviewError as exc:
-            return JSONResponse({"error": str(exc), "errors": exc.errors}, status_code=422)
+        except ExtractError as exc:  # ReviewError, or e.g. an unknown schema
+            errors = getattr(exc, "errors", [str(exc)])
+            return JSONResponse({"error": str(exc), "errors": errors}, status_code=422)
         return JSONResponse({"ok": True, "decision": decision.model_dump(mode="json")})
 
     async def export(request: Request) -> Response:
@@ -239,8 +240,9 @@ def build_app(
                 writer.writeheader()
                 writer.writerows(rows)
                 body, media = buf.getvalue(), "text/csv"
-        except ReviewError as exc:
-            return JSONResponse({"error": str(exc), "errors": exc.errors}, status_code=409)
+        except ExtractError as exc:
+            errors = getattr(exc, "errors", [str(exc)])
+            return JSONResponse({"error": str(exc), "errors": errors}, status_code=409)
         disposition = f'attachment; filename="{name}.{kind}"'
         return Response(body, media_type=media, headers={"content-disposition": disposition})
 
@@ -258,7 +260,10 @@ def build_app(
                 views = {v.path: v for v in session.facts(n)}
                 if d.path in views:
                     label = views[d.path].label
-            rows.append({"d": d, "n": n, "label": label, "mine": mine.get((d.document, d.path))})
+            va, vb = (d.a.value if d.a else None) or {}, (d.b.value if d.b else None) or {}
+            keys = [k for k in dict.fromkeys([*va, *vb]) if va.get(k) != vb.get(k)]
+            mine_d = mine.get((d.document, d.path))
+            rows.append({"d": d, "n": n, "label": label, "mine": mine_d, "changed": keys})
         page = _render("adjudicate.html", rows=rows, reviewers=reviewers, session=session)
         return HTMLResponse(page)
 
@@ -279,18 +284,20 @@ def build_app(
         if chosen is None:
             return JSONResponse({"errors": ["no such decision to take"]}, status_code=422)
         n = next(i for i, r in enumerate(session.records) if r.document.id == found.document)
-        spec = taken_from(chosen, session.reviewer)
+        views = {v.path: v for v in session.facts(n)}
+        spec = taken_from(chosen, views[chosen.path].value if chosen.path in views else None)
         path = chosen.path
         if spec["action"] == "add":
             path = path.rsplit("[", 1)[0]
         try:
             decision = session.decide(n, path, spec["action"], spec["value"], 0, spec["note"])
-        except ReviewError as exc:
-            return JSONResponse({"error": str(exc), "errors": exc.errors}, status_code=422)
+        except ExtractError as exc:
+            errors = getattr(exc, "errors", [str(exc)])
+            return JSONResponse({"error": str(exc), "errors": errors}, status_code=422)
         return JSONResponse({"ok": True, "decision": decision.model_dump(mode="json")})
 
     async def failed(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, ReviewError | ExtractError):
+        if isinstance(exc, ExtractError):
             return JSONResponse({"error": str(exc)}, status_code=404)
         raise exc
 
@@ -305,7 +312,7 @@ def build_app(
         Route("/api/adjudicate/take", take, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    handlers = {ReviewError: failed, ExtractError: failed}
+    handlers = {ExtractError: failed}
     app = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
     return Guard(app, allowed_hosts(port))
 

@@ -296,11 +296,10 @@ class Disagreement:
 
 
 def _same(a: Decision, b: Decision) -> bool:
-    if a.action != b.action:
-        return False
-    if a.action in ("edit", "add"):
-        return a.value == b.value
-    return True
+    """Alike: both rejected, or both kept the fact with the same values."""
+    if a.action == "reject" or b.action == "reject":
+        return a.action == b.action
+    return a.value == b.value
 
 
 def compare(a: ReviewLog, b: ReviewLog) -> tuple[list[Decision], list[Disagreement]]:
@@ -322,10 +321,14 @@ def compare(a: ReviewLog, b: ReviewLog) -> tuple[list[Decision], list[Disagreeme
     return agreed, differ
 
 
-def taken_from(decision: Decision, reviewer: str) -> dict[str, Any]:
-    """What to save when an adjudicator takes one reviewer's decision."""
+def taken_from(decision: Decision, current: dict[str, Any] | None) -> dict[str, Any]:
+    """What to save when an adjudicator takes one reviewer's decision: an accept of
+    values that differ from the fact as it now stands is saved as an edit to them."""
+    action = decision.action
+    if action == "accept" and decision.value is not None and decision.value != current:
+        action = "edit"
     return {
-        "action": decision.action,
+        "action": action,
         "value": copy.deepcopy(decision.value),
         "note": f"adjudicated: took {decision.reviewer}'s decision {decision.id}",
     }

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ..errors import ReviewError
 from ..grounding import Aligner, GroundedFact, MatchStatus, number_mismatches
 from ..records import ResultRecord, fact_label
 from .decisions import Decision
@@ -32,14 +33,6 @@ _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 _KNOWN = {"path", "quotes", "grounded", "number_mismatches"}
 _OK_STATUS = {None, "", "exact", "ok", "grounded", "supported", "consistent", "present"}
 STATES = ("undecided", "accepted", "rejected", "edited", "added")
-
-
-class ReviewError(ValueError):
-    """A decision that cannot be saved; ``errors`` says why, field by field."""
-
-    def __init__(self, message: str, errors: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.errors = errors or [message]
 
 
 # --------------------------------------------------------------------- paths

@@ -3,8 +3,8 @@
 Counts are per patient: a finding stated twice for one patient counts once;
 terms are matched case-insensitively on the fact's label (``fact_label``: "no
 fever" for an absent finding, "X (suspected)" for an unconfirmed diagnosis).
-With ``reviewed`` the decisions of the review files beside the results are
-applied first (all files, in name order; later ones override earlier ones).
+With ``reviewed`` the decisions of the review files beside the results (or of
+the files given) are applied first; on one fact the latest decision stands.
 Plots are matplotlib figures (Agg backend) inlined as SVG: no network, no files
 beside the page.
 """
@@ -79,15 +79,21 @@ def latest_records(results: Path) -> list[ResultRecord]:
     return list(by_id.values())
 
 
-def review_decisions(results: Path) -> tuple[list[Decision], list[str]]:
-    files = sorted(results.parent.glob(f"{results.stem}.*.review"))
+def review_decisions(
+    results: Path, files: list[Path] | None = None
+) -> tuple[list[Decision], list[str]]:
+    """Decisions of the given review files (default: all beside the results), oldest
+    first, so that the latest decision on a fact stands whoever made it."""
+    files = files or sorted(results.parent.glob(f"{results.stem}.*.review"))
     decisions: list[Decision] = []
     names = []
     for path in files:
+        if not path.is_file():
+            raise ConfigError(f"no review file at {path}")
         log = ReviewFile(path).read()
         decisions.extend(log.decisions)
         names.append(log.reviewer or path.name)
-    return decisions, names
+    return sorted(decisions, key=lambda d: d.at), names
 
 
 def _file_link(path: str | None, base: Path | None) -> str | None:
@@ -298,6 +304,7 @@ def summarize(
     html: Path,
     reviewed: bool = False,
     csv_dir: Path | None = None,
+    review_files: list[Path] | None = None,
 ) -> list[Path]:
     if not results.is_file():
         raise ConfigError(f"no results file at {results}")
@@ -306,8 +313,9 @@ def summarize(
         raise ConfigError(f"{results} holds no readable record")
     decisions = None
     s_reviewers: list[str] = []
-    if reviewed:
-        decisions, s_reviewers = review_decisions(results)
+    if reviewed or review_files:
+        reviewed = True
+        decisions, s_reviewers = review_decisions(results, review_files)
         if not s_reviewers:
             raise ConfigError(
                 f"--reviewed: no review file beside {results} ({results.stem}.*.review)"
