@@ -182,6 +182,7 @@ def test_review_everything_by_keyboard_and_export_gold(page, results, shots, tmp
     with running(session) as url:
         page.goto(f"{url}/doc/0")
         page.keyboard.press("j")
+        page.keyboard.press("k")  # back to the first fact, selected on load
         page.keyboard.press("r")  # the ungrounded fever
         page.wait_for_selector("article.fact.state-rejected")
         for n in range(1, 7):

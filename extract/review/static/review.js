@@ -204,6 +204,8 @@
     if (button.dataset.action === "edit") startEdit(); else decide(button.dataset.action);
   });
 
+  if (facts.length) select(0, true, false); // the first fact (a problem, if any) is ready for a/r/e
+
   document.addEventListener("keydown", (e) => {
     if (editor.open || help.open || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.target.closest("input, textarea, select")) return;
