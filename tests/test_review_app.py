@@ -196,3 +196,20 @@ def test_failed_and_empty_records_are_listed_and_open(results):
             status, page = _call(url, "GET", f"/doc/{n}")
             assert status == 200 and b"No facts in this record" in page
             assert b"source text not found" in page
+
+
+def test_report_text_cannot_inject_script(tmp_path):
+    evil = "</script><script>alert(1)</script><!--"
+    answer = crafted_answer(
+        findings=[
+            {"name": evil, "evidence": ["The patient could walk with no neurologic deficit."]}
+        ]
+    )
+    results = tmp_path / "results.jsonl"
+    results.write_text(crafted_record(answer, SEED).to_line(), encoding="utf-8")
+    with running(ReviewSession(results, "ana")) as url:
+        status, page = _call(url, "GET", "/doc/0")
+    assert status == 200 and b"<script>alert(1)" not in page
+    data = page.split(b'<script id="facts-data" type="application/json">')[1]
+    data = data.split(b"</script>")[0]
+    assert any(f["label"] == evil for f in json.loads(data))  # intact once parsed

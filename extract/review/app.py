@@ -78,6 +78,12 @@ def source_html(text: str, facts: list[FactView]) -> str:
     return "".join(out)
 
 
+def script_json(value: Any) -> str:
+    """JSON safe inside a <script> element: no "</script>" or "<!--" can close it."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 class Guard:
     """Refuse requests whose Host or Origin is not this server (ASGI middleware)."""
 
@@ -179,7 +185,7 @@ def build_app(
             n=n,
             total=len(session.records),
             session=session,
-            facts_json=json.dumps([f.to_json() for f in ctx["facts"]]),
+            facts_json=script_json([f.to_json() for f in ctx["facts"]]),
             **ctx,
         )
         return HTMLResponse(page)
