@@ -259,3 +259,19 @@ def test_adjudication_side_by_side(page, results, shots):
     assert d.reviewer == "cy" and d.action == "reject" and "took ana's" in d.note
     states = {v.path: v.state for v in judge.facts(0)}
     assert states["article"] == "accepted" and states["patients[0].findings[1]"] == "rejected"
+
+
+def test_keys_move_between_documents(page, tmp_path):
+    copy = tmp_path / "second-report.txt"
+    copy.write_text(SEED.read_text())
+    results = tmp_path / "two.jsonl"
+    lines = [crafted_record(crafted_answer(), p).to_line() for p in (SEED, copy)]
+    results.write_text("".join(lines), encoding="utf-8")
+    with running(ReviewSession(results, "ana")) as url:
+        page.goto(f"{url}/doc/0")
+        page.keyboard.press("]")
+        page.wait_for_url(f"{url}/doc/1")
+        assert "second-report" in page.inner_text("header")
+        page.keyboard.press("]")  # the last document: stays
+        page.keyboard.press("[")
+        page.wait_for_url(f"{url}/doc/0")

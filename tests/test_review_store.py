@@ -283,3 +283,16 @@ def test_accepting_different_values_is_a_disagreement_and_taking_it_keeps_the_va
     judge.decide(0, d.path, spec["action"], spec["value"], note=spec["note"])
     assert judge.corrected(0).extraction["patients"][0]["age"]["raw"] == "87 years"
     assert taken_from(d.b, current)["action"] == "accept"
+
+
+def test_decisions_on_an_earlier_extraction_are_not_applied(results):
+    session = ReviewSession(results, "ana")
+    session.decide(0, "patients[0].findings[0]", "reject")
+    # the document is extracted again: another answer, same document and paths
+    answer = crafted_answer(findings=[{"name": "back pain", "evidence": ["had back pain"]}])
+    results.write_text(crafted_record(answer, SEED).to_line(), encoding="utf-8")
+    again = ReviewSession(results, "ana")
+    record = again.records[0]
+    assert again.stale(record) == 1 and again.decisions(record) == []
+    states = {v.path: v.state for v in again.facts(0)}
+    assert states["patients[0].findings[0]"] == "undecided"

@@ -175,6 +175,7 @@ def build_app(
             "source_html": source_html(src.text, facts) if src.text else "",
             "counts": _counts(facts),
             "lists": session.addable_lists(n),
+            "stale": session.stale(record),
         }
 
     async def document(request: Request) -> Response:

@@ -62,6 +62,7 @@ class Decision(BaseModel):
     at: str = Field(default_factory=now)
     document: str
     sha256: str | None = None
+    record: str | None = None  # fingerprint of the extraction decided on (session.fingerprint)
     path: str
     action: Action
     before: dict[str, Any] | None = None

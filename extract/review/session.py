@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 import importlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,12 @@ def resolve_model(record: ResultRecord, spec: str | None = None) -> type[BaseMod
     )
 
 
+def fingerprint(record: ResultRecord) -> str:
+    """Which extraction a decision was made on: a hash of the record's extraction."""
+    canonical = json.dumps(record.extraction, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
 @dataclass
 class Source:
     text: str | None
@@ -75,6 +83,7 @@ class ReviewSession:
     records: list[ResultRecord] = field(init=False)
     base: list[Decision] = field(default_factory=list)  # agreed decisions (adjudication)
     _sources: dict[str, Source] = field(default_factory=dict, init=False)
+    _fingerprints: dict[str, str] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if not self.results.is_file():
@@ -129,6 +138,21 @@ class ReviewSession:
         return self.review.read()
 
     def decisions(self, record: ResultRecord, log: ReviewLog | None = None) -> list[Decision]:
+        """Decisions on this extraction of the document (not on an earlier run's)."""
+        mine = self.fingerprint(record)
+        return [d for d in self._all(record, log) if d.record in (None, mine)]
+
+    def fingerprint(self, record: ResultRecord) -> str:
+        key = str(record.document.id)
+        if key not in self._fingerprints:
+            self._fingerprints[key] = fingerprint(record)
+        return self._fingerprints[key]
+
+    def stale(self, record: ResultRecord, log: ReviewLog | None = None) -> int:
+        """Decisions made on another extraction of this document (a re-run): not applied."""
+        return len(self._all(record, log)) - len(self.decisions(record, log))
+
+    def _all(self, record: ResultRecord, log: ReviewLog | None) -> list[Decision]:
         doc = str(record.document.id)
         own = (log or self.log()).for_document(doc)
         return [d for d in self.base if d.document == doc] + own
@@ -197,6 +221,7 @@ class ReviewSession:
                 reviewer=self.reviewer,
                 document=str(record.document.id),
                 sha256=record.document.sha256,
+                record=self.fingerprint(record),
                 path=path,
                 action=action,  # type: ignore[arg-type]
                 before=before,

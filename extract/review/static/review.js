@@ -204,6 +204,11 @@
     if (button.dataset.action === "edit") startEdit(); else decide(button.dataset.action);
   });
 
+  function go(rel) {
+    const link = document.querySelector(`a[data-rel="${rel}"]`);
+    if (link) window.location.href = link.href;
+  }
+
   if (facts.length) select(0, true, false); // the first fact (a problem, if any) is ready for a/r/e
 
   document.addEventListener("keydown", (e) => {
@@ -217,6 +222,8 @@
       e: startEdit,
       n: startAdd,
       "?": () => help.showModal(),
+      "[": () => go("previous"),
+      "]": () => go("next"),
     };
     const act = keys[e.key];
     if (act) { e.preventDefault(); act(); }
