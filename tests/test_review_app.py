@@ -213,3 +213,15 @@ def test_report_text_cannot_inject_script(tmp_path):
     data = page.split(b'<script id="facts-data" type="application/json">')[1]
     data = data.split(b"</script>")[0]
     assert any(f["label"] == evil for f in json.loads(data))  # intact once parsed
+
+
+def test_reviewer_name_from_the_environment(results, tmp_path):
+    from caseextract.cli import app
+    from typer.testing import CliRunner
+
+    ReviewSession(results, "zoe").decide(0, "article", "accept")
+    out = tmp_path / "zoe.jsonl"
+    args = ["review", str(results), "--export-jsonl", str(out)]
+    done = CliRunner().invoke(app, args, env={"CASEEXTRACT_REVIEWER": "zoe"})
+    assert done.exit_code == 0, done.output
+    assert json.loads(out.read_text())["review"]["reviewers"] == ["zoe"]

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import webbrowser
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,10 +18,13 @@ from ..documents import safe_filename
 from ..errors import ExtractError
 from .app import _fail, app, err
 
+if TYPE_CHECKING:
+    from ..review.session import ReviewSession
+
 
 def _default_reviewer() -> str:
     try:
-        return os.environ.get("CASEEXTRACT_REVIEWER") or getpass.getuser()
+        return getpass.getuser()
     except (KeyError, OSError):
         return "reviewer"
 
@@ -33,7 +35,13 @@ def review(
     sources: Annotated[
         Path | None, typer.Option(help="Folder of the source texts (default: their paths).")
     ] = None,
-    reviewer: Annotated[str, typer.Option(help="Your name, written with each decision.")] = "",
+    reviewer: Annotated[
+        str,
+        typer.Option(
+            envvar="CASEEXTRACT_REVIEWER",
+            help="Your name, written with each decision (default: your login name).",
+        ),
+    ] = "",
     schema: Annotated[
         str | None, typer.Option(help="Response model module:Class (default: the record's).")
     ] = None,
@@ -95,7 +103,9 @@ def review(
     serve(build_app(session, sock.getsockname()[1], disagreements, pair), sock)
 
 
-def _export(session, gold: Path | None, jsonl: Path | None, csv_out: Path | None) -> None:  # noqa: ANN001
+def _export(
+    session: ReviewSession, gold: Path | None, jsonl: Path | None, csv_out: Path | None
+) -> None:
     from ..store import write_csv
 
     log = session.log()
