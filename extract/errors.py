@@ -92,3 +92,13 @@ class StaleAnswers(ExchangeError):
     def __init__(self, message: str, stale: list[str] | None = None, **context: Any) -> None:
         super().__init__(message, **context)
         self.stale = list(stale or [])
+
+
+class ReviewError(ExtractError):
+    """A review decision or export that cannot be made; ``errors`` says why, field by field."""
+
+    kind = "review"
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or [message]

@@ -90,3 +90,33 @@ def client_for(base_url: str, **overrides: Any) -> ModelClient:
     )
     settings.update(overrides)
     return ModelClient(ModelSettings(**settings))
+
+
+def crafted_record(answer: dict[str, Any], source: Any, model: str = "crafted-model") -> Any:
+    """A result record for ``source`` built from a crafted answer (not a recording):
+    validated against CaseReport and grounded as the pipeline does."""
+    from caseextract import grounding
+    from caseextract.documents import load_document
+    from caseextract.records import DocumentInfo, GroundingInfo, ResultRecord
+    from caseextract.schema import SCHEMA_VERSION, CaseReport
+
+    doc = load_document(source)
+    value = CaseReport.model_validate(answer)
+    facts = grounding.ground(value, doc.text)
+    stats = grounding.stats(facts)
+    return ResultRecord(
+        record_version=1,
+        document=DocumentInfo(
+            id=doc.id, path=str(doc.path), sha256=doc.sha256, chars=len(doc.text)
+        ),
+        status="ok",
+        extraction=value.model_dump(mode="json"),
+        grounding=GroundingInfo(
+            stats={**stats.__dict__}, rate=stats.rate, facts=[f.to_dict() for f in facts]
+        ),
+        model=model,
+        prompt_set="case_report",
+        prompt_version="crafted",
+        schema_name="CaseReport",
+        schema_version=SCHEMA_VERSION,
+    )

@@ -30,6 +30,14 @@ OUTPUTS = [
     "requests",
     "answered",
     "eval-answered",
+    "results.ana.review",
+    "results.ben.review",
+    "results.cy.review",
+    "reviewed-gold",
+    "reviewed.jsonl",
+    "reviewed.csv",
+    "report.html",
+    "report_tables",
 ]
 # the console script lives beside the interpreter running the tests
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -77,6 +85,11 @@ def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
         # the reader's answer to the exported request: crafted here, as a person would write it
         answer = ROOT / "requests" / "seed-vertebroplasty-cement-leakage.answer.json"
         answer.write_text(json.dumps(CRAFTED_SEED_ANSWER), encoding="utf-8")
+    if "caseextract review" in command or "--reviewed" in command:
+        _two_reviews()
+    if command.startswith("caseextract review") and "--export" not in command:
+        _serve_and_stop(command)
+        return
     env = dict(ENV)
     reply = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER))
     cement = Reply(body=crafted_tool_completion(CRAFTED_CEMENT_ANSWER, tool_name="CementLeakage"))
@@ -109,3 +122,44 @@ def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
     if "--min-f1" in command:  # a bar the bundled 270M model may not clear: exit 1 by design
         ok = ok or (done.returncode == 1 and "below threshold" in done.stderr)
     assert ok, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+
+
+def _two_reviews() -> None:
+    """Review files of two reviewers on the README's results.jsonl (a fixture step)."""
+    from caseextract.review.session import ReviewSession
+
+    from helpers import crafted_record
+
+    results = ROOT / "results.jsonl"
+    if not results.exists():
+        seed = ROOT / "fixtures" / "cases" / "seed-vertebroplasty-cement-leakage.txt"
+        results.write_text(crafted_record(CRAFTED_SEED_ANSWER, seed).to_line())
+    for name, action in (("ana", "accept"), ("ben", "reject")):
+        session = ReviewSession(results, name)
+        if not session.review.path.exists():
+            for fact in session.facts(0):
+                session.decide(0, fact.path, action if fact.path == "article" else "accept")
+
+
+def _serve_and_stop(command: str) -> None:
+    """A command that serves the review app: it must come up and answer; then Ctrl-C."""
+    import signal
+    import urllib.request
+
+    env = dict(ENV, BROWSER="true", PYTHONUNBUFFERED="1")  # "opens" the page with `true`
+    proc = subprocess.Popen(
+        ["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url, seen = None, []
+        for line in proc.stderr:
+            seen.append(line)
+            if "serving at" in line:
+                url = line.split("serving at ")[1].split()[0]
+                break
+        assert url, f"{command}\n{''.join(seen)[-2000:]}"
+        with urllib.request.urlopen(url, timeout=20) as response:
+            assert response.status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)

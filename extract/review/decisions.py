@@ -1,0 +1,218 @@
+"""Review files: reviewers' decisions, one JSON object per line, append-only.
+
+A review file sits next to the results it reviews (``results.jsonl`` reviewed by
+``ana`` → ``results.ana.review``) and is never rewritten: the results are never
+touched either. Its first line is a header naming the results file; every later
+line is a :class:`Decision` — who, when, which document and fact path, what
+action, and the fact before and after.
+
+Contracts:
+
+* one decision is one ``write`` of one line, flushed and fsynced, under a
+  process-wide thread lock and an exclusive ``flock`` on the file, so two browser
+  tabs (or two servers) appending at once interleave whole lines and lose none;
+* a kill mid-write leaves at most one torn last line (no newline): readers drop
+  it, and the next append cuts it off before writing, so the file stays readable;
+* a line that is not valid JSON is skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..documents import safe_filename
+from ..errors import ConfigError
+
+REVIEW_VERSION = 1
+ACTIONS = ("accept", "reject", "edit", "add")
+Action = Literal["accept", "reject", "edit", "add"]
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def review_path(results: Path, reviewer: str) -> Path:
+    """Where ``reviewer``'s decisions on ``results`` are kept."""
+    return results.with_name(f"{results.stem}.{safe_filename(reviewer)}.review")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class Decision(BaseModel):
+    """One reviewer's decision on one fact of one document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["decision"] = "decision"
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    reviewer: str
+    at: str = Field(default_factory=now)
+    document: str
+    sha256: str | None = None
+    record: str | None = None  # fingerprint of the extraction decided on (session.fingerprint)
+    path: str
+    action: Action
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    note: str | None = None
+
+    @property
+    def value(self) -> dict[str, Any] | None:
+        """The fact's values after this decision (None when rejected)."""
+        return (self.after or {}).get("value")
+
+
+@dataclass
+class ReviewLog:
+    """What a review file holds: its header and its decisions, in file order."""
+
+    path: Path
+    results: Path | None = None
+    reviewer: str | None = None
+    decisions: list[Decision] = field(default_factory=list)
+    skipped_lines: int = 0
+    torn_tail: bool = False
+
+    def for_document(self, doc_id: str) -> list[Decision]:
+        return [d for d in self.decisions if d.document == doc_id]
+
+
+def _lock_for(path: Path) -> threading.Lock:
+    key = str(path.resolve())
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+class ReviewFile:
+    """Appends decisions to one review file; reads them back."""
+
+    def __init__(self, path: Path, results: Path | None = None, reviewer: str | None = None):
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder, not a review file")
+        self.path = path
+        self.results = results
+        self.reviewer = reviewer
+        self._lock = _lock_for(path)
+
+    # ---------------------------------------------------------------- reading
+
+    def read(self) -> ReviewLog:
+        log = ReviewLog(self.path, reviewer=self.reviewer)
+        if not self.path.exists():
+            log.results = self.results
+            return log
+        with self.path.open("r", encoding="utf-8") as fh:
+            for line in fh:
+                if not line.endswith("\n"):
+                    log.torn_tail = True
+                    break
+                _take_line(log, line)
+        if log.results is None:
+            log.results = self.results
+        return log
+
+    # ---------------------------------------------------------------- writing
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the file for a read-decide-append sequence (threads and processes)."""
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a+b") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def append(self, decision: Decision) -> None:
+        """Append one decision; call inside :meth:`locked`."""
+        with self.path.open("a+b") as fh:
+            _cut_torn_tail(fh)
+            if fh.tell() == 0:
+                fh.write(self._header_line())
+            fh.write((decision.model_dump_json(exclude_none=True) + "\n").encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _header_line(self) -> bytes:
+        results = None
+        if self.results is not None:
+            try:
+                results = os.path.relpath(self.results.resolve(), self.path.resolve().parent)
+            except ValueError:
+                results = str(self.results.resolve())
+        head = {
+            "kind": "header",
+            "review_version": REVIEW_VERSION,
+            "results": results,
+            "reviewer": self.reviewer,
+            "created": now(),
+        }
+        return (json.dumps(head, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _take_line(log: ReviewLog, line: str) -> None:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError:
+        log.skipped_lines += 1
+        return
+    if not isinstance(data, dict):
+        log.skipped_lines += 1
+        return
+    if data.get("kind") == "header":
+        if data.get("results"):
+            log.results = (log.path.parent / data["results"]).resolve()
+        log.reviewer = log.reviewer or data.get("reviewer")
+        return
+    try:
+        log.decisions.append(Decision.model_validate(data))
+    except ValidationError:
+        log.skipped_lines += 1
+
+
+def _cut_torn_tail(fh: Any) -> None:
+    """Truncate a last line that a kill left without its newline."""
+    fh.seek(0, os.SEEK_END)
+    size = fh.tell()
+    if size == 0:
+        return
+    fh.seek(size - 1)
+    if fh.read(1) == b"\n":
+        return
+    # find the last newline; everything after it is the torn line
+    pos = size
+    chunk = 4096
+    while pos > 0:
+        start = max(0, pos - chunk)
+        fh.seek(start)
+        data = fh.read(pos - start)
+        nl = data.rfind(b"\n")
+        if nl != -1:
+            fh.truncate(start + nl + 1)
+            fh.seek(0, os.SEEK_END)
+            return
+        pos = start
+    fh.truncate(0)
+    fh.seek(0)
+
+
+def read_review(path: Path) -> ReviewLog:
+    """A review file as it stands; a clear error when it is missing."""
+    if not path.is_file():
+        raise ConfigError(f"no review file at {path}")
+    return ReviewFile(path).read()
