@@ -76,3 +76,13 @@ class ReplayMiss(ExtractError):
     """Replay mode found no recording for a request; the message says what differs."""
 
     kind = "replay_miss"
+
+
+class OutputError(ExtractError):
+    """The results file cannot be used or written (not a regular file, disk full …)."""
+
+    kind = "output"
+
+
+class OutputBusy(OutputError):
+    """Another run holds the results file; two writers would lose records."""

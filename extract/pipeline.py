@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from . import __version__, grounding
 from .documents import Document, document_id, load_document, safe_filename
-from .errors import ConfigError, ExtractError
+from .errors import ConfigError, ExtractError, OutputError
 from .llm import Extraction, ModelClient
 from .prompts import PromptSet, load_prompt_set
 from .redaction import redact
@@ -259,6 +259,11 @@ class Runner:
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+        except OutputError:  # the results cannot be saved (disk full): stop asking
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
         finally:
             await self.client.aclose()
         return self.summary

@@ -21,6 +21,7 @@ from .. import redaction as secrets
 from ..llm import MODES, ModelSettings
 from ..llm.local import LocalServer
 from ..llm.recording import RecordingStore
+from ..safetext import printable
 
 app = typer.Typer(
     add_completion=False,
@@ -48,7 +49,8 @@ def _setup_logging(verbose: int) -> None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {escape(secrets.redact(message))}")
+    # one line, however long: scripts and people grep for it
+    err.print(f"[red]error:[/red] {escape(printable(secrets.redact(message)))}", soft_wrap=True)
     return typer.Exit(code)
 
 

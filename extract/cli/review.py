@@ -94,7 +94,9 @@ def show(
     except ExtractError as exc:
         raise _fail(str(exc)) from None
     wanted = doc or document.id
-    record = next((r for r in read_records(results) if r["document"]["id"] == wanted), None)
+    record = next(
+        (r for r in read_records(results) if (r.get("document") or {}).get("id") == wanted), None
+    )
     if record is None:
         raise _fail(f"no record for {wanted!r} in {results}")
     if record["document"].get("sha256") not in (None, document.sha256):

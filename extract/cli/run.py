@@ -18,6 +18,7 @@ from ..documents import discover
 from ..errors import ExtractError
 from ..llm import ModelClient
 from ..pipeline import Runner, RunSummary, Task, default_task
+from ..safetext import printable
 from ..store import ResultWriter, write_csv
 from .app import (
     DEFAULT_RECORDINGS,
@@ -115,6 +116,8 @@ def execute(
     preflight: Callable[[list[dict[str, str]]], None] | None = None,
 ) -> RunSummary:
     with ResultWriter(output, resume=resume) as writer:
+        for note in writer.notes:
+            err.print(f"[yellow]warning:[/yellow] {escape(printable(note))}", soft_wrap=True)
         bar = Progress(
             TextColumn("[bold]extracting"),
             BarColumn(),
