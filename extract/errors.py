@@ -78,6 +78,12 @@ class ReplayMiss(ExtractError):
     kind = "replay_miss"
 
 
+class CorruptRecording(ReplayMiss):
+    """A recording file that cannot be read; the message names it."""
+
+    kind = "replay_corrupt"
+
+
 class OutputError(ExtractError):
     """The results file cannot be used or written (not a regular file, disk full …)."""
 

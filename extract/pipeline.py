@@ -145,7 +145,14 @@ def failed_record(
 
 
 def _doc_info(doc: Document) -> dict[str, Any]:
-    return {"id": doc.id, "path": str(doc.path), "sha256": doc.sha256, "chars": len(doc.text)}
+    return {
+        "id": doc.id,
+        "path": str(doc.path),
+        "sha256": doc.sha256,
+        "chars": len(doc.text),
+        "encoding": doc.encoding,
+        "decode_errors": doc.decode_errors,  # bytes that were not valid UTF-8, replaced
+    }
 
 
 @dataclass

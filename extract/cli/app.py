@@ -12,12 +12,14 @@ import signal
 import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from .. import redaction as secrets
+from ..errors import ConfigError
 from ..llm import MODES, ModelSettings
 from ..llm.local import LocalServer
 from ..llm.recording import RecordingStore
@@ -88,6 +90,9 @@ def build_settings(
     reasks: int,
 ) -> ModelSettings:
     secrets.register_from_env()
+    if base_url is not None:
+        secrets.register_url(base_url)
+        check_base_url(base_url)
     return ModelSettings(
         model=model,
         base_url=base_url,
@@ -98,6 +103,18 @@ def build_settings(
         http_retries=http_retries,
         reasks=reasks,
     )
+
+
+def check_base_url(url: str) -> None:
+    """A usable server address, or ``ConfigError`` saying why (credentials hidden)."""
+    shown = secrets.public_url(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError as exc:
+        raise ConfigError(f"--base-url {shown!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--base-url {shown!r}: expected http(s)://host[:port]/v1")
 
 
 def start_local(model_path: Path | None, n_ctx: int) -> LocalServer:

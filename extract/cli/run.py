@@ -133,7 +133,8 @@ def execute(
 
             def advance(record: dict) -> None:
                 doc = (record or {}).get("document", {}).get("id", "")
-                bar.update(tid, advance=1, last=f"{doc} {record.get('status', 'skipped')}")
+                last = escape(printable(f"{doc} {record.get('status', 'skipped')}"))
+                bar.update(tid, advance=1, last=last)
 
             runner = Runner(
                 task, client, writer, concurrency, on_result=advance, preflight=preflight
@@ -173,7 +174,8 @@ def print_summary(s: RunSummary, output: Path) -> None:
         )
     err.print(table)
     for doc_id, kind, message in s.failed_docs[:20]:
-        err.print(f"[red]✗[/red] {escape(f'{doc_id}: [{kind}] ' + secrets.redact(message or ''))}")
+        line = printable(f"{doc_id}: [{kind}] " + secrets.redact(message or ""))
+        err.print(f"[red]✗[/red] {escape(line)}", soft_wrap=True)
     if len(s.failed_docs) > 20:
         err.print(f"… and {len(s.failed_docs) - 20} more failures in {output}")
 
