@@ -221,3 +221,41 @@ def test_a_bad_base_url_is_a_one_line_usage_error(tmp_path, url):
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "--base-url" in lines[0], result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+# ---------------------------------------------------------------- 9. grounding off the loop
+
+
+def test_grounding_runs_off_the_event_loop(monkeypatch, seed_text):
+    """Grounding a long answer is CPU work: it must not stall other documents' requests."""
+    import threading
+
+    import caseextract.grounding as grounding
+    from helpers import CRAFTED_SEED_ANSWER
+
+    threads: list[str] = []
+    real_ground = grounding.ground
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real_ground(*args, **kwargs)
+
+    monkeypatch.setattr(grounding, "ground", spy)
+    answer = json.loads(json.dumps(CRAFTED_SEED_ANSWER))
+    answer["patients"][0]["findings"][0]["evidence"] = ["a quote the report does not hold"]
+    script = [Reply(body=crafted_tool_completion(answer)),  # ungrounded: asked again
+              Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER))]  # fmt: skip
+    messages = [{"role": "user", "content": seed_text}]
+
+    async def go(client: ModelClient):
+        try:
+            loop_thread = threading.current_thread().name
+            result = await client.aextract(messages, CaseReport, source_text=seed_text)
+            return loop_thread, result
+        finally:
+            await client.aclose()
+
+    with FakeOpenAIServer(script) as server:
+        loop_thread, result = asyncio.run(go(client_for(server.base_url, reasks=1, timeout=30)))
+    assert result.stats.attempts == 2 and all(f.grounded for f in result.facts)
+    assert len(threads) >= 2 and loop_thread not in threads, threads

@@ -400,6 +400,29 @@ class _CallContext:
     stats: CallStats
     max_attempts: int
     facts: list[grounding.GroundedFact] | None = None  # from the validator, when it ran
+    model: type[BaseModel] | None = None  # the caller's response model
+    # (answer as dumped, its facts): grounded in a worker thread before instructor
+    # validates the same answer on the event loop (async calls only)
+    pre: tuple[dict[str, Any], list[grounding.GroundedFact]] | None = None
+
+    def pregrounded(self, value: BaseModel) -> list[grounding.GroundedFact] | None:
+        if self.pre is not None and self.pre[0] == value.model_dump():
+            return self.pre[1]
+        return None
+
+
+def preground(ctx: _CallContext, response: Any) -> None:
+    """Parse and ground a tool-call answer (run in a worker thread, off the event loop).
+
+    Anything that does not parse is left for instructor to judge and re-ask."""
+    if ctx.aligner is None or ctx.model is None:
+        return
+    try:
+        (call,) = response.choices[0].message.tool_calls or []
+        value = ctx.model.model_validate_json(call.function.arguments)
+    except (ValueError, TypeError, AttributeError, IndexError):
+        return
+    ctx.pre = (value.model_dump(), grounding.ground(value, ctx.aligner.text, ctx.aligner))
 
 
 def wire_model(model: type[BaseModel]) -> type[BaseModel]:
@@ -428,7 +451,9 @@ def grounded_model(model: type[BaseModel]) -> type[BaseModel]:
         ctx = _ACTIVE.get()
         if ctx is None or ctx.aligner is None or ctx.stats.attempts >= ctx.max_attempts:
             return self
-        facts = grounding.ground(self, ctx.aligner.text, ctx.aligner)
+        facts = ctx.pregrounded(self)
+        if facts is None:
+            facts = grounding.ground(self, ctx.aligner.text, ctx.aligner)
         if any(not f.grounded for f in facts):
             raise ValueError(grounding.ungrounded_message(facts))
         ctx.facts = facts
@@ -575,7 +600,11 @@ class ModelClient:
             except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
                 raise MalformedBody(str(exc)) from exc
 
-        return self._count(await self._retrying(AsyncRetrying)(once), kwargs)
+        response = self._count(await self._retrying(AsyncRetrying)(once), kwargs)
+        ctx = _ACTIVE.get()
+        if ctx is not None and ctx.aligner is not None:
+            await asyncio.to_thread(preground, ctx, response)  # CPU work off the loop
+        return response
 
     @staticmethod
     def _note_request() -> None:
@@ -585,9 +614,11 @@ class ModelClient:
 
     # -- output layer -----------------------------------------------------------
 
-    def _begin(self, source_text: str | None) -> tuple[_CallContext, Any]:
+    def _begin(
+        self, source_text: str | None, model: type[BaseModel] | None = None
+    ) -> tuple[_CallContext, Any]:
         aligner = grounding.Aligner(source_text) if source_text is not None else None
-        ctx = _CallContext(aligner, CallStats(), self.settings.reasks + 1)
+        ctx = _CallContext(aligner, CallStats(), self.settings.reasks + 1, model=model)
         return ctx, _ACTIVE.set(ctx)
 
     def _finish(
@@ -596,7 +627,7 @@ class ModelClient:
         # hand back the caller's own model, without instructor's private attributes
         value = model.model_validate(value.model_dump())
         ctx.stats.latency_s = round(time.perf_counter() - started, 4)
-        facts = ctx.facts
+        facts = ctx.facts if ctx.facts is not None else ctx.pregrounded(value)
         if facts is None:
             facts = grounding.ground(value, ctx.aligner.text, ctx.aligner) if ctx.aligner else []
         return Extraction(value, ctx.stats, facts)
@@ -640,7 +671,7 @@ class ModelClient:
         source_text: str | None = None,
     ) -> Extraction:
         started = time.perf_counter()
-        ctx, token = self._begin(source_text)
+        ctx, token = self._begin(source_text, response_model)
         try:
             value = await self._acreate(
                 response_model=grounded_model(response_model),
@@ -651,7 +682,7 @@ class ModelClient:
             raise self._fail(exc, ctx.stats, started) from None
         finally:
             _ACTIVE.reset(token)
-        return self._finish(value, response_model, ctx, started)
+        return await asyncio.to_thread(self._finish, value, response_model, ctx, started)
 
     def close(self) -> None:
         self._sync.close()
