@@ -231,6 +231,7 @@ def test_grounding_runs_off_the_event_loop(monkeypatch, seed_text):
     import threading
 
     import caseextract.grounding as grounding
+
     from helpers import CRAFTED_SEED_ANSWER
 
     threads: list[str] = []

@@ -3,7 +3,9 @@
 It speaks real HTTP to the real openai client. Each request to
 ``/v1/chat/completions`` is answered by the next scripted ``Reply`` (or by a
 function of the request). Every answer it gives is *crafted*, never a model's
-output: helpers here are named ``crafted_*`` to say so.
+output: helpers here are named ``crafted_*`` to say so. A ``Reply`` can also
+misbehave at the HTTP level: a delay, a reset mid-body, a body trickled one byte
+at a time (slow loris) or a chunked body that never ends.
 
 ``FaultSchedule`` is a responder that injects faults (rate limits, 5xx, slow
 answers, resets, malformed or invalid answers, truncation, refusals, 401) on a
