@@ -64,7 +64,12 @@ def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
     if "recordings/my-model" in command or "eval --live --record" in command:
         pytest.skip("re-recording the gold set is shown, not run (it needs your server)")
     env = dict(ENV)
-    reply = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER))
+
+    def reply(payload: dict, index: int) -> Reply:  # a call to the tool the request offered
+        tools = payload.get("tools") or [{"function": {"name": "CaseReport"}}]
+        name = tools[0]["function"]["name"]
+        return Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER, tool_name=name))
+
     port = 0
     m = re.search(r"--base-url http://127\.0\.0\.1:(\d+)/v1", command)
     if m:

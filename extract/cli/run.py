@@ -47,7 +47,7 @@ def run(
     model: Model = "gpt-4o-mini",
     base_url: BaseUrl = None,
     mode: Mode = "tools",
-    timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 120.0,
+    timeout: Annotated[float, typer.Option(help="Seconds per HTTP request, in all.")] = 120.0,
     max_tokens: Annotated[int, typer.Option(help="Answer limit; 0 = server default.")] = 8192,
     http_retries: Annotated[int, typer.Option(help="Retries of a failed HTTP request.")] = 3,
     reasks: Annotated[int, typer.Option(help="Re-asks after an invalid answer.")] = 2,
