@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
+import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,7 @@ class Document:
     text: str
     sha256: str
     encoding: str
+    decode_errors: int = 0  # invalid byte sequences replaced by U+FFFD (UTF-8 read)
 
     @property
     def for_model(self) -> str:
@@ -48,10 +52,11 @@ def safe_filename(name: str, limit: int = 120) -> str:
     return cleaned[:limit]
 
 
-def _decode(data: bytes, path: Path) -> tuple[str, str]:
+def _decode(data: bytes, path: Path) -> tuple[str, str, int]:
+    """(text, encoding, replaced sequences)."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         try:
-            return data.decode("utf-16"), "utf-16"
+            return data.decode("utf-16"), "utf-16", 0
         except UnicodeDecodeError:
             raise InputError(f"{path}: broken UTF-16 text") from None
     head = data[:8192]
@@ -59,23 +64,78 @@ def _decode(data: bytes, path: Path) -> tuple[str, str]:
     if b"\x00" in head or controls > len(head) // 100:
         raise InputError(f"{path}: binary file, not a text report")
     try:
-        return data.decode("utf-8-sig"), "utf-8"
+        return data.decode("utf-8-sig"), "utf-8", 0
     except UnicodeDecodeError:
         pass
+    # Mostly UTF-8 with a few bad bytes (a damaged copy): more valid multi-byte
+    # characters than bad sequences. Read it as UTF-8, mark what was replaced, and say
+    # so in the record, rather than turning every "β" into "Î²" as Windows-1252 would.
+    text = data.decode("utf-8-sig", errors="replace")
+    bad = text.count("\ufffd") - data.count("\ufffd".encode())
+    if len(_MULTIBYTE.findall(text)) > bad:
+        return text, "utf-8", bad
     # Not UTF-8: web pages saved by older tools are mostly Windows-1252. Take that
     # reading only if every byte is defined there, else refuse clearly.
     text = data.decode("cp1252", errors="replace")
     if "\ufffd" in text:
         raise InputError(f"{path}: not valid UTF-8 and not readable as Windows-1252")
-    return text, "cp1252"
+    return text, "cp1252", 0
 
 
-def _pdf_text(path: Path) -> str:
+_MULTIBYTE = re.compile("[^\x00-\x7f\ufffd]")
+_FILE_KINDS = {
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFIFO: "FIFO",
+    stat.S_IFSOCK: "socket",
+}
+
+
+def _too_large(path: Path, size: str) -> InputError:
+    return InputError(f"{path}: {size} bytes is larger than the {MAX_BYTES:,}-byte limit")
+
+
+def read_limited(path: Path, limit: int = MAX_BYTES) -> bytes:
+    """The bytes of a regular file, at most ``limit``: anything else fails at once.
+
+    The file is opened without blocking (a FIFO named ``x.txt`` would wait for a
+    writer forever), checked on the open descriptor (links are followed, then a
+    device, FIFO or socket is refused) and read with the limit enforced while
+    reading (a file that grows, or says its size is 0 as /proc files do)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{path}: is a folder")
+        if not stat.S_ISREG(st.st_mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(st.st_mode), "special file")
+            raise InputError(f"{path}: not a regular file ({kind}); only files are read")
+        if st.st_size > limit:
+            raise _too_large(path, f"{st.st_size:,}")
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        total = 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise _too_large(path, f"more than {limit:,}")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
+def _pdf_text(path: Path, data: bytes) -> str:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
     try:
-        reader = PdfReader(str(path))
+        reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
         raise InputError(f"{path}: unreadable PDF ({exc})") from None
@@ -87,22 +147,12 @@ def _pdf_text(path: Path) -> str:
 
 def load_document(path: Path) -> Document:
     """Read one report; raises ``InputError`` with a one-line reason when it cannot."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder")
-    if size > MAX_BYTES:
-        raise InputError(f"{path}: {size:,} bytes is larger than the {MAX_BYTES:,}-byte limit")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    data = read_limited(path)
+    errors = 0
     if path.suffix.lower() in PDF_SUFFIXES or data[:5] == b"%PDF-":
-        text, encoding = _pdf_text(path), "pdf"
+        text, encoding = _pdf_text(path, data), "pdf"
     else:
-        text, encoding = _decode(data, path)
+        text, encoding, errors = _decode(data, path)
     if not text.strip():
         raise InputError(f"{path}: empty document (no text)")
     return Document(
@@ -111,6 +161,7 @@ def load_document(path: Path) -> Document:
         text=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         encoding=encoding,
+        decode_errors=errors,
     )
 
 

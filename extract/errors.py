@@ -102,3 +102,19 @@ class ReviewError(ExtractError):
     def __init__(self, message: str, errors: list[str] | None = None) -> None:
         super().__init__(message)
         self.errors = errors or [message]
+
+
+class CorruptRecording(ReplayMiss):
+    """A recording file that cannot be read; the message names it."""
+
+    kind = "replay_corrupt"
+
+
+class OutputError(ExtractError):
+    """The results file cannot be used or written (not a regular file, disk full …)."""
+
+    kind = "output"
+
+
+class OutputBusy(OutputError):
+    """Another run holds the results file; two writers would lose records."""

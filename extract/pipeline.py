@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from . import __version__, evidence, grounding
 from .documents import Document, document_id, load_document, safe_filename
-from .errors import ConfigError, ExtractError
+from .errors import ConfigError, ExtractError, OutputError
 from .llm import Extraction, ModelClient
 from .prompts import PromptSet, load_prompt_set
 from .records import (
@@ -150,7 +150,14 @@ def failed_record(
 
 
 def _doc_info(doc: Document) -> DocumentInfo:
-    return DocumentInfo(id=doc.id, path=str(doc.path), sha256=doc.sha256, chars=len(doc.text))
+    return DocumentInfo(
+        id=doc.id,
+        path=str(doc.path),
+        sha256=doc.sha256,
+        chars=len(doc.text),
+        encoding=doc.encoding,
+        decode_errors=doc.decode_errors,  # bytes that were not valid UTF-8, replaced
+    )
 
 
 @dataclass
@@ -272,6 +279,11 @@ class Runner:
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+        except OutputError:  # the results cannot be saved (disk full): stop asking
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
         finally:
             await self.client.aclose()
         return self.summary

@@ -53,6 +53,8 @@ class DocumentInfo(_Part):
     path: str | None = None
     sha256: str | None = None
     chars: int | None = None
+    encoding: str | None = None  # how the file was decoded
+    decode_errors: int | None = None  # bytes that were not valid UTF-8, replaced
 
 
 class ErrorInfo(_Part):

@@ -1,43 +1,201 @@
 """Result files: an append-only JSONL ledger that survives kills, and CSV views of it.
 
-Each record is one line written with a single ``write`` and flushed, so a crash
-leaves at most one partial last line. Opening for resume drops that partial
-line and earlier failed records (they are retried) by rewriting the file to a
-temporary name and renaming it over the old one, so the file is never seen
-half-written. A document is "done" when an ``ok`` record exists for its id and
-content hash; ``failed`` and ``empty`` records (a valid answer with too few
-facts) are dropped on resume and their documents asked again.
+Contracts:
+
+- **One writer.** ``ResultWriter`` takes an exclusive ``flock`` on a sidecar
+  ``<output>.lock`` before it reads or changes anything; a second run on the
+  same output is refused with ``OutputBusy`` (the first run's records are never
+  touched). Compaction on resume happens only under that lock.
+- **Whole lines.** Each record is one line appended with ``os.write`` to a file
+  opened ``O_APPEND``; a failed write (full disk) is cut back to the last whole
+  line and raises ``OutputError``. A kill leaves at most one partial last line.
+- **Resume never crashes on damage.** Opening for resume streams the file line
+  by line (never all of it in memory): an incomplete last line is dropped, a
+  damaged line (bad UTF-8, not JSON, no document) is moved to
+  ``<output>.damaged`` and reported in ``notes`` with its file and line number;
+  earlier failed records are dropped (they are retried). The rewritten file
+  replaces the old one atomically and keeps its mode and owner.
+- **Every record is writable.** Lone surrogates are escaped, known secrets
+  redacted; a record that still cannot be serialised is replaced by a failed
+  record for that document only.
+- **The path.** A symlinked output is followed (the link stays, its target is
+  written); an output that is not a regular file (device, FIFO, socket) is refused.
+
+A document is "done" when an ``ok`` record exists for its id and content hash;
+``failed`` and ``empty`` records (a valid answer with too few facts) are dropped
+on resume and their documents asked again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
+import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
-from .errors import ConfigError
+from .errors import OutputBusy, OutputError
 from .records import ResultRecord, fact_label
+from .redaction import redact
+from .safetext import encodable
+
+MAX_NOTES = 20  # damaged lines named one by one; beyond that, counted
+
+
+def record_key(record: dict[str, Any]) -> tuple[str, str]:
+    doc = record.get("document") or {}
+    return str(doc.get("id")), str(doc.get("sha256"))
+
+
+def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """A complete JSONL line → (record, "") or (None, what is wrong with it)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not valid UTF-8 (byte {exc.start + 1})"
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg}, column {exc.colno})"
+    if not isinstance(record, dict):
+        return None, "not a record (a JSON object was expected)"
+    doc = record.get("document")
+    if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
+        return None, "no document (no id to resume by)"
+    return record, ""
+
+
+def scan(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any] | None, str]]:
+    """(line number, raw bytes, record or None, problem) for each line, streamed.
+
+    An incomplete last line (no newline) is reported as ``"incomplete"``.
+    """
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if not raw.endswith(b"\n"):
+                yield number, raw, None, "incomplete"
+                return
+            record, problem = parse_line(raw)
+            yield number, raw, record, problem
 
 
 def read_records(path: Path) -> Iterator[ResultRecord]:
-    """Valid records of a JSONL file; a partial or corrupt line is skipped."""
+    """The records of a JSONL file, typed and streamed; partial or damaged lines are skipped."""
     if not path.exists():
         return
-    with path.open("r", encoding="utf-8") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
-                break
+    with path.open("rb") as fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                return
             try:
-                data = json.loads(line)
+                data = json.loads(raw.decode("utf-8"))
                 if isinstance(data, dict):
                     yield ResultRecord.from_json(data)
-            except (json.JSONDecodeError, ValidationError):
+            except (UnicodeDecodeError, json.JSONDecodeError, ValidationError):
                 continue
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """One JSONL line, UTF-8, secrets redacted; lone surrogates escaped."""
+    text = json.dumps(record, ensure_ascii=False)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = json.dumps(encodable(record), ensure_ascii=False).encode("utf-8")
+    if b"\n" in data[:-1]:  # never: json.dumps escapes new lines; kept as a guard
+        raise ValueError("record spans lines")
+    return redact(data.decode("utf-8")).encode("utf-8") + b"\n"
+
+
+def _unwritable(record: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    doc = record.get("document") if isinstance(record.get("document"), dict) else {}
+    return {
+        "document": encodable({k: v for k, v in doc.items() if isinstance(v, str | int)}),
+        "status": "failed",
+        "error": {"kind": "output", "message": f"record could not be written: {exc}"},
+        "extraction": None,
+    }
+
+
+def resolve_output(path: Path) -> Path:
+    """The file to write for ``path``: links followed; a non-regular file refused."""
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise OutputError(f"cannot use {path} for results: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise OutputError(
+            f"{path} is a folder; give a file for the results, e.g. {path / 'results.jsonl'}"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "special file")
+        raise OutputError(f"{path} is not a regular file ({kind}); give a file path for -o")
+    return target
+
+
+_KINDS = {
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFIFO: "FIFO",
+    stat.S_IFSOCK: "socket",
+}
+
+
+def replace_keeping_owner(tmp: Path, dest: Path) -> None:
+    """Rename ``tmp`` over ``dest``, giving it ``dest``'s mode and owner first."""
+    try:
+        st = dest.stat()
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        with contextlib.suppress(PermissionError):  # another user's file: mode kept
+            os.chown(tmp, st.st_uid, st.st_gid)
+    os.replace(tmp, dest)
+
+
+class _Lock:
+    """An exclusive ``flock`` on a sidecar file, removed when released."""
+
+    def __init__(self, path: Path, shown: Path) -> None:
+        self.path = path
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+                os.close(fd)
+                raise OutputBusy(
+                    f"{shown} is in use by another caseextract run (pid {holder}); wait for "
+                    f"it to finish, or write to another file with -o"
+                ) from None
+            try:  # the holder before us may have removed the file we opened
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        os.close(self.fd)
 
 
 class ResultWriter:
@@ -46,46 +204,97 @@ class ResultWriter:
     def __init__(self, path: Path, resume: bool = True) -> None:
         self.path = path
         self.done: set[tuple[str, str]] = set()
-        if path.is_dir():
-            raise ConfigError(f"{path} is a folder; give a file for the results, e.g. "
-                              f"{path / 'results.jsonl'}")  # fmt: skip
+        self.notes: list[str] = []  # what resume found and did, for the user
+        target = resolve_output(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if resume and path.exists():
-                self._compact()
-            elif path.exists():
-                path.unlink()
-            self._fh: IO[str] = path.open("a", encoding="utf-8")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = _Lock(target.with_name(target.name + ".lock"), path)
         except OSError as exc:
-            raise ConfigError(f"cannot write results to {path}: {exc.strerror or exc}") from None
+            raise OutputError(f"cannot write results to {path}: {exc.strerror or exc}") from None
+        try:
+            target = resolve_output(path)  # again, under the lock
+            if resume and target.exists():
+                self._compact(target)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (0 if resume else os.O_TRUNC)
+            self._fd = os.open(target, flags, 0o666)
+        except OSError as exc:
+            self._lock.release()
+            raise OutputError(f"cannot write results to {path}: {exc.strerror or exc}") from None
+        except BaseException:
+            self._lock.release()
+            raise
+        self.written = 0
 
-    def _compact(self) -> None:
-        kept: list[ResultRecord] = []
-        for record in read_records(self.path):
-            if record.ok and record.key not in self.done:
-                self.done.add(record.key)
-                kept.append(record)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for record in kept:
-                fh.write(record.to_line())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+    def _compact(self, target: Path) -> None:
+        tmp = target.with_name(target.name + ".tmp")
+        damaged_path = target.with_name(target.name + ".damaged")
+        damaged: list[tuple[int, bytes, str]] = []
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            for number, raw, record, problem in scan(target):
+                if record is None:
+                    damaged.append((number, raw, problem))
+                    continue
+                key = record_key(record)
+                if record.get("status") == "ok" and key not in self.done:
+                    self.done.add(key)
+                    out.write(raw)
+            out.flush()
+            os.fsync(out.fileno())
+        if damaged:
+            with damaged_path.open("ab") as fh:
+                os.chmod(damaged_path, stat.S_IMODE(target.stat().st_mode))
+                for _, raw, _ in damaged:
+                    fh.write(raw)
+        replace_keeping_owner(tmp, target)
+        for number, raw, problem in damaged[:MAX_NOTES]:
+            if problem == "incomplete":
+                self.notes.append(
+                    f"{self.path} line {number}: dropped an incomplete last line ({len(raw)} "
+                    f"bytes; a run stopped while writing it); kept in {damaged_path}"
+                )
+            else:
+                self.notes.append(
+                    f"{self.path} line {number}: damaged, {problem}; moved to {damaged_path}"
+                )
+        if len(damaged) > MAX_NOTES:
+            self.notes.append(f"… and {len(damaged) - MAX_NOTES} more damaged lines")
 
     def is_done(self, doc_id: str, sha256: str) -> bool:
         return (doc_id, sha256) in self.done
 
     def write(self, record: ResultRecord) -> None:
-        self._fh.write(record.to_line())
-        self._fh.flush()
+        try:
+            data = encode_record(record.to_json())
+        except (TypeError, ValueError, RecursionError, PydanticSerializationError) as exc:
+            document = {"document": record.document.model_dump()}
+            record = ResultRecord.from_json(_unwritable(document, exc))
+            data = encode_record(record.to_json())
+        start = os.fstat(self._fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)  # no partial line stays behind
+            reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+            raise OutputError(
+                f"cannot write results to {self.path}: {reason}; {self.written} record(s) "
+                f"were saved; make room and rerun the same command to resume"
+            ) from None
+        self.written += 1
         if record.ok:
             self.done.add(record.key)
 
     def close(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        try:
+            os.fsync(self._fd)
+        except OSError:
+            pass
+        finally:
+            os.close(self._fd)
+            self._lock.release()
 
     def __enter__(self) -> ResultWriter:
         return self
@@ -142,5 +351,5 @@ def write_csv(jsonl: Path, out: Path) -> int:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, out)
+    replace_keeping_owner(tmp, resolve_output(out))
     return len(rows)

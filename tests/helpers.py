@@ -120,3 +120,10 @@ def crafted_record(answer: dict[str, Any], source: Any, model: str = "crafted-mo
         schema_name="CaseReport",
         schema_version=SCHEMA_VERSION,
     )
+
+
+def records_json(path):
+    """The records of a results file as plain JSON objects (as written on disk)."""
+    from caseextract.store import read_records
+
+    return [r.to_json() for r in read_records(path)]

@@ -31,7 +31,11 @@ def invoke(*args):
 
 
 def run_crafted(answer, out, *extra, reasks=0):
-    with FakeOpenAIServer(default=Reply(body=crafted_tool_completion(answer))) as server:
+    def reply(payload, _index):  # crafted: a call to the tool the request offers
+        name = (payload.get("tools") or [{}])[0].get("function", {}).get("name", "CaseReport")
+        return Reply(body=crafted_tool_completion(answer, tool_name=name))
+
+    with FakeOpenAIServer(default=reply) as server:
         result = invoke(
             "run", SEED, "--base-url", server.base_url, "-o", out, "--no-progress",
             "--reasks", reasks, *extra,

@@ -91,13 +91,15 @@ def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
         _serve_and_stop(command)
         return
     env = dict(ENV)
-    reply = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER))
     cement = Reply(body=crafted_tool_completion(CRAFTED_CEMENT_ANSWER, tool_name="CementLeakage"))
 
     def answer(payload: dict, _index: int) -> Reply:
-        """The crafted answer of the task asked (by the tool's name)."""
-        tools = payload.get("tools") or [{}]
-        return cement if tools[0].get("function", {}).get("name") == "CementLeakage" else reply
+        """The crafted answer of the task asked, as a call to the tool the request offers."""
+        tools = payload.get("tools") or [{"function": {"name": "CaseReport"}}]
+        name = tools[0].get("function", {}).get("name")
+        if name == "CementLeakage":
+            return cement
+        return Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER, tool_name=name))
 
     port = 0
     m = re.search(r"--base-url http://127\.0\.0\.1:(\d+)/v1", command)

@@ -13,15 +13,18 @@ import signal
 import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from .. import redaction as secrets
+from ..errors import ConfigError
 from ..llm import MODES, ModelSettings
 from ..llm.local import LocalServer
 from ..llm.recording import RecordingStore
+from ..safetext import printable
 
 app = typer.Typer(
     add_completion=False,
@@ -49,7 +52,8 @@ def _setup_logging(verbose: int) -> None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {escape(secrets.redact(message))}")
+    # one line, however long: scripts and people grep for it
+    err.print(f"[red]error:[/red] {escape(printable(secrets.redact(message)))}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -129,6 +133,9 @@ def build_settings(
 ) -> ModelSettings:
     """Settings from the options; ``max_tokens`` None = by model family, 0 = server default."""
     secrets.register_from_env()
+    if base_url is not None:
+        secrets.register_url(base_url)
+        check_base_url(base_url)
     key_var = "AZURE_OPENAI_API_KEY" if azure_endpoint else "OPENAI_API_KEY"
     return ModelSettings(
         model=model,
@@ -145,6 +152,18 @@ def build_settings(
         azure_endpoint=azure_endpoint,
         api_version=api_version,
     )
+
+
+def check_base_url(url: str) -> None:
+    """A usable server address, or ``ConfigError`` saying why (credentials hidden)."""
+    shown = secrets.public_url(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError as exc:
+        raise ConfigError(f"--base-url {shown!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--base-url {shown!r}: expected http(s)://host[:port]/v1")
 
 
 def start_local(model_path: Path | None, n_ctx: int) -> LocalServer:

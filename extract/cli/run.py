@@ -19,6 +19,7 @@ from ..errors import ExtractError
 from ..llm import ModelClient
 from ..pipeline import Runner, RunSummary, Task, default_task
 from ..records import ResultRecord
+from ..safetext import printable
 from ..store import ResultWriter, write_csv
 from .app import (
     DEFAULT_RECORDINGS,
@@ -53,7 +54,7 @@ def run(
     model: Model = "gpt-4o-mini",
     base_url: BaseUrl = None,
     mode: Mode = "tools",
-    timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 120.0,
+    timeout: Annotated[float, typer.Option(help="Seconds per HTTP request, in all.")] = 120.0,
     max_tokens: MaxTokens = None,
     token_param: TokenParam = "auto",
     model_family: ModelFamily = "auto",
@@ -140,6 +141,8 @@ def execute(
     preflight: Callable[[list[dict[str, str]]], None] | None = None,
 ) -> RunSummary:
     with ResultWriter(output, resume=resume) as writer:
+        for note in writer.notes:
+            err.print(f"[yellow]warning:[/yellow] {escape(printable(note))}", soft_wrap=True)
         bar = Progress(
             TextColumn("[bold]extracting"),
             BarColumn(),
@@ -155,6 +158,7 @@ def execute(
 
             def advance(record: ResultRecord | None) -> None:
                 last = "skipped" if record is None else f"{record.document.id} {record.status}"
+                last = escape(printable(last))
                 bar.update(tid, advance=1, last=last)
 
             runner = Runner(
@@ -201,8 +205,8 @@ def print_summary(s: RunSummary, output: Path) -> None:
     for doc_id, reason in s.empty_docs[:20]:
         err.print(f"[yellow]∅[/yellow] {escape(f'{doc_id}: [empty] {reason}')}")
     for doc_id, kind, message in s.failed_docs[:20]:
-        line = escape(f"{doc_id}: [{kind}] " + secrets.redact(message or ""))
-        err.print(f"[red]✗[/red] {line}", soft_wrap=True)  # one line each, to grep
+        line = printable(f"{doc_id}: [{kind}] " + secrets.redact(message or ""))
+        err.print(f"[red]✗[/red] {escape(line)}", soft_wrap=True)
     if len(s.failed_docs) > 20:
         err.print(f"… and {len(s.failed_docs) - 20} more failures in {output}")
 

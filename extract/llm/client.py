@@ -23,9 +23,11 @@ running total is not used), with cached prompt tokens and reasoning tokens.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -60,9 +62,10 @@ from ..errors import (
     TransientError,
     ValidationFailed,
 )
-from ..redaction import redact
+from ..redaction import public_url, redact, register_url
 from ..redaction import register as register_secret
 from . import params as request_params
+from .guard import MAX_RESPONSE_BYTES, guarded_clients
 from .recording import MISS_CODE, RecordingStore, http_clients
 from .strict import apply_strict
 
@@ -101,6 +104,7 @@ class ModelSettings:
     reasoning_effort: str | None = None
     azure_endpoint: str | None = None  # Azure OpenAI: the model is the deployment name
     api_version: str | None = None
+    max_response_bytes: int = MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -127,7 +131,9 @@ class ModelSettings:
 
     @property
     def where(self) -> str:
-        return self.azure_endpoint or self.base_url or "the OpenAI API"
+        """The server, as it may be printed (credentials in the URL hidden)."""
+        url = self.azure_endpoint or self.base_url
+        return public_url(url) if url else "the OpenAI API"
 
     @property
     def key(self) -> str:
@@ -197,8 +203,28 @@ class MalformedBody(Exception):
     """An HTTP 200 whose body is not a chat completion (cut off, or not JSON)."""
 
 
+class RequestDeadline(Exception):
+    """The whole request outlasted ``--timeout`` (however the server trickled it)."""
+
+
+def _refusal_inside(exc: BaseException) -> ExtractError | None:
+    """Our own error raised inside the HTTP stack (too large, corrupt recording),
+    which the openai client wraps in ``APIConnectionError``."""
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 10:
+        if isinstance(cause, ExtractError):
+            return cause
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError | MalformedBody):
+    if isinstance(exc, openai.APIConnectionError) and _refusal_inside(exc) is not None:
+        return False
+    if isinstance(
+        exc, openai.APITimeoutError | openai.APIConnectionError | MalformedBody | RequestDeadline
+    ):
         return True
     status = _status(exc)
     if status is None:
@@ -215,21 +241,36 @@ def retry_after(exc: BaseException) -> float | None:
         return None
     if ms := headers.get("retry-after-ms"):
         try:
-            return float(ms) / 1000
+            seconds = float(ms) / 1000
         except ValueError:
             pass
+        else:
+            if not math.isnan(seconds):
+                return seconds
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return None if math.isnan(seconds) else seconds
     try:  # an HTTP date
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None  # unreadable: fall back to our own backoff
     return max(0.0, parsed.timestamp() - time.time())
+
+
+def retry_after_wait(after: float) -> float:
+    """Seconds to wait when told ``Retry-After: after``: capped at ``MAX_RETRY_AFTER``,
+    with a little jitter on the capped value (so documents told alike do not retry in
+    lockstep) that never lifts the wait above the cap."""
+    capped = min(max(after, 0.0), MAX_RETRY_AFTER)
+    jitter = random.uniform(0, 0.1 * capped + 0.05)
+    wait = capped + jitter
+    return wait if wait <= MAX_RETRY_AFTER else MAX_RETRY_AFTER - jitter
 
 
 def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> ExtractError:
@@ -239,9 +280,12 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
         "http_requests": stats.http_requests,
         "stats": stats.to_dict(),
     }
-    if isinstance(exc, ExtractError):
-        exc.context.update(ctx)
-        return exc
+    inner = _refusal_inside(exc) if isinstance(exc, openai.APIConnectionError) else None
+    if isinstance(exc, ExtractError) or inner is not None:
+        error = exc if isinstance(exc, ExtractError) else inner
+        assert error is not None
+        error.context.update(ctx)
+        return error
     status = _status(exc)
     detail = redact(str(exc), settings.api_key)
     where = settings.where
@@ -249,7 +293,7 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
         body = getattr(exc, "body", None) or {}
         err = body.get("error", body) if isinstance(body, dict) else {}
         return ReplayMiss(str(err.get("message") or detail), **ctx)
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError | RequestDeadline):
         return TransientError(f"timed out after {settings.timeout:g}s ({where})", **ctx)
     if isinstance(exc, openai.APIConnectionError):
         return TransientError(f"cannot connect to {where}", **ctx)
@@ -257,6 +301,14 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
         return TransientError(
             f"{where} answered with a body that is not a chat completion, "
             f"{stats.http_requests} time(s): {_short(detail, 200)}",
+            **ctx,
+        )
+    if status is not None and 300 <= status < 400:
+        response = getattr(exc, "response", None)
+        location = response.headers.get("location", "?") if response is not None else "?"
+        return NonRetryableError(
+            f"HTTP {status}: {where} redirects to {public_url(location)}; not followed (documents "
+            "go only to the server you named); give that address as --base-url if you trust it",
             **ctx,
         )
     if status in (401, 403):
@@ -353,6 +405,29 @@ def repair_control_characters(message: Any) -> bool:
     return changed
 
 
+def check_tool_calls(message: Any, request: dict[str, Any], completion: Any) -> None:
+    """One call, to a tool the request offered: anything else is not an answer."""
+    offered = [
+        (tool.get("function") or {}).get("name")
+        for tool in request.get("tools") or []
+        if isinstance(tool, dict)
+    ]
+    calls = getattr(message, "tool_calls", None) or []
+    if not offered or not calls:
+        return
+    names = [str(getattr(getattr(c, "function", None), "name", "?")) for c in calls]
+    if len(calls) > 1:
+        raise ValidationFailed(
+            f"the model made {len(calls)} tool calls ({_short(', '.join(names), 200)}); "
+            f"one call to {offered[0]!r} is expected",
+            completion=completion,
+        )
+    if names[0] not in offered:
+        raise ValidationFailed(
+            f"the model called {_short(names[0], 100)!r}, not {offered[0]!r}", completion=completion
+        )
+
+
 def _truncated_message(settings: ModelSettings, reasoning_tokens: int = 0) -> str:
     budget = f"{settings.token_param}={settings.max_tokens}"
     if reasoning_tokens:
@@ -389,6 +464,29 @@ class _CallContext:
     stats: CallStats
     max_attempts: int
     facts: list[grounding.GroundedFact] | None = None  # from the validator, when it ran
+    model: type[BaseModel] | None = None  # the caller's response model
+    # (answer as dumped, its facts): grounded in a worker thread before instructor
+    # validates the same answer on the event loop (async calls only)
+    pre: tuple[dict[str, Any], list[grounding.GroundedFact]] | None = None
+
+    def pregrounded(self, value: BaseModel) -> list[grounding.GroundedFact] | None:
+        if self.pre is not None and self.pre[0] == value.model_dump():
+            return self.pre[1]
+        return None
+
+
+def preground(ctx: _CallContext, response: Any) -> None:
+    """Parse and ground a tool-call answer (run in a worker thread, off the event loop).
+
+    Anything that does not parse is left for instructor to judge and re-ask."""
+    if ctx.aligner is None or ctx.model is None:
+        return
+    try:
+        (call,) = response.choices[0].message.tool_calls or []
+        value = ctx.model.model_validate_json(call.function.arguments)
+    except (ValueError, TypeError, AttributeError, IndexError):
+        return
+    ctx.pre = (value.model_dump(), grounding.ground(value, ctx.aligner.text, ctx.aligner))
 
 
 def wire_model(model: type[BaseModel]) -> type[BaseModel]:
@@ -421,7 +519,9 @@ def grounded_model(model: type[BaseModel]) -> type[BaseModel]:
         ctx = _ACTIVE.get()
         if ctx is None or ctx.aligner is None or ctx.stats.attempts >= ctx.max_attempts:
             return self
-        facts = grounding.ground(self, ctx.aligner.text, ctx.aligner)
+        facts = ctx.pregrounded(self)
+        if facts is None:
+            facts = grounding.ground(self, ctx.aligner.text, ctx.aligner)
         if any(f.needs_reask for f in facts):
             raise ValueError(grounding.ungrounded_message(facts))
         ctx.facts = facts
@@ -448,10 +548,16 @@ class ModelClient:
     def __init__(self, settings: ModelSettings, store: RecordingStore | None = None) -> None:
         self.settings = settings
         register_secret(settings.api_key)  # redacted from logs, errors and recordings
+        register_url(settings.base_url)  # user:password@ and ?api-key= in the URL
         self.store = store
-        http_client = async_http_client = None
         if store is not None and store.mode != "off":
-            http_client, async_http_client = http_clients(store, settings.timeout)
+            http_client, async_http_client = http_clients(
+                store, settings.timeout, settings.max_response_bytes
+            )
+        else:
+            http_client, async_http_client = guarded_clients(
+                settings.timeout, settings.max_response_bytes
+            )
         replaying = store is not None and store.mode == "replay"
         common: dict[str, Any] = dict(
             api_key=(settings.api_key or PLACEHOLDER_KEY) if replaying else settings.key,
@@ -484,10 +590,7 @@ class ModelClient:
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             after = retry_after(exc) if exc else None
-            if after is None:
-                return backoff(state)
-            # a little jitter, so that documents told to wait alike do not retry in lockstep
-            return min(after, MAX_RETRY_AFTER) + random.uniform(0, 0.1 * after + 0.05)
+            return backoff(state) if after is None else retry_after_wait(after)
 
         def before_sleep(state: RetryCallState) -> None:
             ctx = _ACTIVE.get()
@@ -512,7 +615,7 @@ class ModelClient:
             return apply_strict(kwargs)
         return kwargs, None
 
-    def _count(self, response: Any, restore: Restore | None = None) -> Any:
+    def _count(self, response: Any, request: dict[str, Any], restore: Restore | None = None) -> Any:
         ctx = _ACTIVE.get()
         choice = response.choices[0] if getattr(response, "choices", None) else None
         usage = getattr(response, "usage", None)
@@ -545,6 +648,7 @@ class ModelClient:
             raise ModelRefused(
                 f"the model refused: {_short(str(reason), 200)}", completion=response
             )
+        check_tool_calls(choice.message, request, response)
         return response
 
     def _raw_create(self, *args: Any, **kwargs: Any) -> Any:
@@ -557,7 +661,7 @@ class ModelClient:
             except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
                 raise MalformedBody(str(exc)) from exc
 
-        return self._count(self._retrying(Retrying)(once), restore)
+        return self._count(self._retrying(Retrying)(once), kwargs, restore)
 
     async def _raw_acreate(self, *args: Any, **kwargs: Any) -> Any:
         kwargs, restore = self._request_kwargs(kwargs)
@@ -565,11 +669,21 @@ class ModelClient:
         async def once() -> Any:
             self._note_request()
             try:
-                return await self._async.chat.completions.create(*args, **kwargs)
+                # the whole request, headers included, within --timeout (not per read)
+                async with asyncio.timeout(self.settings.timeout):
+                    return await self._async.chat.completions.create(*args, **kwargs)
+            except TimeoutError as exc:
+                raise RequestDeadline(
+                    f"no complete answer within {self.settings.timeout:g}s"
+                ) from exc
             except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
                 raise MalformedBody(str(exc)) from exc
 
-        return self._count(await self._retrying(AsyncRetrying)(once), restore)
+        response = self._count(await self._retrying(AsyncRetrying)(once), kwargs, restore)
+        ctx = _ACTIVE.get()
+        if ctx is not None and ctx.aligner is not None:
+            await asyncio.to_thread(preground, ctx, response)  # CPU work off the loop
+        return response
 
     @staticmethod
     def _note_request() -> None:
@@ -580,13 +694,16 @@ class ModelClient:
     # -- output layer -----------------------------------------------------------
 
     def _begin(
-        self, source_text: str | None, messages: list[dict[str, str]]
+        self,
+        source_text: str | None,
+        messages: list[dict[str, str]],
+        model: type[BaseModel] | None = None,
     ) -> tuple[_CallContext, Any]:
         aligner = None
         if source_text is not None:
             prompt = "\n".join(str(m.get("content") or "") for m in messages)
             aligner = grounding.Aligner(source_text, prompt=prompt)
-        ctx = _CallContext(aligner, CallStats(), self.settings.reasks + 1)
+        ctx = _CallContext(aligner, CallStats(), self.settings.reasks + 1, model=model)
         return ctx, _ACTIVE.set(ctx)
 
     def _finish(
@@ -595,7 +712,7 @@ class ModelClient:
         # hand back the caller's own model, without instructor's private attributes
         value = model.model_validate(value.model_dump())
         ctx.stats.latency_s = round(time.perf_counter() - started, 4)
-        facts = ctx.facts
+        facts = ctx.facts if ctx.facts is not None else ctx.pregrounded(value)
         if facts is None:
             facts = grounding.ground(value, ctx.aligner.text, ctx.aligner) if ctx.aligner else []
         return Extraction(value, ctx.stats, facts)
@@ -639,7 +756,7 @@ class ModelClient:
         source_text: str | None = None,
     ) -> Extraction:
         started = time.perf_counter()
-        ctx, token = self._begin(source_text, messages)
+        ctx, token = self._begin(source_text, messages, response_model)
         try:
             value = await self._acreate(
                 response_model=grounded_model(response_model),
@@ -650,7 +767,7 @@ class ModelClient:
             raise self._fail(exc, ctx.stats, started) from None
         finally:
             _ACTIVE.reset(token)
-        return self._finish(value, response_model, ctx, started)
+        return await asyncio.to_thread(self._finish, value, response_model, ctx, started)
 
     def close(self) -> None:
         self._sync.close()

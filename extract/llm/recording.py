@@ -26,7 +26,14 @@ from typing import Any
 import httpx2
 
 from .. import __version__
+from ..errors import CorruptRecording
 from ..redaction import redact
+from .guard import (
+    MAX_RESPONSE_BYTES,
+    AsyncGuardedTransport,
+    GuardedTransport,
+    guarded_clients,
+)
 
 MODES = ("off", "replay", "record", "cache")
 RESPONSE_HEADERS = {
@@ -115,15 +122,37 @@ class RecordingStore:
     def _path_for(self, key: str) -> Path:
         return self.folder / f"{key[:24]}.json"
 
+    @staticmethod
+    def read(path: Path) -> dict[str, Any]:
+        """One recording; ``CorruptRecording`` naming the file when it cannot be read."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise CorruptRecording(
+                f"recording {path} is corrupt ({reason}); restore it, or delete it and "
+                "re-record with --record-mode record"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("response"), dict):
+            raise CorruptRecording(f"recording {path} is corrupt (not a recorded exchange)")
+        return data
+
     def get(self, key: str) -> dict[str, Any] | None:
         path = self._load_index().get(key[:24])
         if path is None:
             return None
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = self.read(path)
         return data if data.get("key") == key else None
 
     def exchanges(self) -> list[dict[str, Any]]:
-        return [json.loads(p.read_text(encoding="utf-8")) for p in self._load_index().values()]
+        """Every readable recording (a corrupt one is skipped here; ``get`` names it)."""
+        found = []
+        for path in self._load_index().values():
+            try:
+                found.append(self.read(path))
+            except CorruptRecording:
+                continue
+        return found
 
     def put(
         self,
@@ -289,9 +318,16 @@ class AsyncRecordingTransport(httpx2.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-def http_clients(store: RecordingStore, timeout: float) -> tuple[httpx2.Client, httpx2.AsyncClient]:
-    """A sync and an async client for the openai SDK, both going through ``store``."""
-    return (
-        httpx2.Client(transport=RecordingTransport(store), timeout=timeout),
-        httpx2.AsyncClient(transport=AsyncRecordingTransport(store), timeout=timeout),
+def http_clients(
+    store: RecordingStore, timeout: float, max_bytes: int = MAX_RESPONSE_BYTES
+) -> tuple[httpx2.Client, httpx2.AsyncClient]:
+    """A sync and an async client for the openai SDK, both going through ``store``.
+
+    Forwarded requests go through the guarded transports (total deadline, size
+    cap, no redirects), as without a store."""
+    return guarded_clients(
+        timeout,
+        max_bytes,
+        RecordingTransport(store, GuardedTransport(timeout, max_bytes)),
+        AsyncRecordingTransport(store, AsyncGuardedTransport(timeout, max_bytes)),
     )

@@ -3,7 +3,9 @@
 It speaks real HTTP to the real openai client. Each request to
 ``/v1/chat/completions`` is answered by the next scripted ``Reply`` (or by a
 function of the request). Every answer it gives is *crafted*, never a model's
-output: helpers here are named ``crafted_*`` to say so.
+output: helpers here are named ``crafted_*`` to say so. A ``Reply`` can also
+misbehave at the HTTP level: a delay, a reset mid-body, a body trickled one byte
+at a time (slow loris) or a chunked body that never ends.
 
 ``FaultSchedule`` is a responder that injects faults (rate limits, 5xx, slow
 answers, resets, malformed or invalid answers, truncation, refusals, 401) on a
@@ -33,6 +35,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering
     reset: bool = False  # close the connection mid-body
+    trickle: float = 0.0  # seconds between single bytes of the body (a slow-loris answer)
+    endless: bool = False  # a chunked 200 that never ends (the body repeated forever)
 
 
 Responder = Callable[[dict[str, Any], int], Reply]
@@ -328,6 +332,9 @@ class FakeOpenAIServer:
                     time.sleep(reply.delay)
                 body = reply.body
                 data = body if isinstance(body, bytes) else json.dumps(body or {}).encode()
+                if reply.endless:
+                    self._send_endless(reply, data)
+                    return
                 try:
                     self.send_response(reply.status)
                     if not any(k.lower() == "content-type" for k in reply.headers):
@@ -342,8 +349,26 @@ class FakeOpenAIServer:
                         self.connection.shutdown(socket.SHUT_RDWR)
                         self.close_connection = True
                         return
+                    if reply.trickle:
+                        for i in range(len(data)):
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(reply.trickle)
+                        return
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
+            def _send_endless(self, reply: Reply, data: bytes) -> None:
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("transfer-encoding", "chunked")
+                    self.end_headers()
+                    chunk = b"%x\r\n%s\r\n" % (len(data), data)
+                    while True:  # until the client hangs up
+                        self.wfile.write(chunk)
+                except (BrokenPipeError, ConnectionResetError, OSError):
                     self.close_connection = True
 
         self._server = _LoopbackServer(("127.0.0.1", port), Handler)
