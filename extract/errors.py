@@ -92,3 +92,9 @@ class StaleAnswers(ExchangeError):
     def __init__(self, message: str, stale: list[str] | None = None, **context: Any) -> None:
         super().__init__(message, **context)
         self.stale = list(stale or [])
+
+
+class BatchError(ExtractError):
+    """A Batch API step that failed, or a batch state file that cannot be used as it is."""
+
+    kind = "batch"

@@ -6,6 +6,7 @@ from . import run  # noqa: F401  (registers run, schema)
 from . import evaluate  # noqa: F401  (registers eval)
 from . import review  # noqa: F401  (registers diff, show, cost)
 from . import exchange  # noqa: F401  (registers export, import)
+from . import batch  # noqa: F401  (registers batch submit|status|collect|cancel)
 from .app import app
 
 
