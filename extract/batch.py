@@ -265,7 +265,7 @@ def submit(
     prompt_set: str,
     schema: str | None,
     api: BatchAPI,
-    limits: Limits = Limits(),
+    limits: Limits | None = None,
 ) -> SubmitResult:
     """Submit what is missing: documents without a result or a live request."""
     job = BatchJob.load(results, must_exist=False)
@@ -308,7 +308,7 @@ def submit(
     for doc, req in zip(todo, capture_requests(task, settings, todo), strict=True):
         job.add_request(doc_key(doc.id, doc.sha256), req.body, req.path)
         out.submitted.append(doc.id)
-    job.prepare_files(limits)  # saves the state once the input files are written
+    job.prepare_files(limits or Limits())  # saves the state once the input files are written
     out.batches = job.send_files(api)
     return out
 

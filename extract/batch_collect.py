@@ -300,7 +300,7 @@ def collect(
     api_key: str | None,
     base_url: str | None,
     direct: bool = False,
-    limits: Limits = Limits(),
+    limits: Limits | None = None,
 ) -> CollectResult:
     """Download what finished, write result lines, send re-asks and lost lines on."""
     job = BatchJob.load(results)
@@ -313,6 +313,6 @@ def collect(
         asyncio.run(_resolve(job, task, settings, store, writer, direct, out))
     finally:
         writer.close()
-        job.prepare_files(limits)  # re-asks and lost lines into input files; state saved
+        job.prepare_files(limits or Limits())  # re-asks, lost lines: into files; state saved
     out.followups = job.send_files(api)
     return out

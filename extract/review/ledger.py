@@ -1,4 +1,10 @@
-"""Token ledger: what runs and recordings spent, per model; prices only from the user."""
+"""Token ledger: what runs and recordings spent, per model; prices only from the user.
+
+Tokens answered through the Batch API (``record["batch"]["usage"]``) are priced
+with the table's batch prices: ``batch_input_per_million`` and
+``batch_output_per_million``, or ``batch_factor`` (e.g. 0.5) times the synchronous
+prices. A table that says neither gives no cost for them (never a guess).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ class Spend:
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    batch_prompt_tokens: int = 0  # of the above, answered through the Batch API
+    batch_completion_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -24,11 +32,30 @@ class Price:
     input_per_million: float
     output_per_million: float
     currency: str = "USD"
+    batch_input_per_million: float | None = None
+    batch_output_per_million: float | None = None
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (
-            prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million
+    def cost(
+        self, prompt_tokens: int, completion_tokens: int, batch_prompt: int = 0,
+        batch_completion: int = 0,
+    ) -> float | None:  # fmt: skip
+        """Cost of the tokens; ``None`` when batch tokens have no batch price."""
+        direct = (
+            (prompt_tokens - batch_prompt) * self.input_per_million
+            + (completion_tokens - batch_completion) * self.output_per_million
         ) / 1e6
+        if not (batch_prompt or batch_completion):
+            return direct
+        if self.batch_input_per_million is None or self.batch_output_per_million is None:
+            return None
+        return (
+            direct
+            + (
+                batch_prompt * self.batch_input_per_million
+                + batch_completion * self.batch_output_per_million
+            )
+            / 1e6
+        )
 
 
 def load_prices(path: Path) -> dict[str, Price]:
@@ -40,10 +67,23 @@ def load_prices(path: Path) -> dict[str, Price]:
     out = {}
     for name, entry in models.items():
         try:
-            out[name] = Price(
+            price_in, price_out = (
                 float(entry["input_per_million"]),
                 float(entry["output_per_million"]),
+            )
+            batch_in, batch_out = (
+                entry.get("batch_input_per_million"),
+                entry.get("batch_output_per_million"),
+            )
+            if "batch_factor" in entry and batch_in is None and batch_out is None:
+                factor = float(entry["batch_factor"])
+                batch_in, batch_out = price_in * factor, price_out * factor
+            out[name] = Price(
+                price_in,
+                price_out,
                 str(entry.get("currency", "USD")),
+                None if batch_in is None else float(batch_in),
+                None if batch_out is None else float(batch_out),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"model {name!r}: {exc}") from None
@@ -61,6 +101,9 @@ def ledger_from_results(paths: Iterable[Path]) -> dict[str, Spend]:
             spend.calls += record.get("attempts", 0)
             spend.prompt_tokens += usage.get("prompt_tokens", 0)
             spend.completion_tokens += usage.get("completion_tokens", 0)
+            batch = (record.get("batch") or {}).get("usage") or {}
+            spend.batch_prompt_tokens += batch.get("prompt_tokens", 0)
+            spend.batch_completion_tokens += batch.get("completion_tokens", 0)
     return rows
 
 

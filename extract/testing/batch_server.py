@@ -400,8 +400,10 @@ class FakeBatchServer:
                     time.sleep(owner.create_delay)  # a client killed here loses the answer
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
-                ctype = "application/octet-stream" if isinstance(payload, bytes) else "application/json"
-                self.send_header("content-type", ctype)
+                binary = isinstance(payload, bytes)
+                self.send_header(
+                    "content-type", "application/octet-stream" if binary else "application/json"
+                )
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
