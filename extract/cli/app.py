@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -84,6 +84,7 @@ def build_settings(
     max_tokens: int,
     http_retries: int,
     reasks: int,
+    **extra: Any,
 ) -> ModelSettings:
     secrets.register_from_env()
     return ModelSettings(
@@ -95,6 +96,7 @@ def build_settings(
         max_tokens=max_tokens or None,
         http_retries=http_retries,
         reasks=reasks,
+        **extra,
     )
 
 

@@ -50,6 +50,17 @@ def run(
     max_tokens: Annotated[int, typer.Option(help="Answer limit; 0 = server default.")] = 8192,
     http_retries: Annotated[int, typer.Option(help="Retries of a failed HTTP request.")] = 3,
     reasks: Annotated[int, typer.Option(help="Re-asks after an invalid answer.")] = 2,
+    rpm: Annotated[
+        float | None,
+        typer.Option(help="Requests per minute to stay under (default: read from the server)."),
+    ] = None,
+    tpm: Annotated[
+        float | None,
+        typer.Option(help="Tokens per minute to stay under, estimated before sending."),
+    ] = None,
+    rate_limit_wait: Annotated[
+        float, typer.Option(help="Seconds a document may wait out 429s (not counted as retries).")
+    ] = 900.0,
     concurrency: Annotated[int, typer.Option("-j", "--concurrency")] = 4,
     resume: Annotated[bool, typer.Option(help="Skip documents already done in OUTPUT.")] = True,
     fmt: Annotated[
@@ -85,7 +96,10 @@ def run(
         if local:
             server = start_local(model_path, n_ctx)
             base_url, model = server.base_url, server.alias
-        settings = build_settings(model, base_url, mode, timeout, max_tokens, http_retries, reasks)
+        settings = build_settings(
+            model, base_url, mode, timeout, max_tokens, http_retries, reasks,
+            rpm=rpm, tpm=tpm, rate_limit_wait=rate_limit_wait,
+        )  # fmt: skip
         task = default_task(prompt_set, schema)
         client = ModelClient(settings, open_store(recordings, record_mode))
         preflight = server.preflight(settings.max_tokens) if server is not None else None

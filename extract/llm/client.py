@@ -56,7 +56,8 @@ from ..errors import (
 )
 from ..redaction import redact
 from ..redaction import register as register_secret
-from .recording import MISS_CODE, RecordingStore, http_clients
+from .ratelimit import RateLimiter, limited_clients
+from .recording import MISS_CODE, RecordingStore
 
 log = logging.getLogger("caseextract.llm")
 
@@ -84,12 +85,19 @@ class ModelSettings:
     reasks: int = 2
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
+    rpm: float | None = None  # client-side limits (llm/ratelimit.py); None: from headers
+    tpm: float | None = None
+    rate_limit_wait: float = 900.0  # seconds a call may spend on 429s (not counted as retries)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.http_retries < 0 or self.reasks < 0:
             raise ConfigError("retry counts must be 0 or more")
+        if any(v is not None and v <= 0 for v in (self.rpm, self.tpm)):
+            raise ConfigError("--rpm and --tpm must be more than 0")
+        if self.rate_limit_wait < 0:
+            raise ConfigError("--rate-limit-wait must be 0 or more")
 
     @property
     def key(self) -> str:
@@ -153,6 +161,11 @@ def _code(exc: BaseException) -> str:
 
 class MalformedBody(Exception):
     """An HTTP 200 whose body is not a chat completion (cut off, or not JSON)."""
+
+
+def is_rate_limited(exc: BaseException) -> bool:
+    """A 429 that passes with time (not ``insufficient_quota``)."""
+    return _status(exc) == 429 and is_transient(exc)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -233,6 +246,8 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
         hint = ""
         if status >= 500 and settings.mode in ("json_schema", "tools_strict"):
             hint = " (servers without structured-output support answer 5xx: try --mode tools)"
+        if status == 429:
+            hint = f" (rate limited past --rate-limit-wait {settings.rate_limit_wait:g}s)"
         return TransientError(
             f"HTTP {status} after {stats.http_requests} request(s){hint}: {detail}", **ctx
         )
@@ -383,9 +398,10 @@ class ModelClient:
         self.settings = settings
         register_secret(settings.api_key)  # redacted from logs, errors and recordings
         self.store = store
-        http_client = async_http_client = None
-        if store is not None and store.mode != "off":
-            http_client, async_http_client = http_clients(store, settings.timeout)
+        # requests and tokens per minute for all of this client's calls (llm/ratelimit.py)
+        self.limiter = RateLimiter(settings.rpm, settings.tpm)
+        recording = store if store is not None and store.mode != "off" else None
+        http_client, async_http_client = limited_clients(self.limiter, recording, settings.timeout)
         replaying = store is not None and store.mode == "replay"
         common = dict(
             api_key=(settings.api_key or PLACEHOLDER_KEY) if replaying else settings.key,
@@ -422,8 +438,19 @@ class ModelClient:
             exc = state.outcome.exception() if state.outcome else None
             log.info("retrying after %s (request %d)", type(exc).__name__, state.attempt_number)
 
+        faults = stop_after_attempt(s.http_retries + 1)
+        others = [0]  # failed requests other than 429s, this call
+
+        def stop(state: RetryCallState) -> bool:
+            # 429s spend a time budget, other faults the retry count: one never uses the other's
+            exc = state.outcome.exception() if state.outcome else None
+            if exc is not None and is_rate_limited(exc):
+                return (state.seconds_since_start or 0.0) >= s.rate_limit_wait
+            others[0] += 1
+            return others[0] >= faults.max_attempt_number
+
         return cls(
-            stop=stop_after_attempt(s.http_retries + 1),
+            stop=stop,
             wait=wait,
             retry=retry_if_exception(is_transient),
             before_sleep=before_sleep,
