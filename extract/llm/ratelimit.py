@@ -16,7 +16,8 @@ Contracts:
   each waits until its bucket is back above zero.
 * A header-bearing answer to a request sets the bucket from the server's view:
   remaining − what was reserved after that request + the refill since it went.
-* A 429 pauses every call of the client for its ``Retry-After``.
+* A 429 without those headers pauses every call of the client for its
+  ``Retry-After`` (with them, the buckets already hold the server's view).
 * ``RateLimitedTransport`` applies it at the HTTP boundary, under the recording
   store: replayed exchanges spend nothing.
 """
@@ -24,7 +25,6 @@ Contracts:
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import re
 import threading
@@ -58,13 +58,11 @@ def parse_duration(value: str | None) -> float | None:
 
 def estimate_tokens(body: bytes) -> int:
     """Tokens a request counts against a TPM limit before it is answered (estimated)."""
-    answer = 0
-    try:
-        data = json.loads(body) if body else {}
-        answer = int(data.get("max_completion_tokens") or data.get("max_tokens") or 0)
-    except (ValueError, TypeError, AttributeError):
-        pass
-    return math.ceil(len(body) / CHARS_PER_TOKEN) + answer
+    found = _ANSWER_LIMIT.search(body) if body else None
+    return math.ceil(len(body) / CHARS_PER_TOKEN) + (int(found.group(1)) if found else 0)
+
+
+_ANSWER_LIMIT = re.compile(rb'"max_(?:completion_)?tokens"\s*:\s*(\d+)')
 
 
 @dataclass
@@ -162,7 +160,9 @@ class RateLimiter:
             now = time.monotonic()
             self.requests.observe(headers, seq, now)
             self.tokens.observe(headers, seq, now)
-            if status == 429 and retry_after is not None:
+            told = any(k.lower().startswith("x-ratelimit-remaining-") for k in headers)
+            if status == 429 and retry_after is not None and not told:
+                # no headers to pace by: everyone waits, not only the call that was refused
                 self.paused_until = max(self.paused_until, now + retry_after)
 
 

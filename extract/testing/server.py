@@ -314,6 +314,7 @@ class FakeOpenAIServer:
                 except json.JSONDecodeError:
                     payload = {"_raw": raw.decode("utf-8", "replace")}
                 payload["_path"] = self.path
+                payload["_bytes"] = length  # the body's size on the wire (for TPM limits)
                 with owner._lock:
                     owner.request_headers.append(dict(self.headers))
                 self._send(owner._next(payload))
