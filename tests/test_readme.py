@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
+from caseextract.testing.batch_server import FakeBatchServer
 
 from conftest import ROOT
 from helpers import CRAFTED_SEED_ANSWER
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-OUTPUTS = ["results.jsonl", "results.csv", "cement.jsonl", "local.jsonl", "eval-out"]
+OUTPUTS = ["results.jsonl", "results.csv", "cement.jsonl", "local.jsonl", "eval-out",
+           "batch-results.jsonl", "batch-results.jsonl.batch.json", "batch-results.jsonl.batch"]
 # the console script lives beside the interpreter running the tests
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
@@ -49,13 +51,26 @@ def clean_outputs():
             path.unlink()
 
 
+@pytest.fixture(scope="module")
+def batch_server():
+    """One crafted Batch API for the README's batch commands, in order (crafted answers)."""
+
+    def answer(body: dict, _custom_id: str) -> Reply:
+        return Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER, model=body["model"]))
+
+    server = FakeBatchServer(answer)
+    server.instant = True  # each batch finishes as soon as it is created
+    with server:
+        yield server
+
+
 def test_the_readme_has_commands():
     assert any(c.startswith("caseextract eval") for c in commands())
     assert any("caseextract run" in c for c in commands())
 
 
 @pytest.mark.parametrize("command", commands())
-def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
+def test_readme_command_runs(command, clean_outputs, batch_server, tmp_path):  # noqa: C901
     assert "../shared/" not in command, "README commands must run from a fresh clone"
     if "eval-out/" in command and not (ROOT / "eval-out" / "report.json").exists():
         subprocess.run(
@@ -75,7 +90,8 @@ def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
     server = FakeOpenAIServer(default=reply)
     server.start() if not port else server.start_on(port)
     try:
-        env["OPENAI_BASE_URL"] = server.base_url
+        batch = "caseextract batch" in command
+        env["OPENAI_BASE_URL"] = batch_server.base_url if batch else server.base_url
         cwd = tmp_path if m else ROOT
         if m:
             (tmp_path / "reports" / "a.txt").write_text("An 87-year-old female patient.")

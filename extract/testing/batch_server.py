@@ -366,11 +366,17 @@ class FakeBatchServer:
                    BatchPlan(**self.plan.__dict__))  # fmt: skip
         b.stamps["validating_at"] = b.created_at
         self.batches[b.id] = b
-        return 200, self.batch_obj(b)
+        obj = self.batch_obj(b)  # answered as created: validating
+        if self.instant:
+            for _ in range(MAX_STEPS):
+                if self.advance(b.id) in TERMINAL:
+                    break
+        return 200, obj
 
     max_requests = MAX_REQUESTS
     max_bytes = MAX_BYTES
     auto_advance = True  # each GET of a batch moves it one step
+    instant = False  # every batch runs to its end as soon as it is created
     create_delay = 0.0  # seconds before answering a batch create (after creating it)
     direct_calls = 0
 
