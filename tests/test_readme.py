@@ -21,8 +21,16 @@ from conftest import ROOT
 from helpers import CRAFTED_SEED_ANSWER
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-OUTPUTS = ["results.jsonl", "results.csv", "cement.jsonl", "local.jsonl", "eval-out",
-           "batch-results.jsonl", "batch-results.jsonl.batch.json", "batch-results.jsonl.batch"]
+OUTPUTS = [
+    "results.jsonl",
+    "results.csv",
+    "cement.jsonl",
+    "local.jsonl",
+    "eval-out",
+    "batch-results.jsonl",
+    "batch-results.jsonl.batch.json",
+    "batch-results.jsonl.batch",
+]
 # the console script lives beside the interpreter running the tests
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
