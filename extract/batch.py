@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .documents import Document, load_document, safe_filename
-from .errors import BatchError
+from .errors import BatchError, InputError
 from .exchange import capture_requests
 from .llm import ModelSettings
 from .llm.batchapi import ENDPOINT, BatchAPI
@@ -243,6 +243,7 @@ class BatchJob:
 class SubmitResult:
     submitted: list[str] = field(default_factory=list)  # document ids
     skipped: list[str] = field(default_factory=list)  # done, or already in a batch
+    refused: list[tuple[str, str]] = field(default_factory=list)  # unreadable: path, reason
     batches: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -284,7 +285,11 @@ def submit(
     out = SubmitResult()
     todo: list[Document] = []
     for path in paths:
-        doc = load_document(Path(path))
+        try:
+            doc = load_document(Path(path))
+        except InputError as exc:  # a bad file is named; the others go on
+            out.refused.append((str(path), str(exc)))
+            continue
         key = doc_key(doc.id, doc.sha256)
         entry = job.documents.get(key)
         if (doc.id, doc.sha256) in done or any(d.id == doc.id and d.sha256 == doc.sha256

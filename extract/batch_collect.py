@@ -21,9 +21,9 @@ import httpx2
 from . import __version__
 from .batch import TERMINAL, BatchJob, Limits, _now, _write_atomic
 from .documents import Document, load_document
-from .errors import ExtractError, InputError, TransientError
+from .errors import BatchError, ExtractError, InputError, TransientError
 from .llm import ModelClient, ModelSettings
-from .llm.batchapi import BatchAPI
+from .llm.batchapi import ENDPOINT, BatchAPI
 from .llm.recording import (
     TRANSIENT_STATUSES,
     RecordingStore,
@@ -48,7 +48,7 @@ class BatchAnswers(RecordingStore):
 
     def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
         body = _json_body(request)
-        key = exchange_key(request.method, request.url.path, body)
+        key = answer_key(body)
         data = self.get(key)
         if data is not None:
             self.hits += 1
@@ -56,6 +56,28 @@ class BatchAnswers(RecordingStore):
         self.captured.append((request.url.path, body))
         error = {"error": {"message": "answered in a later batch", "type": PENDING}}
         return key, body, httpx2.Response(400, json=error, request=request)
+
+
+class DirectAnswers(RecordingStore):
+    """The same answers for ``--direct``: replayed when present, else sent and stored."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder, "cache")
+
+    def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
+        body = _json_body(request)
+        key = answer_key(body)
+        data = self.get(key)
+        if data is not None:
+            self.hits += 1
+            return key, body, _to_response(data["response"], request)
+        return key, body, None
+
+
+def answer_key(body: Any) -> str:
+    """The store key of a batch answer: the request body (the server's address and
+    path prefix may differ between submit and collect; the endpoint does not)."""
+    return exchange_key("POST", ENDPOINT, body)
 
 
 @dataclass
@@ -85,8 +107,8 @@ def _take(job: BatchJob, store: BatchAnswers, batch_id: str, item: dict[str, Any
         answer = resp.get("body")
         usage = (answer.get("usage") or {}) if isinstance(answer, dict) else {}
         store.put(
-            exchange_key("POST", req["path"], body),
-            {"method": "POST", "path": req["path"], "body": body},
+            answer_key(body),
+            {"method": "POST", "path": ENDPOINT, "body": body},
             {"status": code, "headers": {"content-type": "application/json"}, "body": answer},
             None,
             provenance={
@@ -245,6 +267,7 @@ async def _resolve(
             if req["status"] != "answered":
                 continue  # still in a batch, or cancelled (submit sends it again)
             store.captured.clear()
+            hits = store.hits
             try:
                 source = _source(doc)
                 ext = await replay.aextract(
@@ -252,6 +275,13 @@ async def _resolve(
                 )
                 emit(key, doc, ok_record(task, replay, source, ext))
             except ExtractError as exc:
+                if store.captured and store.hits == hits:  # not even the first request
+                    stale = BatchError(
+                        "the request collect rebuilds differs from the one submitted (prompt, "
+                        "schema or document changed since submit); nothing sent again"
+                    )
+                    emit(key, doc, failed_record(task, replay, info, stale))
+                    continue
                 if store.captured:  # the client asked again: a re-ask
                     out.reasks += 1
                     if direct:
@@ -270,7 +300,7 @@ async def _resolve(
 async def _direct(job: BatchJob, task: Task, settings: ModelSettings, later: list, emit: Any,
                   out: CollectResult) -> None:  # fmt: skip
     """Finish documents with direct calls: earlier answers replay, the rest is sent."""
-    client = ModelClient(settings, RecordingStore(job.folder / "exchanges", "cache"))
+    client = ModelClient(settings, DirectAnswers(job.folder / "exchanges"))
     gate = asyncio.Semaphore(DIRECT_CONCURRENCY)
 
     async def one(key: str, doc: dict[str, Any]) -> None:
@@ -304,6 +334,12 @@ def collect(
 ) -> CollectResult:
     """Download what finished, write result lines, send re-asks and lost lines on."""
     job = BatchJob.load(results)
+    if job.data.get("prompt_version") != task.prompt_set.version:
+        raise BatchError(
+            f"the prompt set changed since submit ({job.data.get('prompt_version')} → "
+            f"{task.prompt_set.version}): its answers would not match; collect with the "
+            "prompt set as it was, or submit again to another results file"
+        )
     settings = job.settings(api_key, base_url)
     store = BatchAnswers(job.folder / "exchanges")
     out = CollectResult()

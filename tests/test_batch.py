@@ -342,3 +342,53 @@ def test_killed_during_submit_then_collected_by_another_process(tmp_path):
         assert collected.returncode == 0, err
         assert "3 extracted" in err
     assert [r["status"] for r in records(tmp_path / "out" / "results.jsonl")] == ["ok"] * 3
+
+
+def test_collect_refuses_a_prompt_set_changed_since_submit(tmp_path):
+    out = tmp_path / "results.jsonl"
+    with FakeBatchServer(good) as server:
+        do_submit(server, docs(tmp_path, "a"), out)
+        job = BatchJob.load(out)
+        job.data["prompt_version"] = "an-older-version"
+        job.save()
+        server.run_all()
+        with pytest.raises(BatchError, match="prompt set changed"):
+            do_collect(server, out)
+        assert server.lines_answered == 1 and len(server.batches) == 1
+
+
+def test_the_crafted_server_keeps_the_documented_rules(tmp_path):
+    import openai
+
+    with FakeBatchServer(good) as server:
+        client = openai.OpenAI(api_key="crafted", base_url=server.base_url, max_retries=0)
+        line = {"custom_id": "x", "method": "POST", "url": "/v1/chat/completions",
+                "body": {"model": "m", "messages": []}}  # fmt: skip
+        data = (json.dumps(line) + "\n").encode()
+        f = client.files.create(file=("in.jsonl", data), purpose="batch")
+        assert client.files.retrieve(f.id).bytes == len(data)
+        assert client.files.content(f.id).content == data
+        with pytest.raises(openai.BadRequestError):
+            client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions",
+                                  completion_window="1h")  # fmt: skip
+        other = client.files.create(file=("in.jsonl", data), purpose="assistants")
+        with pytest.raises(openai.BadRequestError):
+            client.batches.create(input_file_id=other.id, endpoint="/v1/chat/completions",
+                                  completion_window="24h")  # fmt: skip
+        batch = client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions",
+                                      completion_window="24h")  # fmt: skip
+        assert batch.status == "validating"
+        assert [b.id for b in client.batches.list()] == [batch.id]
+        server.run_all()
+        with pytest.raises(openai.ConflictError):  # only an active batch can be cancelled
+            client.batches.cancel(batch.id)
+
+
+def test_an_unreadable_input_is_named_and_the_others_go_on(tmp_path):
+    paths = docs(tmp_path, "ab")
+    empty = tmp_path / "reports" / "empty.txt"
+    empty.write_text("   ")
+    with FakeBatchServer(good) as server:
+        result = do_submit(server, [*paths, empty], tmp_path / "results.jsonl")
+    assert result.submitted == ["a", "b"]
+    assert result.refused and result.refused[0][0] == str(empty)

@@ -88,6 +88,8 @@ def submit(
     )
     for b in result.batches:
         err.print(f"  {b['id']}: {b['requests']} request(s), {b['bytes']:,} bytes ({b['file']})")
+    for path, reason in result.refused:
+        err.print(f"[red]✗[/red] {escape(f'{path}: [input] {reason}')}")
     err.print(f"state: {state_path(output)}; then: caseextract batch status -o {output}")
 
 

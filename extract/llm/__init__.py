@@ -1,8 +1,10 @@
 """The model boundary: the only package that imports openai and instructor.
 
 ``client`` makes structured calls (HTTP retries, re-asks, usage counted once),
-``recording`` records and replays exchanges at the HTTP layer, ``local`` runs
-the key-less llama.cpp server.
+``ratelimit`` keeps requests and tokens per minute within a budget, ``recording``
+records and replays exchanges at the HTTP layer, ``batchapi`` talks to the
+provider's files and batches endpoints, ``local`` runs the key-less llama.cpp
+server.
 """
 
 from .client import (

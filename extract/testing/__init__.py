@@ -6,8 +6,11 @@ that answers *crafted* replies (never a model's output, and named so), with no
 key and no network. ``FakeOpenAIServer`` serves scripted replies or a function of
 the request; ``FaultSchedule`` injects rate limits, 5xx, slow answers, resets,
 malformed, invalid or truncated answers and refusals from a seed.
+``FakeBatchServer`` is a crafted Batch API (files and batches, the documented
+states, per-line errors, partial and shuffled output).
 """
 
+from .batch_server import BatchPlan, FakeBatchServer
 from .server import (
     FAULT_KINDS,
     FINAL_FAULTS,
@@ -25,6 +28,8 @@ from .server import (
 )
 
 __all__ = [
+    "BatchPlan",
+    "FakeBatchServer",
     "FAULT_KINDS",
     "FINAL_FAULTS",
     "REASK_FAULTS",
