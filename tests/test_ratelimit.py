@@ -155,3 +155,23 @@ def test_run_rejects_a_limit_of_zero(tmp_path):
               "--base-url", "http://127.0.0.1:9/v1"],
     )  # fmt: skip
     assert result.exit_code == 2 and "--rpm" in result.output
+
+
+def test_a_429_with_rate_limit_headers_leaves_the_pace_to_them():
+    limiter = RateLimiter()
+    seq, _ = limiter.reserve(10)
+    headers = {"x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "0",
+               "x-ratelimit-reset-requests": "1s"}  # fmt: skip
+    limiter.observe(seq, 429, headers, retry_after=5.0)
+    _, delay = limiter.reserve(10)
+    assert delay < 1.0  # paced at the server's 10 a second, not paused for 5 s
+
+
+def test_the_sync_client_keeps_the_same_budget():
+    arrivals = Arrivals()
+    with FakeOpenAIServer(arrivals) as server:
+        client = client_for(server.base_url, rpm=120)
+        for _ in range(4):
+            client.extract(MESSAGES, _model())
+        client.close()
+    assert max(arrivals.times) - min(arrivals.times) >= 0.8
