@@ -24,6 +24,7 @@ from caseextract.exchange import capture_requests
 from caseextract.llm import ModelSettings
 from caseextract.llm.batchapi import BatchAPI
 from caseextract.pipeline import default_task
+from caseextract.review.ledger import ledger_from_recordings
 from caseextract.store import read_records
 from caseextract.testing import Reply, crafted_error, crafted_tool_completion
 from caseextract.testing.batch_server import BatchPlan, FakeBatchServer
@@ -122,6 +123,8 @@ def test_collect_validates_grounds_and_writes_records_once(tmp_path):
     exchanges = list((work_dir(out) / "exchanges").glob("*.json"))
     assert len(exchanges) == 3  # the recording store holds the batch answers
     assert json.loads(exchanges[0].read_text())["provenance"]["kind"] == "batch answer"
+    spent = ledger_from_recordings(work_dir(out) / "exchanges")["crafted-model"]
+    assert (spent.calls, spent.batch_prompt_tokens, spent.prompt_tokens) == (3, 300, 300)
 
 
 def test_files_split_at_the_request_and_size_limits(tmp_path):

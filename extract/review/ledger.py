@@ -121,6 +121,9 @@ def ledger_from_recordings(folder: Path) -> dict[str, Spend]:
         spend.calls += 1
         spend.prompt_tokens += usage.get("prompt_tokens", 0) or 0
         spend.completion_tokens += usage.get("completion_tokens", 0) or 0
+        if (data.get("provenance") or {}).get("kind") == "batch answer":  # caseextract batch
+            spend.batch_prompt_tokens += usage.get("prompt_tokens", 0) or 0
+            spend.batch_completion_tokens += usage.get("completion_tokens", 0) or 0
         docs.setdefault(name, set()).add(
             (data.get("parts") or {}).get("document (user message)", "")
         )
