@@ -185,6 +185,53 @@ class RpmLimiter:
             return (1.0 - self.tokens) / self.rate
 
 
+class WindowLimit:
+    """A provider-style limit of ``limit`` units per ``window`` seconds, with its headers.
+
+    A token bucket holding one window's worth and refilled continuously. A request
+    over the limit gets 429 with ``Retry-After`` (whole seconds, rounded up) and
+    takes nothing. Every answer carries ``x-ratelimit-limit-<unit>``,
+    ``-remaining-<unit>`` and ``-reset-<unit>`` (time until the bucket is full again),
+    as https://platform.openai.com/docs/guides/rate-limits documents them.
+    """
+
+    def __init__(self, unit: str, limit: float, window: float) -> None:
+        self.unit = unit
+        self.limit = limit
+        self.rate = limit / window
+        self.level = limit
+        self.stamp = time.monotonic()
+
+    def refill(self) -> None:
+        now = time.monotonic()
+        self.level = min(self.limit, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def wait_for(self, cost: float) -> float:
+        self.refill()
+        return 0.0 if self.level >= cost else (cost - self.level) / self.rate
+
+    def take(self, cost: float) -> None:
+        self.level -= cost
+
+    def headers(self) -> dict[str, str]:
+        reset = (self.limit - self.level) / self.rate
+        return {
+            f"x-ratelimit-limit-{self.unit}": str(int(self.limit)),
+            f"x-ratelimit-remaining-{self.unit}": str(max(0, int(self.level))),
+            f"x-ratelimit-reset-{self.unit}": f"{reset:.3f}s",
+        }
+
+
+def request_cost(payload: dict[str, Any]) -> int:
+    """Tokens a request counts against a TPM limit: the prompt estimated from its size
+    (4 characters a token) plus the answer it may ask for (``max_tokens``); the
+    provider counts both before answering (rate-limits guide, above)."""
+    size = int(payload.get("_bytes") or 0)
+    answer = int(payload.get("max_completion_tokens") or payload.get("max_tokens") or 0)
+    return math.ceil(size / 4) + answer
+
+
 def _serve(config: dict[str, Any], ready: Any, stop: Any, results: Any) -> None:
     # Runs in the child process.
     import socketserver
@@ -199,11 +246,40 @@ def _serve(config: dict[str, Any], ready: Any, stop: Any, results: Any) -> None:
     body: bytes = config["body"]
     delay: float = config.get("delay", 0.0)
     limiter = RpmLimiter(config["rpm"], config.get("burst")) if config.get("rpm") else None
+    window = config.get("window") or 10.0
+    limits = [
+        WindowLimit(unit, config[key], window)
+        for unit, key in (("requests", "limit_requests"), ("tokens", "limit_tokens"))
+        if config.get(key)
+    ]
+    send_headers = config.get("headers", True)
     counts = {"ok": 0, "limited": 0}
     ok_times: list[float] = []
+    ok_costs: list[int] = []
     lock = threading.Lock()
 
     def respond(payload: dict[str, Any], index: int) -> Reply:
+        if limits:
+            costs = {"requests": 1, "tokens": request_cost(payload)}
+            with lock:
+                wait = max(w.wait_for(costs[w.unit]) for w in limits)
+                if wait == 0:
+                    for w in limits:
+                        w.take(costs[w.unit])
+                    counts["ok"] += 1
+                    ok_times.append(time.time())
+                    ok_costs.append(costs["tokens"])
+                else:
+                    counts["limited"] += 1
+                headers = {k: v for w in limits for k, v in w.headers().items()}
+            if not send_headers:
+                headers = {}
+            if wait > 0:
+                headers["retry-after"] = str(max(1, math.ceil(wait)))
+                return crafted_error(
+                    429, "Rate limit reached (crafted)", "rate_limit_exceeded", headers
+                )
+            return Reply(body=body, delay=delay, headers=headers)
         if limiter is not None:
             wait = limiter.take()
             if wait > 0:
@@ -226,7 +302,7 @@ def _serve(config: dict[str, Any], ready: Any, stop: Any, results: Any) -> None:
     ready.put(server.base_url)
     stop.wait(config.get("lifetime", SERVER_LIFETIME_S))
     server.stop()
-    results.put({**counts, "ok_times": ok_times})
+    results.put({**counts, "ok_times": ok_times, "ok_costs": ok_costs})
 
 
 class _Discard(list):
@@ -253,12 +329,14 @@ class ServerProcess:
         rpm: float | None = None,
         burst: float | None = None,
         lifetime: float = SERVER_LIFETIME_S,
+        **limits: Any,  # limit_requests / limit_tokens per window seconds; headers on/off
     ) -> None:
         ctx = mp.get_context("spawn")
         self._ready = ctx.Queue()
         self._results = ctx.Queue()
         self._stop = ctx.Event()
-        config = {"body": body, "delay": delay, "rpm": rpm, "burst": burst, "lifetime": lifetime}
+        config = {"body": body, "delay": delay, "rpm": rpm, "burst": burst, "lifetime": lifetime,
+                  **limits}  # fmt: skip
         self._proc = ctx.Process(
             target=_serve, args=(config, self._ready, self._stop, self._results), daemon=True
         )

@@ -64,6 +64,7 @@ def capture_request(body: bytes) -> dict[str, Any]:
         assert summary.ok == 1, summary
         request = dict(srv.requests[0])
     request.pop("_path", None)
+    request.pop("_bytes", None)
     return request
 
 

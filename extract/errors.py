@@ -118,3 +118,9 @@ class OutputError(ExtractError):
 
 class OutputBusy(OutputError):
     """Another run holds the results file; two writers would lose records."""
+
+
+class BatchError(ExtractError):
+    """A Batch API step that failed, or a batch state file that cannot be used as it is."""
+
+    kind = "batch"

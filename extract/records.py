@@ -100,6 +100,7 @@ class ResultRecord(_Part):
     latency_s: float | None = None
     finished_at: str | None = None
     last_completion: str | None = None
+    batch: dict[str, Any] | None = None  # answered through the Batch API: batches, usage
 
     @property
     def key(self) -> tuple[str, str]:
@@ -116,7 +117,8 @@ class ResultRecord(_Part):
         return self.model_returned or self.model or "unknown model"
 
     def _unset_optional(self) -> set[str]:
-        return {"last_completion"} if self.last_completion is None else set()
+        """Optional parts left out of the line when absent (as before they existed)."""
+        return {k for k in ("last_completion", "batch") if getattr(self, k) is None}
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude=self._unset_optional())

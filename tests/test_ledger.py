@@ -117,3 +117,31 @@ def test_recordings_ledger_reads_cached_and_reasoning_tokens(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps(exchange))
     row = ledger_from_recordings(tmp_path)["gpt-5-mini"]
     assert (row.cached_tokens, row.reasoning_tokens) == (3968, 512)
+
+
+def test_batch_tokens_use_the_tables_batch_prices(tmp_path, monkeypatch):
+    from caseextract.cli.app import out
+
+    monkeypatch.setattr(out, "_width", 200)  # the table in full
+    path = tmp_path / "r.jsonl"
+    record = {
+        "model": "m",
+        "attempts": 2,
+        "usage": {"prompt_tokens": 2_000, "completion_tokens": 1_000},
+        "batch": {"usage": {"prompt_tokens": 1_000, "completion_tokens": 1_000}},
+    }
+    path.write_text(json.dumps(record) + "\n")
+    row = ledger_from_results([path])["m"]
+    assert (row.batch_prompt_tokens, row.batch_completion_tokens) == (1_000, 1_000)
+    prices = tmp_path / "prices.toml"
+    base = '[models."m"]\ninput_per_million = 2.0\noutput_per_million = 8.0\n'
+    prices.write_text(base)
+    result = runner.invoke(app, ["cost", str(path), "--prices", str(prices)])
+    assert "no batch price" in result.output  # never a guessed discount
+    prices.write_text(base + "batch_input_per_million = 1.0\nbatch_output_per_million = 4.0\n")
+    result = runner.invoke(app, ["cost", str(path), "--prices", str(prices)])
+    assert "0.0070 USD" in result.output  # 2 direct + 1 + 4 batch
+    prices.write_text(base + "batch_factor = 0.5\n")
+    assert load_prices(prices)["m"].batch_input_per_million == 1.0
+    result = runner.invoke(app, ["cost", str(path), "--prices", str(prices)])
+    assert "0.0070 USD" in result.output

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
+from caseextract.testing.batch_server import FakeBatchServer
 
 from conftest import ROOT
 from helpers import CRAFTED_CEMENT_ANSWER, CRAFTED_SEED_ANSWER
@@ -38,6 +39,9 @@ OUTPUTS = [
     "reviewed.csv",
     "report.html",
     "report_tables",
+    "batch-results.jsonl",
+    "batch-results.jsonl.batch.json",
+    "batch-results.jsonl.batch",
 ]
 # the console script lives beside the interpreter running the tests
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -67,13 +71,26 @@ def clean_outputs():
             path.unlink()
 
 
+@pytest.fixture(scope="module")
+def batch_server():
+    """One crafted Batch API for the README's batch commands, in order (crafted answers)."""
+
+    def answer(body: dict, _custom_id: str) -> Reply:
+        return Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER, model=body["model"]))
+
+    server = FakeBatchServer(answer)
+    server.instant = True  # each batch finishes as soon as it is created
+    with server:
+        yield server
+
+
 def test_the_readme_has_commands():
     assert any(c.startswith("caseextract eval") for c in commands())
     assert any("caseextract run" in c for c in commands())
 
 
 @pytest.mark.parametrize("command", commands())
-def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
+def test_readme_command_runs(command, clean_outputs, batch_server, tmp_path):  # noqa: C901
     assert "../shared/" not in command, "README commands must run from a fresh clone"
     if "eval-out/" in command and not (ROOT / "eval-out" / "report.json").exists():
         subprocess.run(
@@ -111,7 +128,8 @@ def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
     server = FakeOpenAIServer(default=answer)
     server.start() if not port else server.start_on(port)
     try:
-        env["OPENAI_BASE_URL"] = server.base_url
+        batch = "caseextract batch" in command
+        env["OPENAI_BASE_URL"] = batch_server.base_url if batch else server.base_url
         cwd = tmp_path if m else ROOT
         if m:
             (tmp_path / "reports" / "a.txt").write_text("An 87-year-old female patient.")

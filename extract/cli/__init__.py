@@ -7,6 +7,7 @@ from . import evaluate  # noqa: F401  (registers eval)
 from . import review  # noqa: F401  (registers diff, show, cost)
 from . import exchange  # noqa: F401  (registers export, import)
 from . import reviewing  # noqa: F401  (registers review, summarize)
+from . import batch  # noqa: F401  (registers batch submit|status|collect|cancel)
 from .app import app
 
 

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -130,6 +130,7 @@ def build_settings(
     reasoning_effort: str | None = None,
     azure_endpoint: str | None = None,
     api_version: str | None = None,
+    **extra: Any,
 ) -> ModelSettings:
     """Settings from the options; ``max_tokens`` None = by model family, 0 = server default."""
     secrets.register_from_env()
@@ -151,6 +152,7 @@ def build_settings(
         reasoning_effort=reasoning_effort,
         azure_endpoint=azure_endpoint,
         api_version=api_version,
+        **extra,
     )
 
 

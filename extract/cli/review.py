@@ -108,7 +108,10 @@ def show(
 def cost(
     results: Annotated[list[Path] | None, typer.Argument(help="Results JSONL files.")] = None,
     recordings: Annotated[Path | None, typer.Option(help="Recorded exchanges folder.")] = None,
-    prices: Annotated[Path | None, typer.Option(help="TOML price table (per 1M tokens).")] = None,
+    prices: Annotated[
+        Path | None,
+        typer.Option(help="TOML price table (per 1M tokens; batch_input_per_million …)."),
+    ] = None,
 ) -> None:
     """Tokens per model (re-asks included; cached prompt and reasoning tokens shown as parts
     of prompt and completion), and cost from YOUR price table."""
@@ -127,21 +130,35 @@ def cost(
         raise _fail("give results files and/or --recordings")
     for name, rows in sources:
         table = Table(title=f"tokens from {name}")
-        for col in ("model", "documents", "model calls", "prompt", "completion", "cost"):
-            table.add_column(col, justify="left" if col == "model" else "right")
+        batched = any(r.batch_prompt_tokens or r.batch_completion_tokens for r in rows.values())
+        cols = ["model", "documents", "model calls", "prompt", "completion"]
+        cols += ["batch in / out"] if batched else []
+        for col in [*cols, "cost"]:
+            table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
         notes = []
         for model_name, r in sorted(rows.items()):
             price = table_prices.get(model_name)
             money = "no price given"
             if price:
-                spent = price.cost(r.prompt_tokens, r.completion_tokens, r.cached_tokens)
-                money = f"{spent:.4f} {price.currency}"
+                value = price.cost(
+                    r.prompt_tokens,
+                    r.completion_tokens,
+                    r.cached_tokens,
+                    r.batch_prompt_tokens,
+                    r.batch_completion_tokens,
+                )
+                money = "no batch price" if value is None else f"{value:.4f} {price.currency}"
             table.add_row(
                 model_name,
                 str(r.documents),
                 str(r.calls),
                 f"{r.prompt_tokens:,}",
                 f"{r.completion_tokens:,}",
+                *(
+                    [f"{r.batch_prompt_tokens:,} / {r.batch_completion_tokens:,}"]
+                    if batched
+                    else []
+                ),
                 money,
             )
             if r.cached_tokens or r.reasoning_tokens:

@@ -63,6 +63,17 @@ def run(
     api_version: ApiVersion = None,
     http_retries: Annotated[int, typer.Option(help="Retries of a failed HTTP request.")] = 3,
     reasks: Annotated[int, typer.Option(help="Re-asks after an invalid answer.")] = 2,
+    rpm: Annotated[
+        float | None,
+        typer.Option(help="Requests per minute to stay under (default: read from the server)."),
+    ] = None,
+    tpm: Annotated[
+        float | None,
+        typer.Option(help="Tokens per minute to stay under, estimated before sending."),
+    ] = None,
+    rate_limit_wait: Annotated[
+        float, typer.Option(help="Seconds a document may wait out 429s (not counted as retries).")
+    ] = 900.0,
     concurrency: Annotated[int, typer.Option("-j", "--concurrency")] = 4,
     resume: Annotated[bool, typer.Option(help="Skip documents already done in OUTPUT.")] = True,
     fmt: Annotated[
@@ -111,6 +122,9 @@ def run(
             reasoning_effort=reasoning_effort,
             azure_endpoint=azure_endpoint,
             api_version=api_version,
+            rpm=rpm,
+            tpm=tpm,
+            rate_limit_wait=rate_limit_wait,
         )
         task = default_task(prompt_set, schema)
         client = ModelClient(settings, open_store(recordings, record_mode))

@@ -65,8 +65,14 @@ from ..errors import (
 from ..redaction import public_url, redact, register_url
 from ..redaction import register as register_secret
 from . import params as request_params
-from .guard import MAX_RESPONSE_BYTES, guarded_clients
-from .recording import MISS_CODE, RecordingStore, http_clients
+from .guard import (
+    MAX_RESPONSE_BYTES,
+    AsyncGuardedTransport,
+    GuardedTransport,
+    guarded_clients,
+)
+from .ratelimit import AsyncRateLimitedTransport, RateLimitedTransport, RateLimiter
+from .recording import MISS_CODE, AsyncRecordingTransport, RecordingStore, RecordingTransport
 from .strict import apply_strict
 
 log = logging.getLogger("caseextract.llm")
@@ -105,12 +111,19 @@ class ModelSettings:
     azure_endpoint: str | None = None  # Azure OpenAI: the model is the deployment name
     api_version: str | None = None
     max_response_bytes: int = MAX_RESPONSE_BYTES
+    rpm: float | None = None  # client-side limits (llm/ratelimit.py); None: from headers
+    tpm: float | None = None
+    rate_limit_wait: float = 900.0  # seconds a call may spend on 429s (not counted as retries)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.http_retries < 0 or self.reasks < 0:
             raise ConfigError("retry counts must be 0 or more")
+        if any(v is not None and v <= 0 for v in (self.rpm, self.tpm)):
+            raise ConfigError("--rpm and --tpm must be more than 0")
+        if self.rate_limit_wait < 0:
+            raise ConfigError("--rate-limit-wait must be 0 or more")
         if self.azure_endpoint and not self.api_version:
             raise ConfigError("Azure OpenAI needs --api-version (or OPENAI_API_VERSION)")
         p = self.params
@@ -217,6 +230,11 @@ def _refusal_inside(exc: BaseException) -> ExtractError | None:
             return cause
         cause, seen = cause.__cause__ or cause.__context__, seen + 1
     return None
+
+
+def is_rate_limited(exc: BaseException) -> bool:
+    """A 429 that passes with time (not ``insufficient_quota``)."""
+    return _status(exc) == 429 and is_transient(exc)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -330,6 +348,8 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
         hint = ""
         if status >= 500 and settings.mode in ("json_schema", "tools_strict"):
             hint = " (servers without structured-output support answer 5xx: try --mode tools)"
+        if status == 429:
+            hint = f" (rate limited past --rate-limit-wait {settings.rate_limit_wait:g}s)"
         return TransientError(
             f"HTTP {status} after {stats.http_requests} request(s){hint}: {detail}", **ctx
         )
@@ -550,14 +570,17 @@ class ModelClient:
         register_secret(settings.api_key)  # redacted from logs, errors and recordings
         register_url(settings.base_url)  # user:password@ and ?api-key= in the URL
         self.store = store
+        # recording store (if any) → rate limiter → guarded HTTP (deadline, size cap,
+        # no redirects); the limiter sits under the store, so replays cost nothing
+        self.limiter = RateLimiter(settings.rpm, settings.tpm, max_pause=MAX_RETRY_AFTER)
+        limit = settings.max_response_bytes
+        sync: Any = RateLimitedTransport(self.limiter, GuardedTransport(settings.timeout, limit))
+        asyn: Any = AsyncRateLimitedTransport(
+            self.limiter, AsyncGuardedTransport(settings.timeout, limit)
+        )
         if store is not None and store.mode != "off":
-            http_client, async_http_client = http_clients(
-                store, settings.timeout, settings.max_response_bytes
-            )
-        else:
-            http_client, async_http_client = guarded_clients(
-                settings.timeout, settings.max_response_bytes
-            )
+            sync, asyn = RecordingTransport(store, sync), AsyncRecordingTransport(store, asyn)
+        http_client, async_http_client = guarded_clients(settings.timeout, limit, sync, asyn)
         replaying = store is not None and store.mode == "replay"
         common: dict[str, Any] = dict(
             api_key=(settings.api_key or PLACEHOLDER_KEY) if replaying else settings.key,
@@ -599,8 +622,19 @@ class ModelClient:
             exc = state.outcome.exception() if state.outcome else None
             log.info("retrying after %s (request %d)", type(exc).__name__, state.attempt_number)
 
+        faults = stop_after_attempt(s.http_retries + 1)
+        others = [0]  # failed requests other than 429s, this call
+
+        def stop(state: RetryCallState) -> bool:
+            # 429s spend a time budget, other faults the retry count: one never uses the other's
+            exc = state.outcome.exception() if state.outcome else None
+            if exc is not None and is_rate_limited(exc):
+                return (state.seconds_since_start or 0.0) >= s.rate_limit_wait
+            others[0] += 1
+            return others[0] >= faults.max_attempt_number
+
         return cls(
-            stop=stop_after_attempt(s.http_retries + 1),
+            stop=stop,
             wait=wait,
             retry=retry_if_exception(is_transient),
             before_sleep=before_sleep,

@@ -28,12 +28,6 @@ import httpx2
 from .. import __version__
 from ..errors import CorruptRecording
 from ..redaction import redact
-from .guard import (
-    MAX_RESPONSE_BYTES,
-    AsyncGuardedTransport,
-    GuardedTransport,
-    guarded_clients,
-)
 
 MODES = ("off", "replay", "record", "cache")
 RESPONSE_HEADERS = {
@@ -316,18 +310,3 @@ class AsyncRecordingTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-def http_clients(
-    store: RecordingStore, timeout: float, max_bytes: int = MAX_RESPONSE_BYTES
-) -> tuple[httpx2.Client, httpx2.AsyncClient]:
-    """A sync and an async client for the openai SDK, both going through ``store``.
-
-    Forwarded requests go through the guarded transports (total deadline, size
-    cap, no redirects), as without a store."""
-    return guarded_clients(
-        timeout,
-        max_bytes,
-        RecordingTransport(store, GuardedTransport(timeout, max_bytes)),
-        AsyncRecordingTransport(store, AsyncGuardedTransport(timeout, max_bytes)),
-    )

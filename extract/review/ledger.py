@@ -4,6 +4,11 @@ Cached prompt tokens (read from the provider's prompt cache) are part of the
 prompt tokens; a price table that gives ``cached_input_per_million`` prices them
 at that rate, otherwise at the input rate. Reasoning tokens are part of the
 completion tokens and priced as output, as the providers bill them.
+
+Tokens answered through the Batch API (``record["batch"]["usage"]``) are priced
+with the table's batch prices: ``batch_input_per_million`` and
+``batch_output_per_million``, or ``batch_factor`` (e.g. 0.5) times the synchronous
+prices. A table that says neither gives no cost for them (never a guess).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ class Spend:
     completion_tokens: int = 0
     cached_tokens: int = 0  # of prompt_tokens
     reasoning_tokens: int = 0  # of completion_tokens
+    batch_prompt_tokens: int = 0  # of the above, answered through the Batch API
+    batch_completion_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -33,16 +40,38 @@ class Price:
     output_per_million: float
     currency: str = "USD"
     cached_input_per_million: float | None = None  # None: cached input at the input rate
+    batch_input_per_million: float | None = None
+    batch_output_per_million: float | None = None
 
-    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
+    def cost(
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int = 0,
+        batch_prompt: int = 0,
+        batch_completion: int = 0,
+    ) -> float | None:
+        """Cost of the tokens; ``None`` when batch tokens have no batch price."""
+        direct_prompt = prompt_tokens - batch_prompt
         cached_rate = self.cached_input_per_million
-        cached = 0 if cached_rate is None else min(cached_tokens, prompt_tokens)
-        cached_rate = cached_rate or 0.0
-        return (
-            (prompt_tokens - cached) * self.input_per_million
-            + cached * cached_rate
-            + completion_tokens * self.output_per_million
+        cached = 0 if cached_rate is None else min(cached_tokens, direct_prompt)
+        direct = (
+            (direct_prompt - cached) * self.input_per_million
+            + cached * (cached_rate or 0.0)
+            + (completion_tokens - batch_completion) * self.output_per_million
         ) / 1e6
+        if not (batch_prompt or batch_completion):
+            return direct
+        if self.batch_input_per_million is None or self.batch_output_per_million is None:
+            return None
+        return (
+            direct
+            + (
+                batch_prompt * self.batch_input_per_million
+                + batch_completion * self.batch_output_per_million
+            )
+            / 1e6
+        )
 
 
 def load_prices(path: Path) -> dict[str, Price]:
@@ -56,11 +85,24 @@ def load_prices(path: Path) -> dict[str, Price]:
     for name, entry in models.items():
         try:
             cached = entry.get("cached_input_per_million")
-            out[name] = Price(
+            price_in, price_out = (
                 float(entry["input_per_million"]),
                 float(entry["output_per_million"]),
+            )
+            batch_in, batch_out = (
+                entry.get("batch_input_per_million"),
+                entry.get("batch_output_per_million"),
+            )
+            if "batch_factor" in entry and batch_in is None and batch_out is None:
+                factor = float(entry["batch_factor"])
+                batch_in, batch_out = price_in * factor, price_out * factor
+            out[name] = Price(
+                price_in,
+                price_out,
                 str(entry.get("currency", "USD")),
                 None if cached is None else float(cached),
+                None if batch_in is None else float(batch_in),
+                None if batch_out is None else float(batch_out),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"model {name!r}: {exc}") from None
@@ -78,6 +120,9 @@ def ledger_from_results(paths: Iterable[Path]) -> dict[str, Spend]:
             spend.completion_tokens += record.usage.completion_tokens
             spend.cached_tokens += record.usage.cached_tokens
             spend.reasoning_tokens += record.usage.reasoning_tokens
+            batch = (getattr(record, "batch", None) or {}).get("usage") or {}
+            spend.batch_prompt_tokens += batch.get("prompt_tokens", 0)
+            spend.batch_completion_tokens += batch.get("completion_tokens", 0)
     return rows
 
 
@@ -99,6 +144,9 @@ def ledger_from_recordings(folder: Path) -> dict[str, Spend]:
         spend.cached_tokens += details.get("cached_tokens", 0) or 0
         details = usage.get("completion_tokens_details") or {}
         spend.reasoning_tokens += details.get("reasoning_tokens", 0) or 0
+        if (data.get("provenance") or {}).get("kind") == "batch answer":  # caseextract batch
+            spend.batch_prompt_tokens += usage.get("prompt_tokens", 0) or 0
+            spend.batch_completion_tokens += usage.get("completion_tokens", 0) or 0
         docs.setdefault(name, set()).add(
             (data.get("parts") or {}).get("document (user message)", "")
         )

@@ -8,9 +8,12 @@ the request; ``FaultSchedule`` injects rate limits, 5xx, slow answers, resets,
 malformed, invalid or truncated answers and refusals from a seed.
 ``ConformanceServer`` refuses what the OpenAI API and Azure OpenAI refuse
 (parameters per model family, the strict-schema subset, Azure paths), with the
-same error bodies, citing the documentation rule by rule.
+same error bodies, citing the documentation rule by rule. ``FakeBatchServer`` is
+a crafted Batch API (files and batches, the documented states, per-line errors,
+partial and shuffled output).
 """
 
+from .batch_server import BatchPlan, FakeBatchServer
 from .conformance import MODELS, ConformanceServer, ModelSpec, check_strict_schema
 from .server import (
     FAULT_KINDS,
@@ -33,6 +36,8 @@ __all__ = [
     "ConformanceServer",
     "ModelSpec",
     "check_strict_schema",
+    "BatchPlan",
+    "FakeBatchServer",
     "FAULT_KINDS",
     "FINAL_FAULTS",
     "REASK_FAULTS",

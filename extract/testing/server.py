@@ -322,6 +322,7 @@ class FakeOpenAIServer:
                 payload["_path"] = self.path
                 if owner.pass_headers:
                     payload["_headers"] = dict(self.headers)
+                payload["_bytes"] = length  # the body's size on the wire (for TPM limits)
                 with owner._lock:
                     owner.request_headers.append(dict(self.headers))
                     owner.raw_requests.append(raw)

@@ -1,0 +1,352 @@
+"""``collect``: the provider's answers in, result lines out, exactly as ``run`` makes them.
+
+See ``caseextract.batch`` for the contracts. In short: every answer becomes a
+recorded exchange in ``<results>.batch/exchanges``; ``ModelClient.aextract``
+replays them (instructor parses, validates, grounds, re-asks); a request the
+store has no answer for is a re-ask, captured and sent in a follow-up batch
+(or, with ``direct``, to the server now, through the same store in cache mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx2
+
+from . import __version__
+from .batch import TERMINAL, BatchJob, Limits, _now, _write_atomic
+from .documents import Document, load_document
+from .errors import BatchError, ExtractError, InputError, TransientError
+from .llm import ModelClient, ModelSettings
+from .llm.batchapi import ENDPOINT, BatchAPI
+from .llm.recording import (
+    TRANSIENT_STATUSES,
+    RecordingStore,
+    _json_body,
+    _to_response,
+    exchange_key,
+)
+from .pipeline import Task, failed_record, ok_record
+from .records import DocumentInfo, ErrorInfo, ResultRecord
+from .store import encode_record, read_records
+
+PENDING = "caseextract_batch_pending"
+DIRECT_CONCURRENCY = 4
+
+
+class BatchAnswers(RecordingStore):
+    """The provider's batch answers as recorded exchanges; a request without one is
+    captured (it goes to the next batch) and answered with a final 400, never sent."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder, "replay")
+        self.captured: list[tuple[str, Any]] = []
+
+    def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
+        body = _json_body(request)
+        key = answer_key(body)
+        data = self.get(key)
+        if data is not None:
+            self.hits += 1
+            return key, body, _to_response(data["response"], request)
+        self.captured.append((request.url.path, body))
+        error = {"error": {"message": "answered in a later batch", "type": PENDING}}
+        return key, body, httpx2.Response(400, json=error, request=request)
+
+
+class DirectAnswers(RecordingStore):
+    """The same answers for ``--direct``: replayed when present, else sent and stored."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder, "cache")
+
+    def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
+        body = _json_body(request)
+        key = answer_key(body)
+        data = self.get(key)
+        if data is not None:
+            self.hits += 1
+            return key, body, _to_response(data["response"], request)
+        return key, body, None
+
+
+def answer_key(body: Any) -> str:
+    """The store key of a batch answer: the request body (the server's address and
+    path prefix may differ between submit and collect; the endpoint does not)."""
+    return exchange_key("POST", ENDPOINT, body)
+
+
+@dataclass
+class CollectResult:
+    ok: int = 0
+    failed: int = 0
+    reasks: int = 0  # documents whose answer needs a re-ask (sent on)
+    resent: int = 0  # requests lost or expired in a batch, sent again
+    direct: int = 0  # documents finished with a direct call
+    waiting: list[str] = field(default_factory=list)  # batches not finished yet
+    collected: list[str] = field(default_factory=list)  # batches collected now
+    followups: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _transient(code: int | None) -> bool:
+    return code is None or code in TRANSIENT_STATUSES or code >= 500
+
+
+def _take(job: BatchJob, store: BatchAnswers, batch_id: str, item: dict[str, Any]) -> None:
+    cid = item["custom_id"]
+    req = job.requests[cid]
+    resp = item.get("response") or None
+    code = resp.get("status_code") if resp else None
+    if resp is not None and not _transient(code):
+        body = job.body(cid)
+        answer = resp.get("body")
+        usage = (answer.get("usage") or {}) if isinstance(answer, dict) else {}
+        store.put(
+            answer_key(body),
+            {"method": "POST", "path": ENDPOINT, "body": body},
+            {"status": code, "headers": {"content-type": "application/json"}, "body": answer},
+            None,
+            provenance={
+                "kind": "batch answer",
+                "model": answer.get("model") if isinstance(answer, dict) else None,
+                "batch": batch_id,
+                "custom_id": cid,
+                "request_id": resp.get("request_id"),
+                "collected_at": _now(),
+                "caseextract_version": __version__,
+            },
+        )
+        req.update(
+            status="answered",
+            usage={k: usage.get(k) or 0 for k in ("prompt_tokens", "completion_tokens")},
+        )
+        return
+    err = item.get("error") or {}
+    what = err.get("code") or (f"HTTP {code}" if code else "no answer")
+    status = {"batch_expired": "expired", "batch_cancelled": "cancelled"}.get(what, "lost")
+    req.update(status=status, reason=f"{what}: {err.get('message') or ''}".strip(": "))
+
+
+def download(job: BatchJob, api: BatchAPI, store: BatchAnswers, out: CollectResult) -> None:
+    """Fetch every finished batch's output and error files into the store; state saved."""
+    for entry in job.batches:
+        if not entry["id"] or entry["collected"]:
+            continue
+        remote = api.retrieve(entry["id"])
+        entry.update(status=remote["status"], request_counts=remote.get("request_counts"))
+        if remote["status"] not in TERMINAL:
+            out.waiting.append(entry["id"])
+            continue
+        seen: set[str] = set()
+        for name in ("output_file_id", "error_file_id"):
+            if not remote.get(name):
+                continue
+            raw = api.content(remote[name])
+            _write_atomic(job.folder / f"{entry['id']}.{name[:-8]}.jsonl", raw)
+            for line in raw.decode("utf-8").splitlines():
+                item = json.loads(line) if line.strip() else {}
+                cid = item.get("custom_id")
+                if cid in job.requests and job.requests[cid].get("batch") == entry["id"]:
+                    seen.add(cid)  # lines come back in any order: matched on custom_id
+                    _take(job, store, entry["id"], item)
+        errors = (remote.get("errors") or {}).get("data") or []
+        why = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors[:3])
+        for cid, req in job.requests.items():
+            if req.get("batch") == entry["id"] and cid not in seen:
+                status = {"expired": "expired", "cancelled": "cancelled"}.get(
+                    remote["status"], "lost"
+                )
+                req.update(status=status, reason=f"batch {remote['status']}: {why}".strip(": "))
+        entry["collected"] = True
+        out.collected.append(entry["id"])
+        job.save()
+
+
+class _Appender:
+    """Appends result lines; a line cut by a kill is closed first (readers skip it)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size:
+            with path.open("rb") as fh:
+                fh.seek(-1, 2)
+                partial = fh.read(1) != b"\n"
+        else:
+            partial = False
+        self._fh: IO[str] = path.open("a", encoding="utf-8")
+        if partial:
+            self._fh.write("\n")
+
+    def write(self, record: ResultRecord) -> None:
+        # the results file's own encoding: secrets redacted, lone surrogates escaped
+        self._fh.write(encode_record(record.to_json()).decode("utf-8"))
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _batch_field(job: BatchJob, doc: dict[str, Any]) -> dict[str, Any]:
+    reqs = [job.requests[c] for c in doc["requests"]]
+    answered = [r for r in reqs if r["status"] == "answered"]
+    return {
+        "batches": sorted({r["batch"] for r in reqs if r.get("batch")}),
+        "requests": list(doc["requests"]),
+        "last": doc["requests"][-1],
+        "usage": {  # tokens billed at batch prices (``cost`` uses them)
+            k: sum((r.get("usage") or {}).get(k, 0) for r in answered)
+            for k in ("prompt_tokens", "completion_tokens")
+        },
+    }
+
+
+def _source(doc: dict[str, Any]) -> Document:
+    for candidate in (doc["path"], doc["path_abs"]):
+        if Path(candidate).is_file():
+            found = load_document(Path(candidate))
+            if found.sha256 != doc["sha256"]:
+                raise InputError(f"{candidate} changed since it was submitted")
+            return found
+    raise InputError(f"source not found at {doc['path']!r}: collect where you submitted")
+
+
+async def _resolve(
+    job: BatchJob,
+    task: Task,
+    settings: ModelSettings,
+    store: BatchAnswers,
+    writer: _Appender,
+    direct: bool,
+    out: CollectResult,
+) -> None:
+    written = {r.batch.get("last") for r in read_records(job.results) if r.batch}
+    replay = ModelClient(dataclasses.replace(settings, api_key=None), store)
+    later: list[tuple[str, dict[str, Any]]] = []  # (key, doc) finished by a direct call
+
+    def emit(key: str, doc: dict[str, Any], record: ResultRecord) -> None:
+        record.batch = _batch_field(job, doc)
+        writer.write(record)
+        doc["status"] = "done"
+        if record.ok:
+            out.ok += 1
+        else:
+            out.failed += 1
+            err = record.error or ErrorInfo(kind="?")
+            out.failures.append((doc["id"], err.kind, err.message))
+
+    try:
+        for key, doc in job.documents.items():
+            if doc["status"] == "done" or not doc["requests"]:
+                continue
+            last = doc["requests"][-1]
+            req = job.requests[last]
+            if last in written:  # written before a kill, state not saved then
+                doc["status"] = "done"
+                continue
+            info = DocumentInfo(**{k: doc[k] for k in ("id", "path", "sha256", "chars")})
+            if req["status"] in ("expired", "lost"):
+                if req["status"] == "lost" and doc["retries"] >= settings.http_retries:
+                    exc = TransientError(f"failed in the batch: {req.get('reason')}")
+                    emit(key, doc, failed_record(task, replay, info, exc))
+                    continue
+                doc["retries"] += req["status"] == "lost"
+                if direct:
+                    later.append((key, doc))
+                else:
+                    job.add_request(key, job.body(last), req["path"])
+                out.resent += 1
+                continue
+            if req["status"] != "answered":
+                continue  # still in a batch, or cancelled (submit sends it again)
+            store.captured.clear()
+            hits = store.hits
+            try:
+                source = _source(doc)
+                ext = await replay.aextract(
+                    task.messages(source), task.response_model, source_text=source.text
+                )
+                emit(key, doc, ok_record(task, replay, source, ext))
+            except ExtractError as exc:
+                if store.captured and store.hits == hits:  # not even the first request
+                    stale = BatchError(
+                        "the request collect rebuilds differs from the one submitted (prompt, "
+                        "schema or document changed since submit); nothing sent again"
+                    )
+                    emit(key, doc, failed_record(task, replay, info, stale))
+                    continue
+                if store.captured:  # the client asked again: a re-ask
+                    out.reasks += 1
+                    if direct:
+                        later.append((key, doc))
+                    else:
+                        path, body = store.captured[0]
+                        job.add_request(key, body, path)
+                    continue
+                emit(key, doc, failed_record(task, replay, info, exc))
+    finally:
+        await replay.aclose()
+    if later:
+        await _direct(job, task, settings, later, emit, out)
+
+
+async def _direct(job: BatchJob, task: Task, settings: ModelSettings, later: list, emit: Any,
+                  out: CollectResult) -> None:  # fmt: skip
+    """Finish documents with direct calls: earlier answers replay, the rest is sent."""
+    client = ModelClient(settings, DirectAnswers(job.folder / "exchanges"))
+    gate = asyncio.Semaphore(DIRECT_CONCURRENCY)
+
+    async def one(key: str, doc: dict[str, Any]) -> None:
+        info = DocumentInfo(**{k: doc[k] for k in ("id", "path", "sha256", "chars")})
+        async with gate:
+            try:
+                source = _source(doc)
+                ext = await client.aextract(
+                    task.messages(source), task.response_model, source_text=source.text
+                )
+                record = ok_record(task, client, source, ext)
+            except ExtractError as exc:
+                record = failed_record(task, client, info, exc)
+        out.direct += 1
+        emit(key, doc, record)
+
+    try:
+        await asyncio.gather(*(one(k, d) for k, d in later))
+    finally:
+        await client.aclose()
+
+
+def collect(
+    results: Path,
+    task: Task,
+    api: BatchAPI,
+    api_key: str | None,
+    base_url: str | None,
+    direct: bool = False,
+    limits: Limits | None = None,
+) -> CollectResult:
+    """Download what finished, write result lines, send re-asks and lost lines on."""
+    job = BatchJob.load(results)
+    if job.data.get("prompt_version") != task.prompt_set.version:
+        raise BatchError(
+            f"the prompt set changed since submit ({job.data.get('prompt_version')} → "
+            f"{task.prompt_set.version}): its answers would not match; collect with the "
+            "prompt set as it was, or submit again to another results file"
+        )
+    settings = job.settings(api_key, base_url)
+    store = BatchAnswers(job.folder / "exchanges")
+    out = CollectResult()
+    download(job, api, store, out)
+    writer = _Appender(results)
+    try:
+        asyncio.run(_resolve(job, task, settings, store, writer, direct, out))
+    finally:
+        writer.close()
+        job.prepare_files(limits or Limits())  # re-asks, lost lines: into files; state saved
+    out.followups = job.send_files(api)
+    return out

@@ -1,0 +1,79 @@
+"""The provider's Batch API through the openai client: files and batches, nothing more.
+
+Kept in ``llm`` because it is the only package that talks to the provider. Every
+call is a plain request of the openai client (its own retries for transient
+faults: these calls are cheap and idempotent, or made so by the caller with
+``metadata``); errors come back as ``BatchError`` without the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+
+from ..errors import BatchError
+from ..redaction import redact
+from ..redaction import register as register_secret
+from .client import ModelSettings
+
+ENDPOINT = "/v1/chat/completions"
+WINDOW = "24h"  # the only completion window the provider supports
+LIST_LIMIT = 1000  # batches looked through when adopting one created before a kill
+
+
+class BatchAPI:
+    def __init__(self, settings: ModelSettings) -> None:
+        register_secret(settings.api_key)
+        self.settings = settings
+        self._client = openai.OpenAI(
+            api_key=settings.key,
+            base_url=settings.base_url,
+            timeout=settings.timeout,
+            max_retries=max(2, settings.http_retries),
+        )
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except openai.APIError as exc:
+            detail = redact(str(exc), self.settings.api_key)
+            raise BatchError(f"{what} failed: {detail}") from None
+
+    def upload(self, name: str, data: bytes) -> str:
+        f = self._call("upload", self._client.files.create, file=(name, data), purpose="batch")
+        return str(f.id)
+
+    def create(self, input_file_id: str, metadata: dict[str, str]) -> dict[str, Any]:
+        batch = self._call(
+            "create batch",
+            self._client.batches.create,
+            input_file_id=input_file_id,
+            endpoint=ENDPOINT,
+            completion_window=WINDOW,
+            metadata=metadata,
+        )
+        return batch.model_dump()
+
+    def find(self, key: str, value: str) -> dict[str, Any] | None:
+        """A batch created earlier with ``metadata[key] == value`` that is not dead."""
+        page = self._call("list batches", self._client.batches.list, limit=100)
+        for n, batch in enumerate(page):
+            if n >= LIST_LIMIT:
+                break
+            meta = batch.metadata or {}
+            if meta.get(key) == value and batch.status not in ("failed", "cancelled", "expired"):
+                return batch.model_dump()
+        return None
+
+    def retrieve(self, batch_id: str) -> dict[str, Any]:
+        return self._call("retrieve batch", self._client.batches.retrieve, batch_id).model_dump()
+
+    def cancel(self, batch_id: str) -> dict[str, Any]:
+        return self._call("cancel batch", self._client.batches.cancel, batch_id).model_dump()
+
+    def content(self, file_id: str) -> bytes:
+        return bytes(self._call("download", self._client.files.content, file_id).content)
+
+    def close(self) -> None:
+        self._client.close()

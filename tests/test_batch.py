@@ -1,0 +1,396 @@
+"""Batch API: submit, status, collect, cancel against a crafted Batch API on 127.0.0.1.
+
+Every answer is crafted (``CRAFTED_SEED_ANSWER`` and variants), never a model's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from caseextract.batch import BatchJob, Limits, custom_id, state_path, submit, work_dir
+from caseextract.batch import cancel as cancel_batches
+from caseextract.batch import status as batch_status
+from caseextract.batch_collect import collect
+from caseextract.documents import load_document
+from caseextract.errors import BatchError
+from caseextract.exchange import capture_requests
+from caseextract.llm import ModelSettings
+from caseextract.llm.batchapi import BatchAPI
+from caseextract.pipeline import default_task
+from caseextract.review.ledger import ledger_from_recordings
+from caseextract.testing import Reply, crafted_error, crafted_tool_completion
+from caseextract.testing.batch_server import BatchPlan, FakeBatchServer
+
+from conftest import ROOT, SEED
+from helpers import CRAFTED_SEED_ANSWER, crafted_answer, records_json
+
+TASK = default_task()
+INVALID = {"article": {}, "patients": [{"age": 5}]}  # no label; age not an object
+
+
+def good(body: dict, _cid: str) -> Reply:
+    return Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER, model=body["model"]))
+
+
+def docs(tmp_path: Path, names: str = "abc") -> list[Path]:
+    folder = tmp_path / "reports"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for n in names:
+        p = folder / f"{n}.txt"
+        p.write_text(SEED.read_text(encoding="utf-8"), encoding="utf-8")
+        paths.append(p)
+    return paths
+
+
+def settings(server: FakeBatchServer, **kw) -> ModelSettings:
+    values = dict(model="crafted-model", base_url=server.base_url, reasks=1, http_retries=1)
+    values.update(kw)
+    return ModelSettings(**values)
+
+
+def do_submit(server, paths, out, limits=None, **kw):
+    s = settings(server, **kw)
+    return submit(paths, out, TASK, s, "case_report", None, BatchAPI(s), limits or Limits())
+
+
+def do_collect(server, out, direct=False):
+    return collect(out, TASK, BatchAPI(settings(server)), None, server.base_url, direct)
+
+
+def records(out: Path) -> list[dict]:
+    return list(records_json(out))
+
+
+def uploaded_lines(server: FakeBatchServer) -> list[dict]:
+    return [
+        json.loads(line)
+        for f in server.files.values()
+        if f.purpose == "batch"
+        for line in f.data.decode().splitlines()
+    ]
+
+
+def test_submit_sends_the_exact_requests_run_would_send(tmp_path):
+    paths = docs(tmp_path)
+    with FakeBatchServer(good) as server:
+        result = do_submit(server, paths, tmp_path / "results.jsonl")
+        assert result.submitted == ["a", "b", "c"] and len(result.batches) == 1
+        lines = uploaded_lines(server)
+        batch = next(iter(server.batches.values()))
+        assert batch.endpoint == "/v1/chat/completions"
+        s = settings(server)
+    captured = capture_requests(TASK, s, [load_document(p) for p in paths])
+    by_id = {line["custom_id"]: line for line in lines}
+    for path, req in zip(paths, captured, strict=True):
+        doc = load_document(path)
+        line = by_id[custom_id(doc.id, doc.sha256, 1)]
+        assert doc.sha256[:16] in line["custom_id"] and line["custom_id"].startswith(doc.id)
+        assert line["method"] == "POST" and line["url"] == "/v1/chat/completions"
+        assert line["body"] == req.body
+    state = json.loads(state_path(tmp_path / "results.jsonl").read_text())
+    assert state["batches"][0]["id"] == batch.id
+    assert "api_key" not in json.dumps(state)
+
+
+def test_collect_validates_grounds_and_writes_records_once(tmp_path):
+    out = tmp_path / "results.jsonl"
+    with FakeBatchServer(good) as server:
+        do_submit(server, docs(tmp_path), out)
+        server.run_all()
+        result = do_collect(server, out)
+        assert (result.ok, result.failed) == (3, 0)
+        recs = records(out)
+        assert [r["status"] for r in recs] == ["ok"] * 3
+        g = recs[0]["grounding"]["stats"]
+        assert g["facts"] > 0 and g["ungrounded_facts"] == 0
+        assert recs[0]["batch"]["usage"] == {"prompt_tokens": 100, "completion_tokens": 50}
+        paid = server.lines_answered
+        # rerunning every command: nothing sent, nothing written twice
+        again = do_collect(server, out)
+        assert (again.ok, again.failed, again.followups) == (0, 0, [])
+        assert do_submit(server, docs(tmp_path), out).submitted == []
+        assert server.lines_answered == paid and len(server.batches) == 1
+    assert len(records(out)) == 3
+    exchanges = list((work_dir(out) / "exchanges").glob("*.json"))
+    assert len(exchanges) == 3  # the recording store holds the batch answers
+    assert json.loads(exchanges[0].read_text())["provenance"]["kind"] == "batch answer"
+    spent = ledger_from_recordings(work_dir(out) / "exchanges")["crafted-model"]
+    assert (spent.calls, spent.batch_prompt_tokens, spent.prompt_tokens) == (3, 300, 300)
+
+
+def test_files_split_at_the_request_and_size_limits(tmp_path):
+    out = tmp_path / "results.jsonl"
+    with FakeBatchServer(good) as server:
+        result = do_submit(server, docs(tmp_path, "abcde"), out, Limits(max_requests=2))
+        assert [b["requests"] for b in result.batches] == [2, 2, 1]
+        one = result.batches[0]["bytes"] // 2
+        out2 = tmp_path / "other.jsonl"
+        result = do_submit(server, docs(tmp_path, "abcde"), out2, Limits(max_bytes=one + 10))
+        assert [b["requests"] for b in result.batches] == [1] * 5
+        server.run_all()
+        assert do_collect(server, out).ok == 5
+
+
+def test_the_crafted_server_refuses_two_models_in_one_file(tmp_path):
+    with FakeBatchServer(good) as server:
+        api = BatchAPI(settings(server))
+        lines = [
+            {"custom_id": f"x{i}", "method": "POST", "url": "/v1/chat/completions",
+             "body": {"model": m, "messages": []}}
+            for i, m in enumerate(["m1", "m2"])
+        ]  # fmt: skip
+        fid = api.upload("in.jsonl", "".join(json.dumps(x) + "\n" for x in lines).encode())
+        batch = api.create(fid, {})
+        assert api.retrieve(batch["id"])["status"] == "failed"
+        assert server.batches[batch["id"]].errors[0]["code"] == "mismatched_model"
+
+
+def test_status_walks_through_the_documented_states(tmp_path):
+    out = tmp_path / "results.jsonl"
+    with FakeBatchServer(good) as server:
+        do_submit(server, docs(tmp_path), out)
+        api = BatchAPI(settings(server))
+        seen = [batch_status(out, api)[0]["status"] for _ in range(3)]
+        assert seen == ["in_progress", "finalizing", "completed"]
+        assert batch_status(out, api)[0]["request_counts"]["completed"] == 3
+
+
+def test_a_line_that_failed_in_the_batch_goes_to_a_follow_up(tmp_path):
+    out = tmp_path / "results.jsonl"
+    first = {"n": 0}
+
+    def flaky(body: dict, cid: str) -> Reply:
+        if cid.startswith("b.") and first["n"] == 0:
+            first["n"] += 1
+            return crafted_error(500, "The server had an error (crafted)")
+        if cid.startswith("c."):
+            return crafted_error(400, "Invalid 'messages' (crafted)")
+        return good(body, cid)
+
+    with FakeBatchServer(flaky) as server:
+        do_submit(server, docs(tmp_path), out)
+        server.run_all()
+        r = do_collect(server, out)
+        assert (r.ok, r.failed, r.resent, len(r.followups)) == (1, 1, 1, 1)
+        failed = next(x for x in records(out) if x["status"] == "failed")
+        assert failed["document"]["id"] == "c" and failed["error"]["kind"] == "not_retryable"
+        server.run_all()
+        r = do_collect(server, out)
+        assert (r.ok, r.failed) == (1, 0)
+        rec_b = next(x for x in records(out) if x["document"]["id"] == "b")
+        assert len(rec_b["batch"]["batches"]) == 2
+
+
+def test_lost_lines_stop_after_the_retry_count(tmp_path):
+    out = tmp_path / "results.jsonl"
+    with FakeBatchServer(good, BatchPlan(fail_validation="crafted_outage")) as server:
+        do_submit(server, docs(tmp_path, "a"), out, http_retries=1)
+        server.run_all()
+        assert do_collect(server, out).resent == 1  # one more try
+        server.run_all()
+        r = do_collect(server, out)
+        assert (r.failed, r.followups) == (1, [])
+        assert records(out)[0]["error"]["kind"] == "transient"
+        assert "crafted_outage" in records(out)[0]["error"]["message"]
+
+
+def test_an_invalid_answer_is_re_asked_in_a_follow_up_batch(tmp_path):
+    out = tmp_path / "results.jsonl"
+
+    def reask(body: dict, cid: str) -> Reply:
+        answer = INVALID if len(body["messages"]) == 2 else CRAFTED_SEED_ANSWER
+        return Reply(body=crafted_tool_completion(answer, model=body["model"]))
+
+    with FakeBatchServer(reask) as server:
+        do_submit(server, docs(tmp_path, "a"), out)
+        server.run_all()
+        r = do_collect(server, out)
+        assert (r.ok, r.reasks, len(r.followups)) == (0, 1, 1)
+        assert records(out) == []
+        follow = [x for x in uploaded_lines(server) if x["custom_id"].endswith(".2")]
+        messages = follow[0]["body"]["messages"]
+        assert len(messages) > 2 and messages[2]["role"] == "assistant"
+        assert "validation" in json.dumps(messages[3:]).lower()
+        server.run_all()
+        r = do_collect(server, out)
+        assert r.ok == 1
+        rec = records(out)[0]
+        assert rec["attempts"] == 2 and rec["usage"]["prompt_tokens"] == 200
+        assert rec["batch"]["requests"][-1].endswith(".2")
+
+
+def test_an_ungrounded_answer_is_re_asked_directly_with_direct(tmp_path):
+    out = tmp_path / "results.jsonl"
+    fabricated = crafted_answer(findings=[{"name": "fever", "evidence": ["fever of 41 C"]}])
+
+    def respond(body: dict, cid: str) -> Reply:
+        answer = fabricated if len(body["messages"]) == 2 else CRAFTED_SEED_ANSWER
+        return Reply(body=crafted_tool_completion(answer, model=body["model"]))
+
+    with FakeBatchServer(respond) as server:
+        do_submit(server, docs(tmp_path, "a"), out)
+        server.run_all()
+        r = do_collect(server, out, direct=True)
+        assert (r.ok, r.reasks, r.direct, r.followups) == (1, 1, 1, [])
+        assert server.direct_calls == 1
+        rec = records(out)[0]
+        assert rec["grounding"]["stats"]["ungrounded_facts"] == 0
+        # the batch part of the usage is the first answer only
+        assert rec["batch"]["usage"]["prompt_tokens"] == 100
+        assert rec["usage"]["prompt_tokens"] == 200
+
+
+def test_expired_batch_resubmits_what_is_missing(tmp_path):
+    out = tmp_path / "results.jsonl"
+    with FakeBatchServer(good, BatchPlan(expire_after=1)) as server:
+        do_submit(server, docs(tmp_path), out, http_retries=0)
+        server.run_all()
+        assert next(iter(server.batches.values())).status == "expired"
+        server.plan = BatchPlan()
+        r = do_collect(server, out)
+        assert (r.ok, r.resent) == (1, 2)
+        assert [b["requests"] for b in r.followups] == [2]
+        server.run_all()
+        assert do_collect(server, out).ok == 2
+        assert server.lines_answered == 3  # nothing paid twice
+    assert sorted(x["document"]["id"] for x in records(out)) == ["a", "b", "c"]
+
+
+def test_cancel_keeps_what_was_answered_and_submit_sends_the_rest(tmp_path):
+    out = tmp_path / "results.jsonl"
+    with FakeBatchServer(good, BatchPlan(lines_per_step=1)) as server:
+        server.auto_advance = False  # the test moves the batch itself
+        do_submit(server, docs(tmp_path), out)
+        (batch_id,) = server.batches
+        server.advance(batch_id)  # validating → in_progress
+        server.advance(batch_id)  # one line answered
+        api = BatchAPI(settings(server))
+        assert cancel_batches(out, api) == [batch_id]
+        assert server.batches[batch_id].status == "cancelling"
+        server.run_all()
+        assert server.batches[batch_id].status == "cancelled"
+        r = do_collect(server, out)
+        assert (r.ok, r.resent, r.followups) == (1, 0, [])  # cancelled: not sent on
+        again = do_submit(server, docs(tmp_path), out)
+        assert len(again.submitted) == 2
+        server.auto_advance = True
+        server.run_all()
+        assert do_collect(server, out).ok == 2
+        assert server.lines_answered == 3
+
+
+def test_submit_adopts_a_batch_created_before_a_kill(tmp_path):
+    out = tmp_path / "results.jsonl"
+    with FakeBatchServer(good) as server:
+        do_submit(server, docs(tmp_path), out)
+        job = BatchJob.load(out)
+        job.batches[0]["id"] = None  # as if killed before the state was written
+        job.save()
+        do_submit(server, docs(tmp_path), out)
+        assert len(server.batches) == 1
+        assert BatchJob.load(out).batches[0]["id"] == next(iter(server.batches))
+
+
+def test_state_from_other_settings_is_refused(tmp_path):
+    out = tmp_path / "results.jsonl"
+    with FakeBatchServer(good) as server:
+        do_submit(server, docs(tmp_path), out)
+        with pytest.raises(BatchError, match="settings"):
+            do_submit(server, docs(tmp_path), out, reasks=0)
+
+
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def cli(args: list[str], cwd: Path, base_url: str) -> subprocess.Popen:
+    env = {**ENV, "OPENAI_BASE_URL": base_url, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        ["caseextract", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def test_killed_during_submit_then_collected_by_another_process(tmp_path):
+    docs(tmp_path)
+    args = ["batch", "submit", "reports", "-o", "out/results.jsonl", "--model", "crafted-model"]
+    with FakeBatchServer(good) as server:
+        server.create_delay = 30.0
+        proc = cli(args, tmp_path, server.base_url)
+        deadline = time.monotonic() + 60
+        while not server.batches and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.batches, proc.communicate(timeout=5)
+        os.killpg(proc.pid, signal.SIGKILL)  # the batch exists; its id was never saved
+        proc.wait(timeout=10)
+        server.create_delay = 0.0
+        done = cli(args, tmp_path, server.base_url)
+        assert done.wait(timeout=120) == 0, done.communicate()
+        assert len(server.batches) == 1  # adopted, not created (paid) twice
+        server.run_all()
+        status = cli(["batch", "status", "-o", "out/results.jsonl"], tmp_path, server.base_url)
+        _, err = status.communicate(timeout=120)
+        assert "completed" in err
+        collected = cli(["batch", "collect", "-o", "out/results.jsonl"], tmp_path,
+                        server.base_url)  # fmt: skip
+        _, err = collected.communicate(timeout=120)
+        assert collected.returncode == 0, err
+        assert "3 extracted" in err
+    assert [r["status"] for r in records(tmp_path / "out" / "results.jsonl")] == ["ok"] * 3
+
+
+def test_collect_refuses_a_prompt_set_changed_since_submit(tmp_path):
+    out = tmp_path / "results.jsonl"
+    with FakeBatchServer(good) as server:
+        do_submit(server, docs(tmp_path, "a"), out)
+        job = BatchJob.load(out)
+        job.data["prompt_version"] = "an-older-version"
+        job.save()
+        server.run_all()
+        with pytest.raises(BatchError, match="prompt set changed"):
+            do_collect(server, out)
+        assert server.lines_answered == 1 and len(server.batches) == 1
+
+
+def test_the_crafted_server_keeps_the_documented_rules(tmp_path):
+    import openai
+
+    with FakeBatchServer(good) as server:
+        client = openai.OpenAI(api_key="crafted", base_url=server.base_url, max_retries=0)
+        line = {"custom_id": "x", "method": "POST", "url": "/v1/chat/completions",
+                "body": {"model": "m", "messages": []}}  # fmt: skip
+        data = (json.dumps(line) + "\n").encode()
+        f = client.files.create(file=("in.jsonl", data), purpose="batch")
+        assert client.files.retrieve(f.id).bytes == len(data)
+        assert client.files.content(f.id).content == data
+        with pytest.raises(openai.BadRequestError):
+            client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions",
+                                  completion_window="1h")  # fmt: skip
+        other = client.files.create(file=("in.jsonl", data), purpose="assistants")
+        with pytest.raises(openai.BadRequestError):
+            client.batches.create(input_file_id=other.id, endpoint="/v1/chat/completions",
+                                  completion_window="24h")  # fmt: skip
+        batch = client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions",
+                                      completion_window="24h")  # fmt: skip
+        assert batch.status == "validating"
+        assert [b.id for b in client.batches.list()] == [batch.id]
+        server.run_all()
+        with pytest.raises(openai.ConflictError):  # only an active batch can be cancelled
+            client.batches.cancel(batch.id)
+
+
+def test_an_unreadable_input_is_named_and_the_others_go_on(tmp_path):
+    paths = docs(tmp_path, "ab")
+    empty = tmp_path / "reports" / "empty.txt"
+    empty.write_text("   ")
+    with FakeBatchServer(good) as server:
+        result = do_submit(server, [*paths, empty], tmp_path / "results.jsonl")
+    assert result.submitted == ["a", "b"]
+    assert result.refused and result.refused[0][0] == str(empty)
