@@ -17,12 +17,18 @@ from ..evals.gold import FIXTURES
 from ..evals.runner import DEFAULT_RECORDINGS, evaluate
 from .app import (
     BaseUrl,
+    CasesDir,
+    GoldDir,
     Mode,
     Model,
+    PromptSetOpt,
+    SchemaOpt,
+    Verbose,
     _fail,
     _setup_logging,
     app,
     build_settings,
+    check_options,
     err,
     out,
     start_local,
@@ -41,18 +47,23 @@ def eval_(
     record: Annotated[bool, typer.Option(help="With --live: store the exchanges.")] = False,
     results: Annotated[Path | None, typer.Option(help="Score an existing results JSONL.")] = None,
     case: Annotated[list[str] | None, typer.Option(help="Only these case ids.")] = None,
+    gold: GoldDir = None,
+    cases: CasesDir = None,
+    schema: SchemaOpt = None,
+    prompt_set: PromptSetOpt = None,
     model: Model = "gpt-4o-mini",
     base_url: BaseUrl = None,
     mode: Mode = "tools",
-    max_tokens: Annotated[int, typer.Option()] = 8192,
-    reasks: Annotated[int, typer.Option()] = 2,
+    max_tokens: Annotated[int, typer.Option(help="Answer limit with --live.")] = 8192,
+    reasks: Annotated[int, typer.Option(help="Re-asks after an invalid answer.")] = 2,
     local: Annotated[bool, typer.Option(help="With --live: the local llama.cpp server.")] = False,
     model_path: Annotated[Path | None, typer.Option(help="GGUF model for --local.")] = None,
     n_ctx: Annotated[int, typer.Option(help="Context window for --local.")] = 16384,
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
+    verbose: Verbose = 0,
 ) -> None:
     """Score extractions of the gold cases; offline (replayed) by default."""
     _setup_logging(verbose)
+    check_options(max_tokens=max_tokens, reasks_min0=reasks, n_ctx=n_ctx)
     settings = None
     store_mode = "replay"
     server = None
@@ -74,9 +85,13 @@ def eval_(
             folder,
             store_mode,
             settings,
+            gold_dir=gold,
             results=results,
             cases_filter=case,
             preflight=preflight,
+            cases_dir=cases,
+            schema=schema,
+            prompt_set=prompt_set,
         )
     except (ExtractError, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
@@ -101,15 +116,17 @@ def eval_(
 
 def print_scorecard(report: dict, rows: list | None) -> None:
     info = report.get("info", {})
+    # short headers (explained in the caption) so that 80 columns show them whole
     table = Table(
         title=f"scorecard · {info.get('model', '?')} · {report['extracted']}/"
-        f"{report['cases']} cases extracted"
+        f"{report['cases']} cases extracted",
+        caption="omit = omission rate, spur = spurious rate, hall = hallucination rate",
     )
-    for col in ("scope", "P", "R", "F1", "F1 strict", "omission", "spurious", "halluc."):
+    for col in ("scope", "P", "R", "F1", "F1\nstrict", "omit", "spur", "hall"):
         if col == "scope":
-            table.add_column(col, no_wrap=True, min_width=22)
+            table.add_column(col, no_wrap=True)
         else:
-            table.add_column(col, justify="right")
+            table.add_column(col, justify="right", no_wrap=True)
 
     def add(name: str, c: dict) -> None:
         def pct(x: float | None) -> str:

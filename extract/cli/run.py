@@ -26,10 +26,12 @@ from .app import (
     Model,
     Recordings,
     RecordMode,
+    Verbose,
     _fail,
     _setup_logging,
     app,
     build_settings,
+    check_options,
     err,
     open_store,
     out,
@@ -50,7 +52,9 @@ def run(
     max_tokens: Annotated[int, typer.Option(help="Answer limit; 0 = server default.")] = 8192,
     http_retries: Annotated[int, typer.Option(help="Retries of a failed HTTP request.")] = 3,
     reasks: Annotated[int, typer.Option(help="Re-asks after an invalid answer.")] = 2,
-    concurrency: Annotated[int, typer.Option("-j", "--concurrency")] = 4,
+    concurrency: Annotated[
+        int, typer.Option("-j", "--concurrency", help="Documents extracted at a time.")
+    ] = 4,
     resume: Annotated[bool, typer.Option(help="Skip documents already done in OUTPUT.")] = True,
     fmt: Annotated[
         str, typer.Option("--format", help="jsonl, or csv (also writes a CSV).")
@@ -68,10 +72,18 @@ def run(
     ] = None,
     n_ctx: Annotated[int, typer.Option(help="Context window for --local, in tokens.")] = 16384,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
+    verbose: Verbose = 0,
 ) -> None:
     """Extract one record per document into OUTPUT (JSONL; resumable)."""
     _setup_logging(verbose)
+    check_options(
+        concurrency=concurrency,
+        timeout=timeout,
+        max_tokens_min0=max_tokens,
+        http_retries_min0=http_retries,
+        reasks_min0=reasks,
+        n_ctx=n_ctx,
+    )
     if fmt not in ("jsonl", "csv"):
         raise _fail("--format must be jsonl or csv")
     if output.suffix == ".csv":
