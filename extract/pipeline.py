@@ -193,7 +193,9 @@ class Runner:
         concurrency: int = 4,
         on_result: Callable[[dict[str, Any]], None] | None = None,
         preflight: Callable[[list[dict[str, str]]], None] | None = None,
+        ids: dict[Path, str] | None = None,
     ) -> None:
+        self.ids = ids or {}  # document ids chosen by ``discover_batch`` (default: the stem)
         self.task = task
         self.client = client
         self.writer = writer
@@ -205,9 +207,10 @@ class Runner:
 
     async def process(self, path: Path) -> dict[str, Any] | None:
         """One document → its record (or ``None`` when already done)."""
-        info: dict[str, Any] = {"id": document_id(path), "path": str(path), "sha256": None}
+        doc_id = self.ids.get(path) or document_id(path)
+        info: dict[str, Any] = {"id": doc_id, "path": str(path), "sha256": None}
         try:
-            doc = await asyncio.to_thread(load_document, path)  # PDFs parse slowly
+            doc = await asyncio.to_thread(load_document, path, doc_id)  # PDFs parse slowly
             info = _doc_info(doc)
             key = (doc.id, doc.sha256)
             # the same document twice in one batch (a copy in another folder) is one

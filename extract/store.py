@@ -5,7 +5,9 @@ leaves at most one partial last line. Opening for resume drops that partial
 line and earlier failed records (they are retried) by rewriting the file to a
 temporary name and renaming it over the old one, so the file is never seen
 half-written. A document is "done" when an ``ok`` record exists for its id and
-content hash.
+content hash. One ``ok`` record is kept per document id: when an edited document
+(same id, new content) is extracted again, its stale record is dropped (at close,
+and again by the next resume if the run was killed before).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class ResultWriter:
     def __init__(self, path: Path, resume: bool = True) -> None:
         self.path = path
         self.done: set[tuple[str, str]] = set()
+        self._earlier: dict[str, str] = {}  # id → sha256 of the ok records kept on resume
+        self._stale = False
         if path.is_dir():
             raise ConfigError(f"{path} is a folder; give a file for the results, e.g. "
                               f"{path / 'results.jsonl'}")  # fmt: skip
@@ -61,12 +65,19 @@ class ResultWriter:
             raise ConfigError(f"cannot write results to {path}: {exc.strerror or exc}") from None
 
     def _compact(self) -> None:
+        """Keep one ok record per document id, the last one: an edited document's new
+        record replaces its stale one."""
+        records = [r for r in read_records(self.path) if r.get("status") == "ok"]
+        last = {record_key(r)[0]: i for i, r in enumerate(records)}
         kept: list[dict[str, Any]] = []
-        for record in read_records(self.path):
+        self.done.clear()
+        for i, record in enumerate(records):
             key = record_key(record)
-            if record.get("status") == "ok" and key not in self.done:
-                self.done.add(key)
-                kept.append(record)
+            if last[key[0]] != i or key in self.done:
+                continue
+            self.done.add(key)
+            kept.append(record)
+        self._earlier = {record_key(r)[0]: record_key(r)[1] for r in kept}
         tmp = self.path.with_name(self.path.name + ".tmp")
         with tmp.open("w", encoding="utf-8") as fh:
             for record in kept:
@@ -83,12 +94,17 @@ class ResultWriter:
         self._fh.write(line)
         self._fh.flush()
         if record.get("status") == "ok":
-            self.done.add(record_key(record))
+            key = record_key(record)
+            self.done.add(key)
+            if self._earlier.get(key[0], key[1]) != key[1]:
+                self._stale = True  # an edited document: its earlier record is now stale
 
     def close(self) -> None:
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
+        if self._stale:
+            self._compact()
 
     def __enter__(self) -> ResultWriter:
         return self

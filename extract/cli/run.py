@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import redaction as secrets
-from ..documents import discover
+from ..documents import CONVERT_HINTS, discover_batch
 from ..errors import ExtractError
 from ..llm import ModelClient
 from ..pipeline import Runner, RunSummary, Task, default_task
@@ -89,9 +89,10 @@ def run(
     if output.suffix == ".csv":
         output = output.with_suffix(".jsonl")
         fmt = "csv"
-    paths = discover(inputs)
-    if not paths:
-        raise _fail("no input documents found")
+    batch = discover_batch(inputs)
+    if not batch.paths:
+        print_skipped(batch.skipped)
+        raise _fail("no input documents found (.txt, .md, .pdf)")
     server = None
     try:
         if local:
@@ -101,7 +102,9 @@ def run(
         task = default_task(prompt_set, schema)
         client = ModelClient(settings, open_store(recordings, record_mode))
         preflight = server.preflight(settings.max_tokens) if server is not None else None
-        summary = execute(task, client, paths, output, concurrency, resume, progress, preflight)
+        summary = execute(
+            task, client, batch.paths, output, concurrency, resume, progress, preflight, batch.ids
+        )
     except (ExtractError, ValueError) as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -110,7 +113,8 @@ def run(
     if fmt == "csv":
         rows = write_csv(output, output.with_suffix(".csv"))
         err.print(f"wrote {rows} CSV row(s) to {output.with_suffix('.csv')}")
-    print_summary(summary, output)
+    print_summary(summary, output, len(batch.skipped))
+    print_skipped(batch.skipped)
     if summary.interrupted:
         raise typer.Exit(130)
     raise typer.Exit(1 if summary.failed else 0)
@@ -125,6 +129,7 @@ def execute(
     resume: bool,
     show_progress: bool,
     preflight: Callable[[list[dict[str, str]]], None] | None = None,
+    ids: dict[Path, str] | None = None,
 ) -> RunSummary:
     with ResultWriter(output, resume=resume) as writer:
         bar = Progress(
@@ -145,7 +150,7 @@ def execute(
                 bar.update(tid, advance=1, last=f"{doc} {record.get('status', 'skipped')}")
 
             runner = Runner(
-                task, client, writer, concurrency, on_result=advance, preflight=preflight
+                task, client, writer, concurrency, on_result=advance, preflight=preflight, ids=ids
             )
             try:
                 asyncio.run(runner.run(paths))
@@ -154,12 +159,16 @@ def execute(
     return runner.summary
 
 
-def print_summary(s: RunSummary, output: Path) -> None:
+def print_summary(s: RunSummary, output: Path, unsupported: int = 0) -> None:
     table = Table(title="caseextract run", show_header=False)
     table.add_row("documents", str(s.total))
     table.add_row("extracted", f"[green]{s.ok}[/green]")
     table.add_row("failed", f"[red]{s.failed}[/red]" if s.failed else "0")
     table.add_row("already done (skipped)", str(s.skipped))
+    if unsupported:
+        table.add_row(
+            "[yellow]not read (not .txt/.md/.pdf)[/yellow]", f"{unsupported}, listed below"
+        )
     table.add_row("model calls (incl. re-asks)", str(s.attempts))
     table.add_row("HTTP requests (incl. retries)", str(s.http_requests))
     table.add_row("tokens prompt / completion", f"{s.prompt_tokens:,} / {s.completion_tokens:,}")
@@ -185,6 +194,18 @@ def print_summary(s: RunSummary, output: Path) -> None:
         err.print(f"[red]✗[/red] {escape(f'{doc_id}: [{kind}] ' + secrets.redact(message or ''))}")
     if len(s.failed_docs) > 20:
         err.print(f"… and {len(s.failed_docs) - 20} more failures in {output}")
+
+
+def print_skipped(skipped: list[Path], limit: int = 20) -> None:
+    """Files in the folders given that are not text, Markdown or PDF: named, never silent."""
+    if not skipped:
+        return
+    err.print(f"[yellow]skipped {len(skipped)} file(s) that are not .txt, .md or .pdf:[/yellow]")
+    for path in skipped[:limit]:
+        hint = CONVERT_HINTS.get(path.suffix.lower(), "not a supported kind of file")
+        err.print(escape(f"  {path}: {hint}"), soft_wrap=True)
+    if len(skipped) > limit:
+        err.print(f"  … and {len(skipped) - limit} more")
 
 
 @app.command()
