@@ -20,7 +20,51 @@ from conftest import ROOT
 from helpers import CRAFTED_SEED_ANSWER
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-OUTPUTS = ["results.jsonl", "results.csv", "cement.jsonl", "local.jsonl", "eval-out"]
+OUTPUTS = [
+    "results.jsonl",
+    "results.csv",
+    "cement.jsonl",
+    "local.jsonl",
+    "eval-out",
+    "cement-evidence.html",
+    "cement-eval",
+]
+# Crafted: the cement-leakage answer a good model would give on the seed report.
+CRAFTED_CEMENT_ANSWER = {
+    "age": {"raw": "87-year-old", "evidence": ["An 87-year-old female patient"]},
+    "procedures": [
+        {
+            "name": "vertebroplasty",
+            "levels": ["L1"],
+            "evidence": ["Vertebroplasty for L1 was performed"],
+        }
+    ],
+    "leaks": [
+        {
+            "site": "epidural",
+            "levels": ["T12 to L2"],
+            "symptomatic": True,
+            "evidence": ["cement leaked into the epidural and intrathecal spaces"],
+        }
+    ],
+    "consequences": [],
+}
+
+
+def crafted_reply(payload: dict, index: int) -> Reply:
+    """Crafted: the answer for whichever task the request's tool is."""
+    tools = payload.get("tools") or [{}]
+    name = tools[0].get("function", {}).get("name", "CaseReport")
+    answer = CRAFTED_CEMENT_ANSWER if name == "CementLeakage" else CRAFTED_SEED_ANSWER
+    return Reply(body=crafted_tool_completion(answer, tool_name=name))
+
+
+def section(title: str) -> str:
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else None]
+
+
 # the console script lives beside the interpreter running the tests
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
@@ -64,7 +108,6 @@ def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
     if "recordings/my-model" in command or "eval --live --record" in command:
         pytest.skip("re-recording the gold set is shown, not run (it needs your server)")
     env = dict(ENV)
-    reply = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER))
     port = 0
     m = re.search(r"--base-url http://127\.0\.0\.1:(\d+)/v1", command)
     if m:
@@ -72,7 +115,7 @@ def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
         if not port_free(port):
             pytest.skip(f"port {port} is busy here")
         (tmp_path / "reports").mkdir()
-    server = FakeOpenAIServer(default=reply)
+    server = FakeOpenAIServer(crafted_reply)
     server.start() if not port else server.start_on(port)
     try:
         env["OPENAI_BASE_URL"] = server.base_url
@@ -88,3 +131,23 @@ def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
     if "--min-f1" in command:  # a bar the bundled 270M model may not clear: exit 1 by design
         ok = ok or (done.returncode == 1 and "below threshold" in done.stderr)
     assert ok, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+
+
+def test_the_bring_your_own_task_walkthrough_runs_as_written(clean_outputs):
+    """Every line of the section, in order (python lines included), from the checkout."""
+    blocks = re.findall(r"```bash\n(.*?)```", section("Bring your own task"), flags=re.S)
+    lines = [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+    assert any(line.startswith("caseextract diff") for line in lines)
+    assert any(line.startswith("caseextract eval --gold") for line in lines)
+    with FakeOpenAIServer(crafted_reply) as server:
+        env = {**ENV, "OPENAI_BASE_URL": server.base_url}
+        for line in lines:
+            done = subprocess.run(
+                ["bash", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+            )
+            assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+            if line.startswith("caseextract diff"):
+                assert "leaks" in done.stdout and "match" in done.stdout
+            if "agreement" in line:
+                assert "| **all** | 7 | 7 | 1.00 | 1.00 |" in done.stdout
+    assert (ROOT / "cement-evidence.html").exists()

@@ -108,8 +108,7 @@ def _setup_logging(verbose: int) -> None:
         logging.getLogger("instructor").setLevel(logging.CRITICAL)
     # pypdf warns about repairs it made (a wrong xref offset …) and reads on; the text
     # layer is checked after reading, so its warnings are noise unless asked for.
-    if verbose < 2:
-        logging.getLogger("pypdf").setLevel(logging.ERROR)
+    logging.getLogger("pypdf").setLevel(logging.ERROR if verbose < 2 else logging.NOTSET)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:

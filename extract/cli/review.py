@@ -113,9 +113,13 @@ def show(
     except ExtractError as exc:
         raise _fail(str(exc)) from None
     wanted = doc or document.id
-    record = next((r for r in read_records(results) if r["document"]["id"] == wanted), None)
+    records = list(read_records(results))
+    record = next((r for r in records if r["document"]["id"] == wanted), None)
+    if record is None and doc is None:  # a file found in a folder has a path-like id
+        same = [r for r in records if r["document"].get("sha256") == document.sha256]
+        record = same[-1] if same else None
     if record is None:
-        raise _fail(f"no record for {wanted!r} in {results}")
+        raise _fail(f"no record for {wanted!r} in {results} (give its id with --doc)")
     if record["document"].get("sha256") not in (None, document.sha256):
         err.print("[yellow]warning:[/yellow] the source differs from the one extracted")
     html.parent.mkdir(parents=True, exist_ok=True)
