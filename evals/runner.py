@@ -52,7 +52,10 @@ def write_manifest(folder: Path, settings: ModelSettings, extra: dict[str, Any])
 
 
 def resolve_task(
-    gold_dir: Path, schema: str | None = None, prompt_set: str | None = None
+    gold_dir: Path,
+    schema: str | None = None,
+    prompt_set: str | None = None,
+    schema_in_prompt: bool = False,
 ) -> tuple[Task, GoldTask]:
     """The task to run and score: the one the gold files name; ``schema`` must agree
     with it, ``prompt_set`` may replace the gold's own (to compare prompts)."""
@@ -62,7 +65,7 @@ def resolve_task(
             f"the gold in {gold_dir} is for {named.schema_ref}, not {schema}: "
             "pass --gold DIR with labels for that task"
         )
-    task = default_task(prompt_set or named.prompt_set, named.schema_ref)
+    task = default_task(prompt_set or named.prompt_set, named.schema_ref, schema_in_prompt)
     return task, named
 
 
@@ -167,10 +170,17 @@ def evaluate(
     cases_dir: Path | None = None,
     schema: str | None = None,
     prompt_set: str | None = None,
+    schema_in_prompt: bool = False,
 ) -> dict[str, Any]:
-    """Score the gold set; returns the report dict (also written by ``report``)."""
+    """Score the gold set; returns the report dict (also written by ``report``).
+
+    Replaying, the recordings' manifest says whether the schema was in the prompt."""
     gold_dir = gold_dir or DEFAULT_GOLD
-    task, named = resolve_task(gold_dir, schema, prompt_set)
+    if mode == "replay" and results is None and recordings.is_dir():
+        schema_in_prompt = schema_in_prompt or bool(
+            load_manifest(recordings).get("task", {}).get("schema_in_prompt")
+        )
+    task, named = resolve_task(gold_dir, schema, prompt_set, schema_in_prompt)
     cases = load_gold_set(gold_dir, task.response_model, cases_dir)
     if cases_filter:
         cases = [c for c in cases if c.case_id in cases_filter]
@@ -197,12 +207,13 @@ def evaluate(
     return build_report(scored, task, info)
 
 
-def task_info(task: Task) -> dict[str, str]:
+def task_info(task: Task) -> dict[str, Any]:
     model = task.response_model
     return {
         "schema": f"{model.__module__}:{model.__name__}",
         "schema_version": task.schema_version,
         "prompt_set": task.prompt_set.name,
+        "schema_in_prompt": task.schema_in_prompt,
     }
 
 

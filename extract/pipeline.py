@@ -26,6 +26,7 @@ from .llm import Extraction, ModelClient
 from .prompts import PromptSet, load_prompt_set
 from .redaction import redact
 from .schema import SCHEMA_VERSION, CaseReport
+from .schema_text import describe
 from .store import ResultWriter
 
 log = logging.getLogger("caseextract.pipeline")
@@ -37,13 +38,17 @@ class Task:
     response_model: type[BaseModel]
     schema_version: str = SCHEMA_VERSION
     extra_instructions: str = ""
+    schema_in_prompt: bool = False  # for servers that do not show the tool to the model
 
     def messages(self, doc: Document) -> list[dict[str, str]]:
+        extra = self.extra_instructions
+        if self.schema_in_prompt:
+            extra = "\n\n".join(x for x in (extra, describe(self.response_model)) if x)
         return self.prompt_set.render(
             document=fence_safe(doc.for_model),
             document_name=safe_filename(doc.id),
             schema_name=self.response_model.__name__,
-            extra_instructions=self.extra_instructions,
+            extra_instructions=extra,
         )
 
 
@@ -72,11 +77,13 @@ def load_model(spec: str) -> type[BaseModel]:
     return model
 
 
-def default_task(prompt_set: str = "case_report", schema: str | None = None) -> Task:
+def default_task(
+    prompt_set: str = "case_report", schema: str | None = None, schema_in_prompt: bool = False
+) -> Task:
     model = load_model(schema) if schema else CaseReport
     module = importlib.import_module(model.__module__)
     version = getattr(module, "SCHEMA_VERSION", "custom")
-    return Task(load_prompt_set(prompt_set), model, version)
+    return Task(load_prompt_set(prompt_set), model, version, schema_in_prompt=schema_in_prompt)
 
 
 def _now() -> str:
@@ -96,6 +103,7 @@ def _base_record(task: Task, client: ModelClient, doc_info: dict[str, Any]) -> d
         "prompt_version": task.prompt_set.version,
         "schema": task.response_model.__name__,
         "schema_version": task.schema_version,
+        "schema_in_prompt": task.schema_in_prompt,
         "caseextract_version": __version__,
     }
 

@@ -182,6 +182,14 @@ PromptSetOpt = Annotated[
     typer.Option("--prompt-set", help="Prompt set name or folder (default: the gold files' own)."),
 ]
 
+SchemaInPrompt = Annotated[
+    bool,
+    typer.Option(
+        help="Also describe the schema in the prompt, for servers that turn the tool into a "
+        "grammar without showing it to the model (llama.cpp with Gemma's template).",
+    ),
+]
+
 RecordMode = Annotated[
     str,
     typer.Option(help="Recorded exchanges: off, replay (no network), record, or cache."),

@@ -22,6 +22,7 @@ from .app import (
     Mode,
     Model,
     PromptSetOpt,
+    SchemaInPrompt,
     SchemaOpt,
     Verbose,
     _fail,
@@ -51,6 +52,7 @@ def eval_(
     cases: CasesDir = None,
     schema: SchemaOpt = None,
     prompt_set: PromptSetOpt = None,
+    schema_in_prompt: SchemaInPrompt = False,
     model: Model = "gpt-4o-mini",
     base_url: BaseUrl = None,
     mode: Mode = "tools",
@@ -92,6 +94,7 @@ def eval_(
             cases_dir=cases,
             schema=schema,
             prompt_set=prompt_set,
+            schema_in_prompt=schema_in_prompt,
         )
     except (ExtractError, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None

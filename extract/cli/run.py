@@ -26,6 +26,7 @@ from .app import (
     Model,
     Recordings,
     RecordMode,
+    SchemaInPrompt,
     Verbose,
     _fail,
     _setup_logging,
@@ -61,6 +62,7 @@ def run(
     ] = "jsonl",
     prompt_set: Annotated[str, typer.Option(help="Prompt set name or folder.")] = "case_report",
     schema: Annotated[str | None, typer.Option(help="Response model as module:Class.")] = None,
+    schema_in_prompt: SchemaInPrompt = False,
     record_mode: RecordMode = "off",
     recordings: Recordings = DEFAULT_RECORDINGS,
     local: Annotated[
@@ -99,7 +101,7 @@ def run(
             server = start_local(model_path, n_ctx)
             base_url, model = server.base_url, server.alias
         settings = build_settings(model, base_url, mode, timeout, max_tokens, http_retries, reasks)
-        task = default_task(prompt_set, schema)
+        task = default_task(prompt_set, schema, schema_in_prompt)
         client = ModelClient(settings, open_store(recordings, record_mode))
         preflight = server.preflight(settings.max_tokens) if server is not None else None
         summary = execute(
