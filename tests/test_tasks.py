@@ -8,6 +8,7 @@ crafted servers here are built from the gold labels and named crafted.
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from caseextract.cli import app
@@ -192,3 +193,75 @@ def test_a_missing_gold_folder_is_a_usage_error(tmp_path, missing):
         folder.mkdir()
     result = invoke("eval", "--gold", folder, "--out", tmp_path)
     assert result.exit_code == 2 and "--gold" in result.output
+
+
+def test_schema_in_prompt_puts_the_fields_in_the_system_message(tmp_path):
+    seed = FIXTURES / "cases" / f"{SEED_ID}.txt"
+    with cement_server() as server:
+        for flag, out in (("--no-schema-in-prompt", "a.jsonl"), ("--schema-in-prompt", "b.jsonl")):
+            result = invoke(
+                "run", seed, *TASK, flag, "--base-url", server.base_url, "-o", tmp_path / out
+            )
+            assert result.exit_code == 0, result.output
+        plain, described = (r["messages"][0]["content"] for r in server.requests)
+    assert "Where the cement went." not in plain
+    assert "- site: one of epidural | intrathecal" in described
+    assert "Where the cement went." in described
+    assert [
+        json.loads((tmp_path / f).read_text())["schema_in_prompt"] for f in ("a.jsonl", "b.jsonl")
+    ] == [False, True]
+
+
+def installed_copy(site):
+    """The package laid out as its wheel installs it (pyproject's package-dir mapping and
+    package data), without the checkout's fixtures/ beside it."""
+    import tomllib
+
+    from conftest import ROOT
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping = config["package-dir"]
+    for package in config["packages"]:
+        parts = package.split(".")
+        for n in range(len(parts), 0, -1):  # the longest mapped prefix
+            prefix = ".".join(parts[:n])
+            if prefix in mapping:
+                src = ROOT / mapping[prefix] / Path(*parts[n:])
+                break
+        dst = site / Path(*parts)
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in src.iterdir():
+            if f.is_file() and f.suffix in (".py", ".j2", ".md"):
+                shutil.copy(f, dst / f.name)
+    return site
+
+
+def test_eval_and_diff_from_an_installed_package(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    site = installed_copy(tmp_path / "site")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "caseextract", *map(str, args)],
+            cwd=work, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    where = subprocess.run(
+        [sys.executable, "-c", "import caseextract; print(caseextract.__file__)"],
+        cwd=work, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert where.stdout.startswith(str(site))  # the copy, not the checkout
+    done = cli("eval", "--out", "out")
+    assert done.returncode == 2 and "no gold folder" in done.stderr and "--gold" in done.stderr
+    args = ["--gold", CEMENT_GOLD, "--cases", FIXTURES / "cases"]
+    done = cli("eval", *args, "--recordings", CEMENT_RECORDED, "--out", "out")
+    assert done.returncode == 0, done.stderr
+    done = cli("diff", work / "out" / "results.jsonl", *args)
+    assert done.returncode == 0, done.stderr
+    assert "leaks" in done.stdout or "consequences" in done.stdout or "age" in done.stdout
