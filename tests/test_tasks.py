@@ -265,3 +265,14 @@ def test_eval_and_diff_from_an_installed_package(tmp_path):
     done = cli("diff", work / "out" / "results.jsonl", *args)
     assert done.returncode == 0, done.stderr
     assert "leaks" in done.stdout or "consequences" in done.stdout or "age" in done.stdout
+
+
+def test_the_schema_in_prompt_recordings_replay_with_the_description(tmp_path):
+    """The manifest says the schema was in the prompt; replaying rebuilds that prompt."""
+    rec = FIXTURES / "recordings" / "gemma-3-270m-cement_leakage-schema-in-prompt"
+    result = invoke("eval", "--gold", CEMENT_GOLD, "--recordings", rec, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["info"]["task"]["schema_in_prompt"] is True
+    errors = " ".join(c["error"] or "" for c in report["per_case"])
+    assert "no recording" not in errors
