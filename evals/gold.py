@@ -165,7 +165,7 @@ def check(
 
 
 def main(argv: list[str]) -> int:
-    paths = [Path(a) for a in argv] or sorted((FIXTURES / "gold").glob("*.json"))
+    paths = [Path(a) for a in argv] or sorted(FIXTURES.glob("gold*/*.json"))
     bad = 0
     for path in paths:
         problems = check(path)
@@ -175,7 +175,7 @@ def main(argv: list[str]) -> int:
         if not problems:
             case = load_gold(path)
             n = sum(1 for _ in iter_facts(case.extraction))
-            print(f"{path.name}: ok ({n} facts)")
+            print(f"{path.parent.name}/{path.name}: ok ({n} facts)")
     return 1 if bad else 0
 
 
