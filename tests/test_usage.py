@@ -119,7 +119,8 @@ def test_same_stem_in_two_folders_gets_two_ids_and_show_finds_each(server, tmp_p
     result = invoke("show", out, "--source", folder / "2024" / "case.txt", "--html", html)
     assert result.exit_code == 0, result.output
     assert "seen again in 2024" in html.read_text()
-    result = invoke("show", out, "--source", folder / "2023" / "case.txt", "--doc", "2023/case")
+    source = folder / "2023" / "case.txt"
+    result = invoke("show", out, "--source", source, "--doc", "2023/case", "--html", html)
     assert result.exit_code == 0, result.output
 
 
