@@ -94,12 +94,12 @@ def test_a_leak_is_matched_on_its_site():
 
 
 def test_eval_scores_the_cement_task_from_its_recordings_offline(tmp_path):
-    result = invoke(
-        "eval", "--gold", CEMENT_GOLD, "--recordings", CEMENT_RECORDED, "--out", tmp_path
-    )
+    # no --recordings: a task's default is recordings/<model>-<prompt set>
+    result = invoke("eval", "--gold", CEMENT_GOLD, "--out", tmp_path)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["schema"] == "CementLeakage" and report["cases"] == 2
+    assert report["info"]["recorded"]["max_tokens"] == 512  # the cement recordings' manifest
     assert report["info"]["task"]["prompt_set"] == "cement_leakage"
     errors = " ".join(c["error"] or "" for c in report["per_case"])
     assert "no recording" not in errors  # every request was found in the store
@@ -154,8 +154,10 @@ def test_eval_refuses_a_schema_or_recordings_of_another_task(tmp_path):
     result = invoke("eval", "--gold", CEMENT_GOLD, "--schema", "caseextract.schema:CaseReport")
     assert result.exit_code == 2
     assert "is for caseextract.tasks:CementLeakage" in result.output
-    result = invoke("eval", "--gold", CEMENT_GOLD, "--out", tmp_path)  # default recordings
-    assert result.exit_code == 2 and "--recordings" in result.output
+    case_report_recordings = FIXTURES / "recordings" / "gemma-3-270m"
+    result = invoke("eval", "--gold", CEMENT_GOLD, "--recordings", case_report_recordings)
+    assert result.exit_code == 2 and "were made for caseextract.schema:CaseReport" in result.output
+    assert "--recordings" in result.output
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     shutil.copy(CEMENT_GOLD / f"{SEED_ID}.json", mixed / "a.json")

@@ -13,8 +13,8 @@ from rich.table import Table
 from ..documents import safe_filename
 from ..errors import ExtractError
 from ..evals import report as rep
-from ..evals.gold import FIXTURES
-from ..evals.runner import DEFAULT_RECORDINGS, evaluate
+from ..evals.gold import DEFAULT_PROMPT_SET, FIXTURES, gold_task
+from ..evals.runner import DEFAULT_GOLD, DEFAULT_RECORDINGS, evaluate
 from .app import (
     BaseUrl,
     CasesDir,
@@ -76,9 +76,13 @@ def eval_(
                 base_url, model = server.base_url, server.alias
             settings = build_settings(model, base_url, mode, 1200.0, max_tokens, 3, reasks)
             store_mode = "record" if record else "off"
-        folder = recordings or DEFAULT_RECORDINGS
+        # one recordings folder per model and task: <model> for case reports,
+        # <model>-<prompt set> for another task (gemma-3-270m-cement_leakage)
+        named = gold_task(gold or DEFAULT_GOLD)
+        suffix = "" if named.prompt_set == DEFAULT_PROMPT_SET else f"-{named.prompt_set}"
+        folder = recordings or DEFAULT_RECORDINGS.with_name(DEFAULT_RECORDINGS.name + suffix)
         if live and record and recordings is None:
-            folder = FIXTURES / "recordings" / safe_filename(model)
+            folder = FIXTURES / "recordings" / safe_filename(model + suffix)
         preflight = None
         if server is not None and settings is not None:
             preflight = server.preflight(settings.max_tokens)
