@@ -21,15 +21,16 @@ from caseextract.grounding import GroundingStats
 from caseextract.llm import ModelClient, ModelSettings
 from caseextract.llm.params import REPLAY_SETTINGS
 from caseextract.llm.recording import RecordingStore
-from caseextract.pipeline import Runner, Task, default_task
+from caseextract.pipeline import Runner, Task, default_task, load_model
 from caseextract.records import ResultRecord
 from caseextract.store import ResultWriter, read_records
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from .gold import FIXTURES, GoldCase, load_gold_set
+from .gold import DEFAULT_SCHEMA, FIXTURES, GoldCase, GoldError, GoldTask, gold_task, load_gold_set
 from .scoring import Counts, Entry, Scorer, count
 
 DEFAULT_RECORDINGS = FIXTURES / "recordings" / "gemma-3-270m"
+DEFAULT_GOLD = FIXTURES / "gold"
 MANIFEST = "manifest.json"
 SETTINGS_KEYS = REPLAY_SETTINGS
 
@@ -51,6 +52,34 @@ def write_manifest(folder: Path, settings: ModelSettings, extra: dict[str, Any])
     data["recorded_on"] = dt.date.today().isoformat()
     data["caseextract_version"] = __version__
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def resolve_task(
+    gold_dir: Path,
+    schema: str | None = None,
+    prompt_set: str | None = None,
+    schema_in_prompt: bool = False,
+) -> tuple[Task, GoldTask]:
+    """The task to run and score: the one the gold files name; ``schema`` must agree
+    with it, ``prompt_set`` may replace the gold's own (to compare prompts)."""
+    named = gold_task(gold_dir)
+    if schema and load_model(schema) is not load_model(named.schema_ref):
+        raise GoldError(
+            f"the gold in {gold_dir} is for {named.schema_ref}, not {schema}: "
+            "pass --gold DIR with labels for that task"
+        )
+    task = default_task(prompt_set or named.prompt_set, named.schema_ref, schema_in_prompt)
+    return task, named
+
+
+def check_manifest_task(manifest: dict[str, Any], folder: Path, named: GoldTask) -> None:
+    """Recordings made for one task cannot be replayed for another."""
+    recorded = (manifest.get("task") or {}).get("schema", DEFAULT_SCHEMA)
+    if load_model(recorded) is not load_model(named.schema_ref):
+        raise GoldError(
+            f"the recordings in {folder} were made for {recorded}, the gold is for "
+            f"{named.schema_ref}: pass --recordings DIR"
+        )
 
 
 def settings_from_manifest(manifest: dict[str, Any]) -> ModelSettings:
@@ -90,13 +119,24 @@ class CaseResult:
 
 
 def score_case(gold: GoldCase, record: ResultRecord | None, model: type[BaseModel]) -> CaseResult:
+    """A result that failed, or was made for another schema, scores as nothing predicted;
+    an empty answer is scored as it is (misses)."""
     pred = None
     status, error = "not_run", "no result for this case"
     if record is not None:
         status = record.status
         error = record.error.message if record.error else None
-        if record.status in ("ok", "empty"):  # an empty answer is scored as it is (misses)
-            pred = model.model_validate(record.extraction or {})
+        made_with = record.schema_name
+        if status in ("ok", "empty") and made_with not in (None, model.__name__):
+            status = "other_task"
+            error = f"made with schema {made_with}; the gold is for {model.__name__}"
+        elif status in ("ok", "empty"):
+            try:
+                pred = model.model_validate(record.extraction or {})
+            except ValidationError as exc:
+                status = "invalid"
+                n = exc.error_count()
+                error = f"the extraction does not fit {model.__name__}: {n} error(s)"
     entries = Scorer(gold.text).score(gold.extraction, pred)
     total, families = count(entries)
     return CaseResult(
@@ -140,19 +180,31 @@ def evaluate(
     results: Path | None = None,
     cases_filter: list[str] | None = None,
     preflight: Callable[[list[dict[str, str]]], None] | None = None,
+    cases_dir: Path | None = None,
+    schema: str | None = None,
+    prompt_set: str | None = None,
+    schema_in_prompt: bool = False,
 ) -> dict[str, Any]:
-    """Score the gold set; returns the report dict (also written by ``report``)."""
-    task = default_task()
-    cases = load_gold_set(gold_dir, task.response_model)
+    """Score the gold set; returns the report dict (also written by ``report``).
+
+    Replaying, the recordings' manifest says whether the schema was in the prompt."""
+    gold_dir = gold_dir or DEFAULT_GOLD
+    if mode == "replay" and results is None and recordings.is_dir():
+        schema_in_prompt = schema_in_prompt or bool(
+            load_manifest(recordings).get("task", {}).get("schema_in_prompt")
+        )
+    task, named = resolve_task(gold_dir, schema, prompt_set, schema_in_prompt)
+    cases = load_gold_set(gold_dir, task.response_model, cases_dir)
     if cases_filter:
         cases = [c for c in cases if c.case_id in cases_filter]
-    info: dict[str, Any] = {"mode": mode}
+    info: dict[str, Any] = {"mode": mode, "gold": str(gold_dir), "task": task_info(task)}
     if results is not None:
         records = records_by_id(results)
         info["results"] = str(results)
     else:
         if mode == "replay":
             manifest = load_manifest(recordings)
+            check_manifest_task(manifest, recordings, named)
             settings = settings_from_manifest(manifest)
             info["recorded"] = manifest
         assert settings is not None
@@ -162,10 +214,20 @@ def evaluate(
         concurrency = 1 if preflight is not None else 2  # a local server answers one at a time
         records = run_gold(cases, task, client, out_dir / "results.jsonl", concurrency, preflight)
         if mode == "record":
-            write_manifest(recordings, settings, {"cases": len(cases)})
+            write_manifest(recordings, settings, {"cases": len(cases), "task": task_info(task)})
         info.update(model=settings.model, settings=settings.public())
     scored = [score_case(c, records.get(c.case_id), task.response_model) for c in cases]
     return build_report(scored, task, info)
+
+
+def task_info(task: Task) -> dict[str, Any]:
+    model = task.response_model
+    return {
+        "schema": f"{model.__module__}:{model.__name__}",
+        "schema_version": task.schema_version,
+        "prompt_set": task.prompt_set.name,
+        "schema_in_prompt": task.schema_in_prompt,
+    }
 
 
 def build_report(scored: list[CaseResult], task: Task, info: dict[str, Any]) -> dict[str, Any]:

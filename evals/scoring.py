@@ -96,13 +96,23 @@ def text_similarity(a: str | None, b: str | None) -> float:
 
 
 def _key(item: Any) -> str:
+    """An item's key text: its name/description/event/label, else (for a task's own
+    models) its first text or enum field, e.g. a cement leak's ``site``."""
     if isinstance(item, BaseModel):
         for name in KEY_FIELDS:
             value = getattr(item, name, None)
             if isinstance(value, str) and value:
-                return value
+                return _text(value)
+        for name in type(item).model_fields:
+            value = getattr(item, name, None)
+            if name != "evidence" and isinstance(value, str | enum.Enum) and value:
+                return _text(value)
         return ""
-    return str(item)
+    return _text(item)
+
+
+def _text(value: Any) -> str:
+    return str(value.value if isinstance(value, enum.Enum) else value)
 
 
 def _quotes(item: Any) -> list[str]:
@@ -204,7 +214,7 @@ def _show(obj: Any) -> str | None:
             value = getattr(obj, name, None)
             if value not in (None, ""):
                 return str(value.value if isinstance(value, enum.Enum) else value)
-        return obj.model_dump_json(exclude_none=True)[:200]
+        return _key(obj) or obj.model_dump_json(exclude_none=True)[:200]
     return str(obj.value if isinstance(obj, enum.Enum) else obj)
 
 

@@ -14,6 +14,7 @@ import io
 import os
 import re
 import stat
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,21 @@ class Document:
 
 
 def document_id(path: Path) -> str:
+    """A lone file's id: its name without the suffix (gold case ids are these)."""
     return path.stem
+
+
+# What to do with files that are not text, Markdown or PDF, by suffix.
+CONVERT_HINTS = {
+    ".docx": "a Word file: save it as PDF or plain text (File › Save As), or convert it "
+    "with `pandoc FILE.docx -o FILE.md`",
+    ".doc": "an old Word file: save it as PDF or plain text (File › Save As)",
+    ".odt": "an OpenDocument file: save it as PDF or plain text",
+    ".rtf": "a rich-text file: save it as plain text",
+    ".html": "a web page: save it as text, or print it to PDF",
+    ".htm": "a web page: save it as text, or print it to PDF",
+}
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def safe_filename(name: str, limit: int = 120) -> str:
@@ -145,10 +160,13 @@ def _pdf_text(path: Path, data: bytes) -> str:
     return text
 
 
-def load_document(path: Path) -> Document:
+def load_document(path: Path, doc_id: str | None = None) -> Document:
     """Read one report; raises ``InputError`` with a one-line reason when it cannot."""
     data = read_limited(path)
     errors = 0
+    hint = CONVERT_HINTS.get(path.suffix.lower())
+    if hint and (data[:4] == _ZIP_MAGIC or path.suffix.lower() not in (".html", ".htm")):
+        raise InputError(f"{path}: {hint}")
     if path.suffix.lower() in PDF_SUFFIXES or data[:5] == b"%PDF-":
         text, encoding = _pdf_text(path, data), "pdf"
     else:
@@ -156,7 +174,7 @@ def load_document(path: Path) -> Document:
     if not text.strip():
         raise InputError(f"{path}: empty document (no text)")
     return Document(
-        id=document_id(path),
+        id=doc_id or document_id(path),
         path=path,
         text=text,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
@@ -165,31 +183,58 @@ def load_document(path: Path) -> Document:
     )
 
 
+@dataclass
+class Batch:
+    """What ``discover`` found: documents with unique ids, and the files it passed over."""
+
+    paths: list[Path]
+    ids: dict[Path, str]
+    skipped: list[Path]  # files in the folders given that are not .txt/.md/.pdf
+
+
 def discover(inputs: Iterable[str]) -> list[Path]:
+    return discover_batch(inputs).paths
+
+
+def discover_batch(inputs: Iterable[str]) -> Batch:
     """Expand files, folders (recursively, supported suffixes) and globs; keep order, no repeats.
 
     A path that does not exist is kept, so that it is reported as a failed document
-    rather than silently skipped.
+    rather than silently skipped. Files of other kinds inside a folder are listed in
+    ``skipped``. Ids are stable and unique: a file given by name (or glob) is its stem,
+    a file found in a folder is its path relative to that folder without the suffix
+    (``reports/2024/case.txt`` → ``2024/case``); where two files would still share an
+    id (``case.txt`` and ``case.md``, or ``a/case.txt`` and ``b/case.txt`` given by
+    name) each takes its path as given instead.
     """
     seen: set[Path] = set()
     out: list[Path] = []
+    base: dict[Path, str] = {}
+    skipped: list[Path] = []
 
-    def add(p: Path) -> None:
+    def add(p: Path, doc_id: str) -> None:
         key = p.resolve()
         if key not in seen:
             seen.add(key)
             out.append(p)
+            base[p] = doc_id
 
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in SUPPORTED:
-                    add(child)
+                if not child.is_file():
+                    continue
+                if child.suffix.lower() in SUPPORTED:
+                    add(child, child.relative_to(path).with_suffix("").as_posix())
+                elif not child.name.startswith("."):
+                    skipped.append(child)
         elif any(ch in item for ch in "*?[") and not path.exists():
             for match in sorted(glob.glob(item, recursive=True)):
                 if Path(match).is_file():
-                    add(Path(match))
+                    add(Path(match), Path(match).stem)
         else:
-            add(path)
-    return out
+            add(path, document_id(path))
+    counts = Counter(base.values())
+    ids = {p: (p.as_posix() if counts[i] > 1 else i) for p, i in base.items()}
+    return Batch(out, ids, skipped)

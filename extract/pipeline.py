@@ -34,6 +34,7 @@ from .records import (
 )
 from .redaction import redact
 from .schema import SCHEMA_VERSION, CaseReport
+from .schema_text import describe
 from .store import ResultWriter
 
 log = logging.getLogger("caseextract.pipeline")
@@ -45,13 +46,17 @@ class Task:
     response_model: type[BaseModel]
     schema_version: str = SCHEMA_VERSION
     extra_instructions: str = ""
+    schema_in_prompt: bool = False  # for servers that do not show the tool to the model
 
     def messages(self, doc: Document) -> list[dict[str, str]]:
+        extra = self.extra_instructions
+        if self.schema_in_prompt:
+            extra = "\n\n".join(x for x in (extra, describe(self.response_model)) if x)
         return self.prompt_set.render(
             document=fence_safe(doc.for_model),
             document_name=safe_filename(doc.id),
             schema_name=self.response_model.__name__,
-            extra_instructions=self.extra_instructions,
+            extra_instructions=extra,
         )
 
 
@@ -80,11 +85,13 @@ def load_model(spec: str) -> type[BaseModel]:
     return model
 
 
-def default_task(prompt_set: str = "case_report", schema: str | None = None) -> Task:
+def default_task(
+    prompt_set: str = "case_report", schema: str | None = None, schema_in_prompt: bool = False
+) -> Task:
     model = load_model(schema) if schema else CaseReport
     module = importlib.import_module(model.__module__)
     version = getattr(module, "SCHEMA_VERSION", "custom")
-    return Task(load_prompt_set(prompt_set), model, version)
+    return Task(load_prompt_set(prompt_set), model, version, schema_in_prompt=schema_in_prompt)
 
 
 def _now() -> str:
@@ -101,6 +108,7 @@ def _base_record(task: Task, client: ModelClient, doc_info: DocumentInfo) -> Res
         prompt_version=task.prompt_set.version,
         schema_name=task.response_model.__name__,
         schema_version=task.schema_version,
+        schema_in_prompt=task.schema_in_prompt,
         caseextract_version=__version__,
     )
 
@@ -213,7 +221,9 @@ class Runner:
         concurrency: int = 4,
         on_result: Callable[[ResultRecord | None], None] | None = None,
         preflight: Callable[[list[dict[str, str]]], None] | None = None,
+        ids: dict[Path, str] | None = None,
     ) -> None:
+        self.ids = ids or {}  # document ids chosen by ``discover_batch`` (default: the stem)
         self.task = task
         self.client = client
         self.writer = writer
@@ -225,9 +235,10 @@ class Runner:
 
     async def process(self, path: Path) -> ResultRecord | None:
         """One document → its record (or ``None`` when already done)."""
-        info = DocumentInfo(id=document_id(path), path=str(path))
+        doc_id = self.ids.get(path) or document_id(path)
+        info = DocumentInfo(id=doc_id, path=str(path))
         try:
-            doc = await asyncio.to_thread(load_document, path)  # PDFs parse slowly
+            doc = await asyncio.to_thread(load_document, path, doc_id)  # PDFs parse slowly
             info = _doc_info(doc)
             key = (doc.id, doc.sha256)
             # the same document twice in one batch (a copy in another folder) is one

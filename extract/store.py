@@ -23,7 +23,10 @@ Contracts:
 
 A document is "done" when an ``ok`` record exists for its id and content hash;
 ``failed`` and ``empty`` records (a valid answer with too few facts) are dropped
-on resume and their documents asked again.
+on resume and their documents asked again. One ``ok`` record is kept per document
+id: when an edited document (same id, new content) is extracted again, its stale
+record is dropped (at close, under the lock, and again by the next resume if the
+run was killed before).
 """
 
 from __future__ import annotations
@@ -206,13 +209,16 @@ class ResultWriter:
         self.done: set[tuple[str, str]] = set()
         self.notes: list[str] = []  # what resume found and did, for the user
         target = resolve_output(path)
+        self._target = target
+        self._earlier: dict[str, str] = {}  # id → sha256 of the ok records kept on resume
+        self._stale = False
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._lock = _Lock(target.with_name(target.name + ".lock"), path)
         except OSError as exc:
             raise OutputError(f"cannot write results to {path}: {exc.strerror or exc}") from None
         try:
-            target = resolve_output(path)  # again, under the lock
+            target = self._target = resolve_output(path)  # again, under the lock
             if resume and target.exists():
                 self._compact(target)
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (0 if resume else os.O_TRUNC)
@@ -225,10 +231,18 @@ class ResultWriter:
             raise
         self.written = 0
 
-    def _compact(self, target: Path) -> None:
+    def _compact(self, target: Path, keep_failed: bool = False) -> None:
+        """Keep the ok records, one per document id (the last: an edited document's new
+        record replaces its stale one), and with ``keep_failed`` this run's other
+        records; set damaged lines aside; stream, twice."""
+        last: dict[str, int] = {}
+        for number, _raw, record, _problem in scan(target):
+            if record is not None and record.get("status") == "ok":
+                last[record_key(record)[0]] = number
         tmp = target.with_name(target.name + ".tmp")
         damaged_path = target.with_name(target.name + ".damaged")
         damaged: list[tuple[int, bytes, str]] = []
+        self.done.clear()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
             for number, raw, record, problem in scan(target):
@@ -236,11 +250,15 @@ class ResultWriter:
                     damaged.append((number, raw, problem))
                     continue
                 key = record_key(record)
-                if record.get("status") == "ok" and key not in self.done:
+                ok = record.get("status") == "ok"
+                if ok and last.get(key[0]) == number and key not in self.done:
                     self.done.add(key)
+                    out.write(raw)
+                elif keep_failed and not ok:
                     out.write(raw)
             out.flush()
             os.fsync(out.fileno())
+        self._earlier = dict(self.done)
         if damaged:
             with damaged_path.open("ab") as fh:
                 os.chmod(damaged_path, stat.S_IMODE(target.stat().st_mode))
@@ -285,7 +303,10 @@ class ResultWriter:
             ) from None
         self.written += 1
         if record.ok:
+            doc_id, sha = record.key
             self.done.add(record.key)
+            if self._earlier.get(doc_id, sha) != sha:
+                self._stale = True  # an edited document: its earlier record is now stale
 
     def close(self) -> None:
         try:
@@ -294,7 +315,11 @@ class ResultWriter:
             pass
         finally:
             os.close(self._fd)
-            self._lock.release()
+            try:
+                if self._stale:  # still under the lock: no other writer can be live
+                    self._compact(self._target, keep_failed=True)
+            finally:
+                self._lock.release()
 
     def __enter__(self) -> ResultWriter:
         return self

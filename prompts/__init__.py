@@ -47,11 +47,23 @@ def _version(folder: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def available() -> list[str]:
+    """The prompt sets shipped with caseextract."""
+    return sorted(
+        p.name for p in PROMPTS_DIR.iterdir() if all((p / f).is_file() for f in REQUIRED)
+    )
+
+
 def load_prompt_set(name_or_path: str | Path = DEFAULT_PROMPT_SET) -> PromptSet:
     """A shipped set by name (``case_report``) or any folder holding system.j2 and user.j2."""
     folder = Path(name_or_path)
     if not folder.is_dir():
         folder = PROMPTS_DIR / str(name_or_path)
+    if not folder.is_dir():
+        raise PromptError(
+            f"prompt set {str(name_or_path)!r} does not exist: use one of "
+            f"{', '.join(available())}, or a folder holding {' and '.join(REQUIRED)}"
+        )
     missing = [f for f in REQUIRED if not (folder / f).is_file()]
     if missing:
         raise PromptError(f"prompt set {str(name_or_path)!r}: missing {', '.join(missing)}")

@@ -397,16 +397,22 @@ def test_a_key_in_the_provenance_is_redacted_and_cost_counts_no_tokens(tmp_path)
 
 
 STORES = sorted(p.parent for p in (FIXTURES / "recordings").glob("*/manifest.json"))
+GOLD_OF_TASK = {
+    "caseextract.schema:CaseReport": FIXTURES / "gold",
+    "caseextract.tasks:CementLeakage": FIXTURES / "gold-cement",
+}
 
 
 @pytest.mark.parametrize("store", STORES, ids=lambda p: p.name)
 def test_every_shipped_store_replays_without_a_miss(store, tmp_path):
     """Any store under fixtures/recordings (recorded or imported) replays in full."""
-    result = invoke("eval", "--recordings", store, "--out", tmp_path)
+    manifest = json.loads((store / "manifest.json").read_text())
+    task = manifest.get("task") or {}
+    gold = GOLD_OF_TASK.get(task.get("schema", "caseextract.schema:CaseReport"))
+    result = invoke("eval", "--recordings", store, "--out", tmp_path, "--gold", gold)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "report.json").read_text())
     assert all("no recording" not in (c["error"] or "") for c in report["per_case"])
-    manifest = json.loads((store / "manifest.json").read_text())
     if manifest.get("imported"):  # answers written elsewhere say so, everywhere
         assert manifest["provenance"] and manifest["kind"].endswith("not an API recording")
         assert set(manifest["answers"]) == {c["case_id"] for c in report["per_case"]}

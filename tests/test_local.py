@@ -132,3 +132,26 @@ def test_ctrl_c_leaves_no_orphan_server(tmp_path):
     assert proc.returncode == 130, rest[-2000:]
     assert "interrupted" in rest
     assert llama_processes(port) == []
+
+
+def test_what_the_bundled_model_is_shown_lacks_the_tool_unless_described():
+    """llama-cpp-python's server renders the bundled GGUF (no chat template of its own)
+    with its llama-2 fallback format, which drops ``tools``: the field descriptions reach
+    the model only with --schema-in-prompt (bench/rendered_prompt.py prints the figures)."""
+    from caseextract.llm.local import bundled_model_path, rendered_prompt
+    from llama_cpp import Llama
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from rendered_prompt import request_for
+
+    llm = Llama(model_path=str(bundled_model_path()), vocab_only=True, verbose=False)
+    assert not llm.metadata.get("tokenizer.chat_template")
+    for in_prompt in (False, True):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            payload = request_for("cement_leakage", in_prompt, Path(tmp))
+        assert payload["tools"][0]["function"]["name"] == "CementLeakage"
+        prompt = rendered_prompt(payload)
+        assert ("Where the cement went." in prompt) is in_prompt
+        assert '"properties"' not in prompt and "LeakSite" not in prompt  # the tool never is

@@ -19,7 +19,7 @@ from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
 from caseextract.testing.batch_server import FakeBatchServer
 
 from conftest import ROOT
-from helpers import CRAFTED_CEMENT_ANSWER, CRAFTED_SEED_ANSWER
+from helpers import CRAFTED_SEED_ANSWER
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 OUTPUTS = [
@@ -42,7 +42,45 @@ OUTPUTS = [
     "batch-results.jsonl",
     "batch-results.jsonl.batch.json",
     "batch-results.jsonl.batch",
+    "cement-evidence.html",
+    "cement-eval",
 ]
+# Crafted: the cement-leakage answer a good model would give on the seed report.
+CRAFTED_CEMENT_ANSWER = {
+    "age": {"raw": "87-year-old", "evidence": ["An 87-year-old female patient"]},
+    "procedures": [
+        {
+            "name": "vertebroplasty",
+            "levels": ["L1"],
+            "evidence": ["Vertebroplasty for L1 was performed"],
+        }
+    ],
+    "leaks": [
+        {
+            "site": "epidural",
+            "levels": ["T12 to L2"],
+            "symptomatic": True,
+            "evidence": ["cement leaked into the epidural and intrathecal spaces"],
+        }
+    ],
+    "consequences": [],
+}
+
+
+def crafted_reply(payload: dict, index: int) -> Reply:
+    """Crafted: the answer for whichever task the request's tool is."""
+    tools = payload.get("tools") or [{}]
+    name = tools[0].get("function", {}).get("name", "CaseReport")
+    answer = CRAFTED_CEMENT_ANSWER if name == "CementLeakage" else CRAFTED_SEED_ANSWER
+    return Reply(body=crafted_tool_completion(answer, tool_name=name))
+
+
+def section(title: str) -> str:
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else None]
+
+
 # the console script lives beside the interpreter running the tests
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
@@ -108,16 +146,6 @@ def test_readme_command_runs(command, clean_outputs, batch_server, tmp_path):  #
         _serve_and_stop(command)
         return
     env = dict(ENV)
-    cement = Reply(body=crafted_tool_completion(CRAFTED_CEMENT_ANSWER, tool_name="CementLeakage"))
-
-    def answer(payload: dict, _index: int) -> Reply:
-        """The crafted answer of the task asked, as a call to the tool the request offers."""
-        tools = payload.get("tools") or [{"function": {"name": "CaseReport"}}]
-        name = tools[0].get("function", {}).get("name")
-        if name == "CementLeakage":
-            return cement
-        return Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER, tool_name=name))
-
     port = 0
     m = re.search(r"--base-url http://127\.0\.0\.1:(\d+)/v1", command)
     if m:
@@ -125,7 +153,7 @@ def test_readme_command_runs(command, clean_outputs, batch_server, tmp_path):  #
         if not port_free(port):
             pytest.skip(f"port {port} is busy here")
         (tmp_path / "reports").mkdir()
-    server = FakeOpenAIServer(default=answer)
+    server = FakeOpenAIServer(crafted_reply)
     server.start() if not port else server.start_on(port)
     try:
         batch = "caseextract batch" in command
@@ -183,3 +211,24 @@ def _serve_and_stop(command: str) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
+
+
+def test_the_bring_your_own_task_walkthrough_runs_as_written(clean_outputs):
+    """Every line of the section, in order (python lines included), from the checkout."""
+    blocks = re.findall(r"```bash\n(.*?)```", section("Bring your own task"), flags=re.S)
+    lines = [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+    assert any(line.startswith("caseextract diff") for line in lines)
+    assert any(line.startswith("caseextract eval --gold") for line in lines)
+    with FakeOpenAIServer(crafted_reply) as server:
+        env = {**ENV, "OPENAI_BASE_URL": server.base_url}
+        for line in lines:
+            done = subprocess.run(
+                ["bash", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+            )
+            assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+            if line.startswith("caseextract diff"):
+                # the crafted answer has 3 of the 6 gold items: F1 = 2·3 / (6 + 3)
+                assert "F1 0.667" in done.stdout and "missed leaks" in done.stdout
+            if "agreement" in line:
+                assert "| **all** | 7 | 7 | 1.00 | 1.00 |" in done.stdout
+    assert (ROOT / "cement-evidence.html").exists()

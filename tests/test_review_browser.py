@@ -202,7 +202,7 @@ def test_review_everything_by_keyboard_and_export_gold(page, results, shots, tmp
     assert [f["name"] for f in gold["extraction"]["patients"][0]["findings"]] == [
         "neurologic deficit"
     ]
-    assert check_gold(target) == []
+    assert check_gold(target, cases_dir=SEED.parent) == []  # downloaded: found with --cases
 
 
 def test_two_tabs_lose_nothing(browser, results):

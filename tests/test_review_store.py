@@ -242,7 +242,11 @@ def test_corrected_record_and_gold_export(results, tmp_path):
     path = tmp_path / "gold" / "seed-vertebroplasty-cement-leakage.json"
     path.parent.mkdir()
     path.write_text(json.dumps(gold))
-    assert check_gold(path) == []  # the evals harness takes it as a gold case
+    # the evals harness takes it as a gold case (its text found with --cases, as any gold)
+    assert check_gold(path, cases_dir=SEED.parent) == []
+    placed = session.gold(0, folder=path.parent)  # written into a folder: found from there
+    path.write_text(json.dumps(placed))
+    assert check_gold(path) == []
     rows = session.csv(0)
     assert rows[0]["patient.findings"] == "no neurologic deficit; back pain"
 

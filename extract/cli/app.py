@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperArgument, TyperCommand
 
 from .. import redaction as secrets
 from ..errors import ConfigError
@@ -26,7 +27,67 @@ from ..llm.local import LocalServer
 from ..llm.recording import RecordingStore
 from ..safetext import printable
 
-app = typer.Typer(
+# What an option takes, in --help, instead of typer's type tags (<list[str]>, <path>).
+METAVARS = {
+    "case": "ID",
+    "doc": "ID",
+    "schema": "MODULE:CLASS",
+    "prompt_set": "NAME|DIR",
+    "model": "NAME",
+    "base_url": "URL",
+    "mode": "MODE",
+    "record_mode": "MODE",
+    "fmt": "jsonl|csv",
+    "timeout": "SECONDS",
+}
+
+
+class Command(TyperCommand):
+    """A command whose help names what each option takes (FILE, N, URL …), not its type."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:
+                param.__class__ = _Argument  # its name says what it takes; no type tag
+            if param.param_type_name != "option" or param.metavar is not None:
+                continue
+            if getattr(param, "is_flag", False) or getattr(param, "count", False):
+                param.metavar = ""
+            elif param.name in METAVARS:
+                param.metavar = METAVARS[param.name]
+            else:
+                param.metavar = _metavar(param.display_type(None))
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Argument(TyperArgument):
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+def _metavar(typed: str) -> str:
+    """``<path>`` → PATH, ``<int>`` → N, ``<float>`` → NUMBER, else TEXT."""
+    for tag, name in (("path", "PATH"), ("int", "N"), ("float", "NUMBER")):
+        if tag in typed.lower():
+            return name
+    return "TEXT"
+
+
+class App(typer.Typer):
+    """Every command of the app is a ``Command``."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", Command)
+        return super().command(*args, **kwargs)
+
+
+app = App(
     add_completion=False,
     no_args_is_help=True,
     help="Structured, evidence-backed extraction from clinical case reports.",
@@ -49,6 +110,9 @@ def _setup_logging(verbose: int) -> None:
         for name in ("openai", "httpx", "httpx2", "httpcore", "httpcore2"):
             logging.getLogger(name).setLevel(max(level, logging.INFO))
         logging.getLogger("instructor").setLevel(logging.CRITICAL)
+    # pypdf warns about repairs it made (a wrong xref offset …) and reads on; the text
+    # layer is checked after reading, so its warnings are noise unless asked for.
+    logging.getLogger("pypdf").setLevel(logging.ERROR if verbose < 2 else logging.NOTSET)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -57,6 +121,32 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def check_options(**values: float | None) -> None:
+    """Numeric options out of range are a usage error (exit 2, one line), never sent on.
+
+    Names ending in ``_min0`` may be 0; the others must be positive."""
+    for key, value in values.items():
+        if value is None:
+            continue
+        name, _, floor = key.partition("_min")
+        option = "--" + name.replace("_", "-")
+        if option == "--concurrency":
+            option = "-j/--concurrency"
+        if floor == "0" and value < 0:
+            raise _fail(f"{option} must be 0 or more, not {value:g}")
+        if not floor and value <= 0:
+            raise _fail(f"{option} must be more than 0, not {value:g}")
+
+
+Verbose = Annotated[
+    int,
+    typer.Option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="More log output on stderr; a counter: -v info, -vv debug, -vvv also the SDKs'.",
+    ),
+]
 Model = Annotated[
     str, typer.Option(envvar="CASEEXTRACT_MODEL", help="Model name as the server knows it.")
 ]
@@ -103,6 +193,42 @@ ApiVersion = Annotated[
     str | None, typer.Option(envvar="OPENAI_API_VERSION", help="Azure OpenAI API version.")
 ]
 
+
+GoldDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--gold",
+        help="Folder of gold files (default: fixtures/gold of a checkout). Each file names "
+        "its task; files without one are for the case-report task.",
+    ),
+]
+CasesDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--cases",
+        help="Folder of the gold cases' texts (default: the sources the gold files name, "
+        "beside the gold folder).",
+    ),
+]
+SchemaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--schema",
+        help="Response model as module:Class (default: the task the gold files name).",
+    ),
+]
+PromptSetOpt = Annotated[
+    str | None,
+    typer.Option("--prompt-set", help="Prompt set name or folder (default: the gold files' own)."),
+]
+
+SchemaInPrompt = Annotated[
+    bool,
+    typer.Option(
+        help="Also describe the schema in the prompt, for servers that turn the tool into a "
+        "grammar without showing it to the model (llama.cpp with Gemma's template).",
+    ),
+]
 
 RecordMode = Annotated[
     str,

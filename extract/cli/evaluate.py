@@ -14,22 +14,29 @@ from rich.table import Table
 from ..documents import safe_filename
 from ..errors import ExtractError
 from ..evals import report as rep
-from ..evals.gold import FIXTURES
-from ..evals.runner import DEFAULT_RECORDINGS, evaluate
+from ..evals.gold import DEFAULT_PROMPT_SET, FIXTURES, gold_task
+from ..evals.runner import DEFAULT_GOLD, DEFAULT_RECORDINGS, evaluate
 from .app import (
     ApiVersion,
     AzureEndpoint,
     BaseUrl,
+    CasesDir,
+    GoldDir,
     MaxTokens,
     Mode,
     Model,
     ModelFamily,
+    PromptSetOpt,
     ReasoningEffort,
+    SchemaInPrompt,
+    SchemaOpt,
     TokenParam,
+    Verbose,
     _fail,
     _setup_logging,
     app,
     build_settings,
+    check_options,
     err,
     out,
     start_local,
@@ -48,6 +55,11 @@ def eval_(
     record: Annotated[bool, typer.Option(help="With --live: store the exchanges.")] = False,
     results: Annotated[Path | None, typer.Option(help="Score an existing results JSONL.")] = None,
     case: Annotated[list[str] | None, typer.Option(help="Only these case ids.")] = None,
+    gold: GoldDir = None,
+    cases: CasesDir = None,
+    schema: SchemaOpt = None,
+    prompt_set: PromptSetOpt = None,
+    schema_in_prompt: SchemaInPrompt = False,
     model: Model = "gpt-4o-mini",
     base_url: BaseUrl = None,
     mode: Mode = "tools",
@@ -57,14 +69,15 @@ def eval_(
     reasoning_effort: ReasoningEffort = None,
     azure_endpoint: AzureEndpoint = None,
     api_version: ApiVersion = None,
-    reasks: Annotated[int, typer.Option()] = 2,
+    reasks: Annotated[int, typer.Option(help="Re-asks after an invalid answer.")] = 2,
     local: Annotated[bool, typer.Option(help="With --live: the local llama.cpp server.")] = False,
     model_path: Annotated[Path | None, typer.Option(help="GGUF model for --local.")] = None,
     n_ctx: Annotated[int, typer.Option(help="Context window for --local.")] = 16384,
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
+    verbose: Verbose = 0,
 ) -> None:
     """Score extractions of the gold cases; offline (replayed) by default."""
     _setup_logging(verbose)
+    check_options(max_tokens=max_tokens, reasks_min0=reasks, n_ctx=n_ctx)
     settings = None
     store_mode = "replay"
     server = None
@@ -88,9 +101,13 @@ def eval_(
                 api_version=api_version,
             )
             store_mode = "record" if record else "off"
-        folder = recordings or DEFAULT_RECORDINGS
+        # one recordings folder per model and task: <model> for case reports,
+        # <model>-<prompt set> for another task (gemma-3-270m-cement_leakage)
+        named = gold_task(gold or DEFAULT_GOLD)
+        suffix = "" if named.prompt_set == DEFAULT_PROMPT_SET else f"-{named.prompt_set}"
+        folder = recordings or DEFAULT_RECORDINGS.with_name(DEFAULT_RECORDINGS.name + suffix)
         if live and record and recordings is None:
-            folder = FIXTURES / "recordings" / safe_filename(model)
+            folder = FIXTURES / "recordings" / safe_filename(model + suffix)
         preflight = None
         if server is not None and settings is not None:
             preflight = server.preflight(settings.max_tokens)
@@ -99,9 +116,14 @@ def eval_(
             folder,
             store_mode,
             settings,
+            gold_dir=gold,
             results=results,
             cases_filter=case,
             preflight=preflight,
+            cases_dir=cases,
+            schema=schema,
+            prompt_set=prompt_set,
+            schema_in_prompt=schema_in_prompt,
         )
     except (ExtractError, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
@@ -126,9 +148,12 @@ def eval_(
 
 def print_scorecard(report: dict, rows: list | None) -> None:
     info = report.get("info", {})
+    # short headers (explained in the caption) so that 80 columns show them whole
     table = Table(
         title=f"scorecard · {info.get('model', '?')} · {report['extracted']}/"
         f"{report['cases']} cases extracted, {report.get('empty', 0)} empty",
+        caption="cited = F1 cited, strict = F1 strict; omit = omission rate, "
+        "spur. = spurious rate, hall. = hallucination rate",
         box=box.SIMPLE_HEAD,  # no column rules: nine columns fit 80 characters
         pad_edge=False,
         collapse_padding=True,

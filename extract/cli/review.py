@@ -10,8 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ExtractError
-from ..pipeline import default_task
-from .app import _fail, app, err, out
+from .app import CasesDir, GoldDir, SchemaOpt, _fail, app, err, out
 from .app import fmt3 as _fmt
 
 STATUS_STYLE = {"match": "green", "wrong_value": "yellow", "missed": "red", "spurious": "magenta"}
@@ -25,20 +24,29 @@ def diff(
         Path | None, typer.Option(help="Write side-by-side HTML (file or folder).")
     ] = None,
     all_fields: Annotated[bool, typer.Option("--all", help="Show matches too.")] = False,
+    gold: GoldDir = None,
+    cases: CasesDir = None,
+    schema: SchemaOpt = None,
 ) -> None:
     """Field-by-field review of results against the gold labels."""
     from ..evals.gold import load_gold_set
-    from ..evals.runner import records_by_id, score_case
+    from ..evals.runner import DEFAULT_GOLD, records_by_id, resolve_task, score_case
 
-    task = default_task()
-    records = records_by_id(results)
-    cases = [c for c in load_gold_set(model=task.response_model) if c.case_id in records]
+    gold_dir = gold or DEFAULT_GOLD
+    try:
+        task, _ = resolve_task(gold_dir, schema)
+        records = records_by_id(results)
+        check_results_task(records, task.response_model.__name__, results, gold_dir)
+        golds = load_gold_set(gold_dir, task.response_model, cases)
+    except (ExtractError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    cases_ = [c for c in golds if c.case_id in records]
     if case:
-        cases = [c for c in cases if c.case_id in case]
-    if not cases:
-        raise _fail(f"no result in {results} has a gold case")
+        cases_ = [c for c in cases_ if c.case_id in case]
+    if not cases_:
+        raise _fail(f"no result in {results} has a gold case in {gold_dir}")
     pages = []
-    for gold in cases:
+    for gold in cases_:
         scored = score_case(gold, records[gold.case_id], task.response_model)
         t = scored.counts.summary()
         out.rule(
@@ -58,6 +66,17 @@ def diff(
     if html is not None:
         written = write_diff_pages(pages, html)
         err.print(f"wrote {', '.join(str(p) for p in written)}")
+
+
+def check_results_task(records: dict, schema_name: str, results: Path, gold_dir: Path) -> None:
+    """Results made for another task than the gold's: one clear error, not a traceback."""
+    made = {(r.schema_name, r.prompt_set) for r in records.values() if r.schema_name}
+    if made and schema_name not in {name for name, _ in made}:
+        found = ", ".join(f"{n} (prompt set {p})" for n, p in sorted(made, key=str))
+        raise ExtractError(
+            f"{results} holds results of schema {found}; the gold in {gold_dir} is for "
+            f"{schema_name}: pass --gold DIR with gold files for that task"
+        )
 
 
 def write_diff_pages(pages: list, target: Path) -> list[Path]:
@@ -94,9 +113,13 @@ def show(
     except ExtractError as exc:
         raise _fail(str(exc)) from None
     wanted = doc or document.id
-    record = next((r for r in read_records(results) if r.document.id == wanted), None)
+    records = list(read_records(results))
+    record = next((r for r in records if r.document.id == wanted), None)
+    if record is None and doc is None:  # a file found in a folder has a path-like id
+        same = [r for r in records if r.document.sha256 == document.sha256]
+        record = same[-1] if same else None
     if record is None:
-        raise _fail(f"no record for {wanted!r} in {results}")
+        raise _fail(f"no record for {wanted!r} in {results} (give its id with --doc)")
     if record.document.sha256 not in (None, document.sha256):
         err.print("[yellow]warning:[/yellow] the source differs from the one extracted")
     html.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +161,7 @@ def cost(
         notes = []
         for model_name, r in sorted(rows.items()):
             price = table_prices.get(model_name)
-            money = "no price given"
+            money = f"not in {prices.name}" if prices else "no price given"
             if price:
                 value = price.cost(
                     r.prompt_tokens,

@@ -122,7 +122,7 @@ def _export(
             if gold is not None:
                 gold.mkdir(parents=True, exist_ok=True)
                 path = gold / f"{safe_filename(str(doc))}.json"
-                data = json.dumps(session.gold(n), indent=1, ensure_ascii=False)
+                data = json.dumps(session.gold(n, folder=gold), indent=1, ensure_ascii=False)
                 path.write_text(data + "\n", encoding="utf-8")
                 err.print(f"wrote {path}")
         except ExtractError as exc:  # undecided facts, a record that does not validate

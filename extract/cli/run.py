@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import redaction as secrets
-from ..documents import discover
+from ..documents import CONVERT_HINTS, discover_batch
 from ..errors import ExtractError
 from ..llm import ModelClient
 from ..pipeline import Runner, RunSummary, Task, default_task
@@ -33,11 +33,14 @@ from .app import (
     ReasoningEffort,
     Recordings,
     RecordMode,
+    SchemaInPrompt,
     TokenParam,
+    Verbose,
     _fail,
     _setup_logging,
     app,
     build_settings,
+    check_options,
     err,
     open_store,
     out,
@@ -74,13 +77,16 @@ def run(
     rate_limit_wait: Annotated[
         float, typer.Option(help="Seconds a document may wait out 429s (not counted as retries).")
     ] = 900.0,
-    concurrency: Annotated[int, typer.Option("-j", "--concurrency")] = 4,
+    concurrency: Annotated[
+        int, typer.Option("-j", "--concurrency", help="Documents extracted at a time.")
+    ] = 4,
     resume: Annotated[bool, typer.Option(help="Skip documents already done in OUTPUT.")] = True,
     fmt: Annotated[
         str, typer.Option("--format", help="jsonl, or csv (also writes a CSV).")
     ] = "jsonl",
     prompt_set: Annotated[str, typer.Option(help="Prompt set name or folder.")] = "case_report",
     schema: Annotated[str | None, typer.Option(help="Response model as module:Class.")] = None,
+    schema_in_prompt: SchemaInPrompt = False,
     record_mode: RecordMode = "off",
     recordings: Recordings = DEFAULT_RECORDINGS,
     local: Annotated[
@@ -92,18 +98,27 @@ def run(
     ] = None,
     n_ctx: Annotated[int, typer.Option(help="Context window for --local, in tokens.")] = 16384,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
+    verbose: Verbose = 0,
 ) -> None:
     """Extract one record per document into OUTPUT (JSONL; resumable)."""
     _setup_logging(verbose)
+    check_options(
+        concurrency=concurrency,
+        timeout=timeout,
+        max_tokens_min0=max_tokens,
+        http_retries_min0=http_retries,
+        reasks_min0=reasks,
+        n_ctx=n_ctx,
+    )
     if fmt not in ("jsonl", "csv"):
         raise _fail("--format must be jsonl or csv")
     if output.suffix == ".csv":
         output = output.with_suffix(".jsonl")
         fmt = "csv"
-    paths = discover(inputs)
-    if not paths:
-        raise _fail("no input documents found")
+    batch = discover_batch(inputs)
+    if not batch.paths:
+        print_skipped(batch.skipped)
+        raise _fail("no input documents found (.txt, .md, .pdf)")
     server = None
     try:
         if local:
@@ -126,10 +141,12 @@ def run(
             tpm=tpm,
             rate_limit_wait=rate_limit_wait,
         )
-        task = default_task(prompt_set, schema)
+        task = default_task(prompt_set, schema, schema_in_prompt)
         client = ModelClient(settings, open_store(recordings, record_mode))
         preflight = server.preflight(settings.max_tokens) if server is not None else None
-        summary = execute(task, client, paths, output, concurrency, resume, progress, preflight)
+        summary = execute(
+            task, client, batch.paths, output, concurrency, resume, progress, preflight, batch.ids
+        )
     except (ExtractError, ValueError) as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -138,7 +155,8 @@ def run(
     if fmt == "csv":
         rows = write_csv(output, output.with_suffix(".csv"))
         err.print(f"wrote {rows} CSV row(s) to {output.with_suffix('.csv')}")
-    print_summary(summary, output)
+    print_summary(summary, output, len(batch.skipped))
+    print_skipped(batch.skipped)
     if summary.interrupted:
         raise typer.Exit(130)
     raise typer.Exit(1 if summary.failed or summary.empty else 0)
@@ -153,6 +171,7 @@ def execute(
     resume: bool,
     show_progress: bool,
     preflight: Callable[[list[dict[str, str]]], None] | None = None,
+    ids: dict[Path, str] | None = None,
 ) -> RunSummary:
     with ResultWriter(output, resume=resume) as writer:
         for note in writer.notes:
@@ -176,7 +195,7 @@ def execute(
                 bar.update(tid, advance=1, last=last)
 
             runner = Runner(
-                task, client, writer, concurrency, on_result=advance, preflight=preflight
+                task, client, writer, concurrency, on_result=advance, preflight=preflight, ids=ids
             )
             try:
                 asyncio.run(runner.run(paths))
@@ -185,7 +204,7 @@ def execute(
     return runner.summary
 
 
-def print_summary(s: RunSummary, output: Path) -> None:
+def print_summary(s: RunSummary, output: Path, unsupported: int = 0) -> None:
     table = Table(title="caseextract run", show_header=False)
     table.add_row("documents", str(s.total))
     table.add_row("extracted", f"[green]{s.ok}[/green]")
@@ -193,6 +212,10 @@ def print_summary(s: RunSummary, output: Path) -> None:
         table.add_row("empty (no facts; retried on resume)", f"[yellow]{s.empty}[/yellow]")
     table.add_row("failed", f"[red]{s.failed}[/red]" if s.failed else "0")
     table.add_row("already done (skipped)", str(s.skipped))
+    if unsupported:
+        table.add_row(
+            "[yellow]not read (not .txt/.md/.pdf)[/yellow]", f"{unsupported}, listed below"
+        )
     table.add_row("model calls (incl. re-asks)", str(s.attempts))
     table.add_row("HTTP requests (incl. retries)", str(s.http_requests))
     table.add_row("tokens prompt / completion", f"{s.prompt_tokens:,} / {s.completion_tokens:,}")
@@ -223,6 +246,18 @@ def print_summary(s: RunSummary, output: Path) -> None:
         err.print(f"[red]✗[/red] {escape(line)}", soft_wrap=True)
     if len(s.failed_docs) > 20:
         err.print(f"… and {len(s.failed_docs) - 20} more failures in {output}")
+
+
+def print_skipped(skipped: list[Path], limit: int = 20) -> None:
+    """Files in the folders given that are not text, Markdown or PDF: named, never silent."""
+    if not skipped:
+        return
+    err.print(f"[yellow]skipped {len(skipped)} file(s) that are not .txt, .md or .pdf:[/yellow]")
+    for path in skipped[:limit]:
+        hint = CONVERT_HINTS.get(path.suffix.lower(), "not a supported kind of file")
+        err.print(escape(f"  {path}: {hint}"), soft_wrap=True)
+    if len(skipped) > limit:
+        err.print(f"  … and {len(skipped) - limit} more")
 
 
 @app.command()

@@ -156,7 +156,10 @@ class ModelSettings:
             raise ConfigError("no Azure OpenAI key: set AZURE_OPENAI_API_KEY")
         if self.base_url:
             return PLACEHOLDER_KEY  # local OpenAI-compatible servers ignore the key
-        raise ConfigError("no API key: set OPENAI_API_KEY, or give --base-url for a local server")
+        raise ConfigError(
+            "no API key: set OPENAI_API_KEY, give --base-url for your own server, "
+            "or use --local for the bundled local model (no key, no network)"
+        )
 
     def public(self) -> dict[str, Any]:
         """Settings safe to write into results (no key)."""
@@ -306,6 +309,7 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
         return error
     status = _status(exc)
     detail = redact(str(exc), settings.api_key)
+    said = redact(server_message(exc), settings.api_key)  # the server's words, no raw dict
     where = settings.where
     if _code(exc) == MISS_CODE:
         body = getattr(exc, "body", None) or {}
@@ -339,11 +343,9 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
     if status == 429 and not is_transient(exc):
         return NonRetryableError("HTTP 429 insufficient_quota: the account has no quota", **ctx)
     if status == 400 and ("context_length" in _code(exc) or "context length" in detail.lower()):
-        return NonRetryableError(f"document too long for the model's context: {detail}", **ctx)
+        return NonRetryableError(f"document too long for the model's context: {said}", **ctx)
     if status == 404:
-        return NonRetryableError(
-            f"HTTP 404 from {where}: model {settings.model!r}? {detail}", **ctx
-        )
+        return NonRetryableError(f"HTTP 404 from {where}: model {settings.model!r}? {said}", **ctx)
     if status is not None and is_transient(exc):
         hint = ""
         if status >= 500 and settings.mode in ("json_schema", "tools_strict"):
@@ -351,10 +353,10 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
         if status == 429:
             hint = f" (rate limited past --rate-limit-wait {settings.rate_limit_wait:g}s)"
         return TransientError(
-            f"HTTP {status} after {stats.http_requests} request(s){hint}: {detail}", **ctx
+            f"HTTP {status} after {stats.http_requests} request(s){hint}: {said}", **ctx
         )
     if status is not None:
-        return NonRetryableError(f"HTTP {status}: {detail}", **ctx)
+        return NonRetryableError(f"HTTP {status}: {said}", **ctx)
     if isinstance(exc, IncompleteOutputException):
         return OutputTruncated(_truncated_message(settings, stats.reasoning_tokens), **ctx)
     if isinstance(exc, ValidationError | ValueError):
@@ -362,6 +364,31 @@ def classify(exc: BaseException, settings: ModelSettings, stats: CallStats) -> E
             f"answer did not validate after {stats.attempts} attempt(s): {_short(detail)}", **ctx
         )
     return ModelCallError(f"{type(exc).__name__}: {_short(detail)}", **ctx)
+
+
+def server_message(exc: BaseException) -> str:
+    """What an HTTP error says, in words: the body's ``error.message`` (OpenAI's error
+    shape, https://platform.openai.com/docs/guides/error-codes) or its text, without the
+    SDK's "Error code: 400 - {...}" dict dump."""
+    body = getattr(exc, "body", None)
+    message: Any = None
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        message = inner.get("message") if isinstance(inner, dict) else inner
+        if isinstance(inner, dict) and not message:
+            message = inner.get("detail") or inner.get("msg")
+    elif isinstance(body, str):
+        message = body
+    if isinstance(message, list):  # FastAPI-style validation details
+        message = "; ".join(
+            str(m.get("msg", m)) if isinstance(m, dict) else str(m) for m in message
+        )
+    if not message:
+        message = getattr(exc, "message", None) or str(exc)
+    text = re.sub(r"^Error code: \d+ - ", "", str(message))
+    if text.startswith("{"):
+        return "the server gave no message"
+    return _short(text, 300)
 
 
 def completion_text(completion: Any, limit: int = 4000) -> str:

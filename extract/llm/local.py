@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx2
 
@@ -175,3 +176,15 @@ class LocalServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def rendered_prompt(payload: dict[str, Any]) -> str:
+    """The prompt llama-cpp-python's server builds from a chat request for a GGUF without
+    a chat template (the bundled one): its ``llama-2`` fallback format, which renders the
+    messages and drops ``tools`` — the tool's schema only becomes the grammar."""
+    from llama_cpp import llama_chat_format
+
+    response = llama_chat_format.format_llama2(
+        messages=payload["messages"], tools=payload.get("tools")
+    )
+    return str(response.prompt)

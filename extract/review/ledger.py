@@ -134,7 +134,10 @@ def ledger_from_recordings(folder: Path) -> dict[str, Spend]:
             continue
         data = json.loads(path.read_text(encoding="utf-8"))
         body = (data.get("response") or {}).get("body") or {}
-        name = (data.get("provenance") or {}).get("model") or "?"
+        # an error response names no model: count it under the model that was asked
+        request = (data.get("request") or {}).get("body") or {}
+        asked = request.get("model") if isinstance(request, dict) else None
+        name = (data.get("provenance") or {}).get("model") or asked or "unknown model"
         spend = rows.setdefault(name, Spend())
         usage = body.get("usage") or {} if isinstance(body, dict) else {}
         spend.calls += 1

@@ -11,6 +11,7 @@ adjudicator's own decisions (in their own review file) override them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import hashlib
@@ -275,7 +276,9 @@ class ReviewSession:
         extra["review"] = {"reviewers": reviewers, "decisions": len(decisions), "facts": counts}
         return out
 
-    def gold(self, index: int, allow_undecided: bool = False) -> dict[str, Any]:
+    def gold(
+        self, index: int, allow_undecided: bool = False, folder: Path | None = None
+    ) -> dict[str, Any]:
         """A gold file (``evals`` format) for one reviewed document."""
         record = self.record(index)
         undecided = [v.path for v in self.facts(index) if v.state == "undecided"]
@@ -286,9 +289,13 @@ class ReviewSession:
             )
         corrected = self.corrected(index)
         src = self.source(record).path
-        source = str(src) if src else str(record.document.path)
-        if src is not None and src.parent.name == "cases":
-            source = f"cases/{src.name}"
+        source = str(src.resolve()) if src else str(record.document.path)
+        if src is not None and folder is not None:
+            # as evals.gold finds it: relative to the gold folder's parent when under it
+            with contextlib.suppress(ValueError):
+                source = src.resolve().relative_to(folder.resolve().parent).as_posix()
+        elif src is not None and src.parent.name == "cases":
+            source = f"cases/{src.name}"  # the layout of fixtures/: cases beside gold
         decisions = self.decisions(record)
         names = sorted({d.reviewer for d in decisions} | {self.reviewer})
         return {
