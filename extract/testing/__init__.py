@@ -5,9 +5,12 @@ project tests itself: against a real OpenAI-compatible HTTP server on 127.0.0.1
 that answers *crafted* replies (never a model's output, and named so), with no
 key and no network. ``FakeOpenAIServer`` serves scripted replies or a function of
 the request; ``FaultSchedule`` injects rate limits, 5xx, slow answers, resets,
-malformed, invalid or truncated answers and refusals from a seed.
+malformed, invalid or truncated answers and refusals from a seed;
+``CraftedPasses`` answers each pass of a multi-pass extraction from one complete
+crafted answer.
 """
 
+from .passes import CraftedPasses
 from .server import (
     FAULT_KINDS,
     FINAL_FAULTS,
@@ -25,6 +28,7 @@ from .server import (
 )
 
 __all__ = [
+    "CraftedPasses",
     "FAULT_KINDS",
     "FINAL_FAULTS",
     "REASK_FAULTS",
