@@ -136,7 +136,7 @@ def merge_lists(a: list[Any], b: list[Any]) -> list[Any]:
 
 def merge_value(a: Any, b: Any) -> Any:
     if _empty(a):
-        return b
+        return a if b is None else b
     if _empty(b):
         return a
     if isinstance(a, dict) and isinstance(b, dict):

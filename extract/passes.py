@@ -55,13 +55,14 @@ from .redaction import redact
 from .units import LABEL, Shape, Unit
 
 if TYPE_CHECKING:
-    from .pipeline import Runner
+    from .pipeline import Runner, Task
 
 PASS_MODES = ("auto", "single", "multi")
 # A capable model's complete answer runs to about as many tokens as the report
 # (19–30k-character reports gave 6–8k-token answers; GUIDE §9).
 ANSWER_RATIO = 1.0
 PLAN_TEMPLATE, FILL_TEMPLATE = "passes/plan.j2", "passes/fill.j2"
+PASS_TEXT_TOKENS = 300  # the pass instructions with a roster's quotes, at most
 
 
 @dataclass
@@ -153,13 +154,7 @@ class MultiPass:
         text = self.doc.text
         if window is None:
             return [None]
-        empty = self.task.prompt_set.render(
-            document="", document_name=safe_filename(self.doc.id),
-            schema_name=self.task.response_model.__name__,
-            extra_instructions=self.task.extra_instructions,
-        )  # fmt: skip
-        overhead = sum(estimate_tokens(m["content"]) for m in empty) + 300  # + pass text
-        overhead += _schema_tokens(self.task.response_model)
+        overhead = prompt_overhead(self.task, self.doc.id)
         budget = window - (self.client.settings.max_tokens or 0) - overhead
         if budget < 200:
             raise ConfigError(
@@ -262,8 +257,7 @@ class MultiPass:
             subs = self.split(unit, truncated) if truncated or is_context_overflow(exc) else None
             self._note(unit, "split" if subs else "failed", stats, exc, seq)
             if subs:
-                done = await asyncio.gather(*(self.run_unit(s, roster) for s in subs))
-                return [p for parts in done for p in parts]
+                return await self.run_all(subs, roster)
             if truncated or is_context_overflow(exc):
                 reason = f"{exc} (and the pass cannot be split further)"
                 raise UnitFailed(unit, exc, reason) from None
@@ -350,6 +344,19 @@ class MultiPass:
             raise ModelCallError(f"the merged passes do not validate: {exc}") from None
         facts = ground(result, self.merger.aligner, hints)
         return Extraction(result, self.totals, facts)
+
+
+def prompt_overhead(task: Task, doc_id: str) -> int:
+    """Estimated tokens of a pass's prompt without the report: templates, pass
+    instructions (at most ``PASS_TEXT_TOKENS``) and the response model's schema."""
+    empty = task.prompt_set.render(
+        document="",
+        document_name=safe_filename(doc_id),
+        schema_name=task.response_model.__name__,
+        extra_instructions=task.extra_instructions,
+    )
+    text = sum(estimate_tokens(m["content"]) for m in empty)
+    return text + PASS_TEXT_TOKENS + _schema_tokens(task.response_model)
 
 
 def _first(pair: tuple[int, PassInfo]) -> int:

@@ -165,8 +165,9 @@ class Unit:
     @property
     def key(self) -> str:
         who = self.kind if self.item is None else f"{self.kind}[{self.item}]"
+        what = f":{'+'.join(self.fields)}" if self.fields else ""
         where = "" if self.chunk is None else f"@{self.chunk[0]}-{self.chunk[1]}"
-        return f"{who}:{'+'.join(self.fields)}{where}"
+        return f"{who}{what}{where}"
 
     def split_fields(self) -> list[Unit] | None:
         if len(self.fields) < 2:

@@ -17,6 +17,7 @@ from ..evals.gold import FIXTURES
 from ..evals.runner import DEFAULT_RECORDINGS, evaluate
 from .app import (
     BaseUrl,
+    ContextWindow,
     Mode,
     Model,
     _fail,
@@ -25,6 +26,8 @@ from .app import (
     build_settings,
     err,
     out,
+    pass_config,
+    passes_option,
     start_local,
 )
 from .app import fmt3 as _fmt
@@ -49,6 +52,8 @@ def eval_(
     local: Annotated[bool, typer.Option(help="With --live: the local llama.cpp server.")] = False,
     model_path: Annotated[Path | None, typer.Option(help="GGUF model for --local.")] = None,
     n_ctx: Annotated[int, typer.Option(help="Context window for --local.")] = 16384,
+    passes: Annotated[str, passes_option("single (as the recordings were made)")] = "single",
+    context_window: ContextWindow = None,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
 ) -> None:
     """Score extractions of the gold cases; offline (replayed) by default."""
@@ -69,6 +74,7 @@ def eval_(
         preflight = None
         if server is not None and settings is not None:
             preflight = server.preflight(settings.max_tokens)
+        multi = pass_config(passes, context_window, server, False, 2)
         report = evaluate(
             out_dir,
             folder,
@@ -77,6 +83,7 @@ def eval_(
             results=results,
             cases_filter=case,
             preflight=preflight,
+            passes=multi,
         )
     except (ExtractError, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None

@@ -17,12 +17,14 @@ from .. import redaction as secrets
 from ..documents import discover
 from ..errors import ExtractError
 from ..llm import ModelClient
+from ..passes import PassConfig
 from ..pipeline import Runner, RunSummary, Task, default_task
 from ..records import ResultRecord
 from ..store import ResultWriter, write_csv
 from .app import (
     DEFAULT_RECORDINGS,
     BaseUrl,
+    ContextWindow,
     Mode,
     Model,
     Recordings,
@@ -34,6 +36,8 @@ from .app import (
     err,
     open_store,
     out,
+    pass_config,
+    passes_option,
     start_local,
 )
 
@@ -68,6 +72,8 @@ def run(
         Path | None, typer.Option(help="GGUF model for --local (default: bundled Gemma 3 270M).")
     ] = None,
     n_ctx: Annotated[int, typer.Option(help="Context window for --local, in tokens.")] = 16384,
+    passes: Annotated[str, passes_option("auto")] = "auto",
+    context_window: ContextWindow = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
 ) -> None:
@@ -90,7 +96,10 @@ def run(
         task = default_task(prompt_set, schema)
         client = ModelClient(settings, open_store(recordings, record_mode))
         preflight = server.preflight(settings.max_tokens) if server is not None else None
-        summary = execute(task, client, paths, output, concurrency, resume, progress, preflight)
+        multi = pass_config(passes, context_window, server, resume, concurrency)
+        summary = execute(
+            task, client, paths, output, concurrency, resume, progress, preflight, multi
+        )
     except (ExtractError, ValueError) as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -114,6 +123,7 @@ def execute(
     resume: bool,
     show_progress: bool,
     preflight: Callable[[list[dict[str, str]]], None] | None = None,
+    passes: PassConfig | None = None,
 ) -> RunSummary:
     with ResultWriter(output, resume=resume) as writer:
         bar = Progress(
@@ -134,7 +144,13 @@ def execute(
                 bar.update(tid, advance=1, last=last)
 
             runner = Runner(
-                task, client, writer, concurrency, on_result=advance, preflight=preflight
+                task,
+                client,
+                writer,
+                concurrency,
+                on_result=advance,
+                preflight=preflight,
+                passes=passes,
             )
             try:
                 asyncio.run(runner.run(paths))
