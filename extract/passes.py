@@ -370,7 +370,7 @@ def _wants_multi(runner: Runner, doc: Document, messages: list[dict[str, str]]) 
     count = cfg.count_tokens
     doc_tokens = estimate_tokens(doc.text, count)
     if cfg.context_window is not None:
-        prompt = sum(estimate_tokens(m["content"]) for m in messages)
+        prompt = sum(estimate_tokens(m["content"], count) for m in messages)
         prompt += _schema_tokens(runner.task.response_model)
         if prompt + max_tokens > cfg.context_window:
             window = cfg.context_window

@@ -426,3 +426,38 @@ def test_ada23_through_a_16k_context_in_chunks(ada23, tmp_path):
     scores = _score(record)
     assert scores["f1"] == 1.0, scores  # merged, not duplicated, nothing lost
     assert spans_point_into(record, text) > 200
+
+
+# ----------------------------------------------------------------- command line
+
+
+def test_cli_run_and_eval_take_passes_and_context_window(ada23, tmp_path):
+    from caseextract.cli import app
+    from typer.testing import CliRunner
+
+    path, text, gold = ada23
+    crafted = CraftedPasses([(text, copy.deepcopy(gold))], budget=8192)
+    cli = CliRunner()
+    out = tmp_path / "r.jsonl"
+    with FakeOpenAIServer(crafted) as server:
+        common = ["--base-url", server.base_url, "--model", "crafted-model", "--no-progress"]
+        done = cli.invoke(
+            app, ["run", str(path), "-o", str(out), "--passes", "multi", "--context-window",
+                  "16384", *common],
+        )  # fmt: skip
+        assert done.exit_code == 0, done.output
+        record = next(read_records(out))
+        assert record.ok and len({tuple(p.chunk) for p in record.passes if p.chunk}) > 3
+        seen = len(crafted.seen)
+        again = cli.invoke(app, ["run", str(path), "-o", str(out), "--passes", "multi", *common])
+        assert again.exit_code == 0 and len(crafted.seen) == seen  # done: skipped
+        scored = cli.invoke(
+            app, ["eval", "--live", "--base-url", server.base_url, "--model", "crafted-model",
+                  "--case", ADA23, "--passes", "auto", "--out", str(tmp_path / "eval")],
+        )  # fmt: skip
+    assert scored.exit_code == 0, scored.output
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["extracted"] == 1 and report["micro"]["f1"] == 1.0
+    assert report["info"]["passes"] == "auto"
+    bad = cli.invoke(app, ["run", str(path), "-o", str(out), "--passes", "twice"])
+    assert bad.exit_code == 2 and "--passes must be one of auto, single, multi" in bad.output

@@ -6,6 +6,7 @@ for the real local model are covered by the `local` tests; install and test
 commands are what CI runs.
 """
 
+import json
 import os
 import re
 import socket
@@ -14,13 +15,22 @@ import sys
 from pathlib import Path
 
 import pytest
-from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
+from caseextract.testing import CraftedPasses, FakeOpenAIServer, Reply, crafted_tool_completion
 
 from conftest import ROOT
 from helpers import CRAFTED_SEED_ANSWER
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-OUTPUTS = ["results.jsonl", "results.csv", "cement.jsonl", "local.jsonl", "eval-out"]
+OUTPUTS = [
+    "results.jsonl",
+    "results.csv",
+    "cement.jsonl",
+    "local.jsonl",
+    "eval-out",
+    "long.jsonl",
+    "long.jsonl.passes",
+    "results.jsonl.passes",
+]
 # the console script lives beside the interpreter running the tests
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
@@ -29,6 +39,13 @@ def commands() -> list[str]:
     blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
     lines = [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()]
     return [line for line in lines if "caseextract " in line and "--local" not in line]
+
+
+def crafted_passes(command: str) -> CraftedPasses:
+    case = re.search(r"fixtures/cases/([\w.-]+)\.txt", command).group(1)
+    gold = json.loads((ROOT / "fixtures" / "gold" / f"{case}.json").read_text("utf-8"))
+    text = (ROOT / "fixtures" / "cases" / f"{case}.txt").read_text("utf-8")
+    return CraftedPasses([(text, gold["extraction"])])
 
 
 def port_free(port: int) -> bool:
@@ -73,6 +90,8 @@ def test_readme_command_runs(command, clean_outputs, tmp_path):  # noqa: C901
             pytest.skip(f"port {port} is busy here")
         (tmp_path / "reports").mkdir()
     server = FakeOpenAIServer(default=reply)
+    if "--passes multi" in command:  # each pass answered from the case's gold label (crafted)
+        server = FakeOpenAIServer(default=crafted_passes(command))
     server.start() if not port else server.start_on(port)
     try:
         env["OPENAI_BASE_URL"] = server.base_url

@@ -101,7 +101,7 @@ def pass_config(
         context_window=context_window or (server.n_ctx if server is not None else None),
         count_tokens=server.count_tokens if server is not None else None,
         resume=resume,
-        concurrency=concurrency,
+        concurrency=1 if server is not None else concurrency,  # it answers one at a time
     )
 
 

@@ -15,6 +15,7 @@ from ..errors import ExtractError
 from ..evals import report as rep
 from ..evals.gold import FIXTURES
 from ..evals.runner import DEFAULT_RECORDINGS, evaluate
+from ..passes import PASS_MODES
 from .app import (
     BaseUrl,
     ContextWindow,
@@ -58,6 +59,8 @@ def eval_(
 ) -> None:
     """Score extractions of the gold cases; offline (replayed) by default."""
     _setup_logging(verbose)
+    if passes not in PASS_MODES:
+        raise _fail(f"--passes must be one of {', '.join(PASS_MODES)}, not {passes!r}")
     settings = None
     store_mode = "replay"
     server = None

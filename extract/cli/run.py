@@ -17,7 +17,7 @@ from .. import redaction as secrets
 from ..documents import discover
 from ..errors import ExtractError
 from ..llm import ModelClient
-from ..passes import PassConfig
+from ..passes import PASS_MODES, PassConfig
 from ..pipeline import Runner, RunSummary, Task, default_task
 from ..records import ResultRecord
 from ..store import ResultWriter, write_csv
@@ -81,6 +81,8 @@ def run(
     _setup_logging(verbose)
     if fmt not in ("jsonl", "csv"):
         raise _fail("--format must be jsonl or csv")
+    if passes not in PASS_MODES:
+        raise _fail(f"--passes must be one of {', '.join(PASS_MODES)}, not {passes!r}")
     if output.suffix == ".csv":
         output = output.with_suffix(".jsonl")
         fmt = "csv"
