@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from caseextract.chunks import chunk_ranges, halves
+from caseextract.errors import InputError
 from caseextract.grounding import Aligner
 from caseextract.llm.recording import RecordingStore
 from caseextract.merge import Merger, duplicate, merge_all
@@ -305,6 +306,44 @@ def test_auto_picks_single_for_short_and_multi_for_long_or_cut_answers(series, t
     assert cut.ok, cut.error
     assert cut.passes[0].unit == "single" and cut.passes[0].status == "split"
     assert names(cut) == expected_names(answer)
+
+
+def test_auto_goes_multi_in_chunks_when_the_prompt_exceeds_the_context(series, tmp_path):
+    path, text, answer = series
+    window = prompt_overhead(default_task(), "series") + 1000 + 800
+    crafted = CraftedPasses([(text, answer)])
+    cfg = PassConfig(mode="auto", context_window=window)
+    with FakeOpenAIServer(crafted) as server:
+        record = run_one(path, server.base_url, tmp_path / "r.jsonl", cfg, max_tokens=1000)
+    assert record.ok and crafted.seen[0].kind == "plan"  # no single call was tried
+    assert record.passes[0].chunk == [0, record.passes[0].chunk[1]] != [0, len(text)]
+    assert names(record) == expected_names(answer)
+
+
+def test_a_prompt_refused_as_too_long_is_split_by_text(series, tmp_path):
+    path, text, answer = series
+    crafted = CraftedPasses([(text, answer)])
+    refused: list[int] = []
+
+    def preflight(messages: list[dict[str, str]]) -> None:  # as the local server's check
+        size = sum(len(m["content"]) for m in messages)
+        if size > 6000:
+            refused.append(size)
+            raise InputError("document too long for the local context: crafted limit")
+
+    with FakeOpenAIServer(crafted) as server:
+        client = client_for(server.base_url, http_retries=0, reasks=0)
+        with ResultWriter(tmp_path / "r.jsonl", resume=False) as writer:
+            runner = Runner(
+                default_task(), client, writer, 2, preflight=preflight, passes=PassConfig()
+            )
+            asyncio.run(runner.run([path]))
+    record = next(read_records(tmp_path / "r.jsonl"))
+    assert refused and record.ok, record.error
+    assert record.passes[0].unit == "single" and record.passes[0].error.kind == "input"
+    assert any(p.status == "split" and p.unit.startswith("plan") for p in record.passes)
+    assert all(p.chunk for p in record.passes if p.status == "ok")  # only text halves fit
+    assert names(record) == expected_names(answer)
 
 
 def test_resume_does_not_redo_finished_passes(series, tmp_path):
