@@ -144,7 +144,7 @@ class MultiPass:
             "schema": [self.task.response_model.__name__, self.task.schema_version],
             "model": [s.model, s.mode, s.max_tokens, s.temperature],
         }
-        self.store = PassStore(folder if self.cfg.resume else None, scope)
+        self.store = PassStore(folder if self.cfg.resume else None, self.doc.sha256, scope)
 
     # -- planning ----------------------------------------------------------------
 
@@ -176,9 +176,9 @@ class MultiPass:
             schema_name=model.__name__,
             extra_instructions=self.task.extra_instructions,
         )
-        part = None if unit.chunk is None else {"start": start, "end": end, "total": end}
-        if part is not None:
-            part["total"] = len(self.doc.text)
+        part = None
+        if unit.chunk is not None:
+            part = {"start": start, "end": end, "total": len(self.doc.text)}
         labels = [str(e.get(LABEL, "")) for e in roster]
         where = [] if unit.item is None else roster[unit.item].get("evidence") or []
         text = self.task.prompt_set.render_pass(
@@ -416,6 +416,7 @@ async def run_passes(runner: Runner, doc: Document, messages: list[dict[str, str
     else:
         job.totals.latency_s = round(time.perf_counter() - started, 4)
         record = ok_record(runner.task, runner.client, doc, ext)
+        job.store.forget(doc.id, doc.sha256)  # done: its record holds everything
     record.prompt_version = job.version
     record.passes = job.ordered_passes()
     return record

@@ -368,6 +368,7 @@ def test_resume_does_not_redo_finished_passes(series, tmp_path):
     assert done.ok
     assert [r.label for r in crafted.seen] == ["Case 2"]  # only the unfinished pass
     assert sorted(p.status for p in done.passes) == ["ok"] + ["resumed"] * 4
+    assert not (tmp_path / "r.jsonl.passes").exists()  # kept only until the record is made
     assert names(done) == expected_names(answer)
     # the ledger sums every pass of the record (resumed ones carry what they cost)
     spend = ledger_from_results([out])["crafted-model"]
