@@ -94,7 +94,8 @@ def _shape(model: type[BaseModel]) -> Shape:
 
 
 def _tool_name(*parts: str) -> str:
-    """A function name OpenAI accepts: ``^[a-zA-Z0-9_-]{1,64}$``."""
+    """A function name OpenAI accepts: a-z, A-Z, 0-9, underscores and dashes, at most 64
+    (https://platform.openai.com/docs/api-reference/chat/create, ``tools[].function.name``)."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", "_".join(p for p in parts if p))[:64]
 
 

@@ -138,6 +138,8 @@ def test_shape_finds_the_unit_list_and_builds_pass_models():
     assert shape.unit_model(unit).__name__ == "Patient"
     assert list(shape.unit_model(first).model_fields) == list(first.fields)
     assert first.fields + second.fields == shape.item_fields
+    long_group = Unit("item", shape.item_fields[:-1], 0, "Case 1")  # not all: a long name
+    assert len(shape.unit_model(long_group).__name__) == 64
 
 
 def test_a_model_without_a_unit_list_is_split_by_families():

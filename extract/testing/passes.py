@@ -17,7 +17,8 @@ the part of that answer the request asks for, the way a faithful reader would:
 
 An answer longer than ``budget`` tokens (estimated as characters / 4, as the
 crafted usage figures are) is cut and sent with ``finish_reason: "length"``,
-like a real server at ``max_tokens``. Every request is kept in ``seen``.
+like a real server at ``max_tokens``; a tool name OpenAI would refuse gets its
+HTTP 400. Every request is kept in ``seen``.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..documents import tidy
-from .server import Reply, crafted_tool_completion
+from .server import Reply, crafted_error, crafted_tool_completion
 
 _REPORT = re.compile(r"<<<REPORT\n(.*)\nREPORT>>>", re.S)
 _LABEL = re.compile(r"«(.+?)»")
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 REGION_GAP = 3000  # characters between two stretches describing one unit
 
 
@@ -150,6 +152,12 @@ class CraftedPasses:
         return Request(fn.get("name", ""), fields, kind, label, start, end), out
 
     def __call__(self, payload: dict[str, Any], _index: int) -> Reply:
+        for tool in payload.get("tools") or []:
+            name = str(tool.get("function", {}).get("name", ""))
+            # OpenAI's rule for tools[].function.name: a-z, A-Z, 0-9, underscores and
+            # dashes, at most 64 (https://platform.openai.com/docs/api-reference/chat/create)
+            if not _TOOL_NAME.fullmatch(name):
+                return crafted_error(400, f"Invalid 'tools[0].function.name': {name!r}")
         request, out = self.answer(payload)
         args = json.dumps(out)
         prompt = len(json.dumps(payload.get("messages"))) + len(json.dumps(payload.get("tools")))
