@@ -16,7 +16,8 @@ Contract (generic over the task; the units come from ``units.Shape``):
 3. **Truncation recovers.** An answer cut at ``max_tokens`` splits its unit in
    two by fields (groups of families), then by text; a prompt too long for the
    context splits by text. A unit that cannot be split further fails the
-   document, naming the unit and the reason; finished passes are kept.
+   document, naming the unit and the reason; finished passes are kept. No
+   document takes more than ``max_passes`` calls (``--max-passes``).
 4. **When.** ``single`` is today's one call; ``multi`` always plans and fills;
    ``auto`` goes multi when the prompt plus the answer limit exceeds the
    context window, or when the expected answer (``ANSWER_RATIO`` × the
@@ -77,10 +78,13 @@ class PassConfig:
     concurrency: int = 4  # passes of one document in flight at once
     overlap: int = 1000  # characters shared by neighbouring chunks
     min_split_chars: int = 400  # a text range this short is not halved again
+    max_passes: int = 100  # model calls one document may take, splits included
 
     def __post_init__(self) -> None:
         if self.mode not in PASS_MODES:
             raise ConfigError(f"--passes must be one of {', '.join(PASS_MODES)}, not {self.mode!r}")
+        if self.max_passes < 1:
+            raise ConfigError("--max-passes must be 1 or more")
         if self.context_window is not None and self.context_window <= 0:
             raise ConfigError("--context-window must be a positive number of tokens")
 
@@ -255,7 +259,11 @@ class MultiPass:
             stats = exc.context.get("stats") or {}
             truncated = isinstance(exc, OutputTruncated)
             subs = self.split(unit, truncated) if truncated or is_context_overflow(exc) else None
-            self._note(unit, "split" if subs else "failed", stats, exc, seq)
+            spent = subs is not None and self._seq + len(subs) > self.cfg.max_passes
+            self._note(unit, "split" if subs and not spent else "failed", stats, exc, seq)
+            if spent:
+                reason = f"{exc} (and the document's --max-passes {self.cfg.max_passes} is spent)"
+                raise UnitFailed(unit, exc, reason) from None
             if subs:
                 return await self.run_all(subs, roster)
             if truncated or is_context_overflow(exc):
@@ -325,6 +333,11 @@ class MultiPass:
                 fills.append(Unit("item", shape.item_fields, i, label, c))
         if shape.document_fields:
             fills += [Unit("document", shape.document_fields, chunk=c) for c in chunks]
+        if self._seq + len(fills) > self.cfg.max_passes:
+            raise ConfigError(
+                f"the document needs {self._seq + len(fills)} passes (roster of {len(roster)}, "
+                f"{len(chunks)} chunk(s)), more than --max-passes {self.cfg.max_passes}"
+            )
         parts = await self.run_all(fills, [finish(e) for e in roster])
         by_unit: dict[int | None, list[dict[str, Any]]] = {}
         for part, answer in zip(parts, self.annotate(parts), strict=True):

@@ -263,6 +263,21 @@ def test_a_unit_that_cannot_be_split_further_fails_with_its_reason(tmp_path):
     assert record.attempts == len(crafted.seen)  # every pass is counted
 
 
+def test_splitting_stops_at_the_pass_budget(series, tmp_path):
+    path, text, answer = series
+    crafted = CraftedPasses([(text, answer)], budget=120)
+    cfg = PassConfig(mode="multi", max_passes=8)
+    with FakeOpenAIServer(crafted) as server:
+        record = run_one(path, server.base_url, tmp_path / "r.jsonl", cfg)
+    assert record.error.kind == "truncated"
+    assert "--max-passes 8 is spent" in record.error.message
+    assert len(crafted.seen) <= 8 and record.attempts == len(crafted.seen)
+    three = PassConfig("multi", max_passes=3)
+    with FakeOpenAIServer(crafted) as server:
+        few = run_one(path, server.base_url, tmp_path / "f.jsonl", three)
+    assert few.error.kind == "config" and "needs 5 passes" in few.error.message
+
+
 def test_long_document_is_read_in_overlapping_chunks_and_duplicates_merge(series, tmp_path):
     path, text, answer = series
     task = default_task()

@@ -94,6 +94,7 @@ def pass_config(
     server: LocalServer | None,
     resume: bool,
     concurrency: int,
+    max_passes: int = 100,
 ) -> PassConfig:
     """Multi-pass settings; a local server brings its context window and tokenizer."""
     return PassConfig(
@@ -102,6 +103,7 @@ def pass_config(
         count_tokens=server.count_tokens if server is not None else None,
         resume=resume,
         concurrency=1 if server is not None else concurrency,  # it answers one at a time
+        max_passes=max_passes,
     )
 
 

@@ -74,6 +74,9 @@ def run(
     n_ctx: Annotated[int, typer.Option(help="Context window for --local, in tokens.")] = 16384,
     passes: Annotated[str, passes_option("auto")] = "auto",
     context_window: ContextWindow = None,
+    max_passes: Annotated[
+        int, typer.Option(help="Model calls one document may take in passes, splits included.")
+    ] = 100,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True)] = 0,
 ) -> None:
@@ -98,7 +101,7 @@ def run(
         task = default_task(prompt_set, schema)
         client = ModelClient(settings, open_store(recordings, record_mode))
         preflight = server.preflight(settings.max_tokens) if server is not None else None
-        multi = pass_config(passes, context_window, server, resume, concurrency)
+        multi = pass_config(passes, context_window, server, resume, concurrency, max_passes)
         summary = execute(
             task, client, paths, output, concurrency, resume, progress, preflight, multi
         )
