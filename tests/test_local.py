@@ -94,6 +94,7 @@ def test_document_longer_than_the_context_is_refused_clearly(tmp_path):
 LONG = ROOT / "fixtures" / "cases" / "ada-11-carrion-s-disease-bartonellosis-bacilliformis-co.txt"
 
 
+@pytest.mark.timeout(3300)  # five real calls of ~3k prompt tokens each on 2 cores
 def test_report_longer_than_a_4096_token_context_is_read_in_chunks(tmp_path):
     # about 5,500 tokens of report into a 4,096-token context: chunks, one pass each.
     # The 270M model may answer poorly (or be cut at 128 tokens and split, within 5
