@@ -21,6 +21,7 @@ from caseextract.grounding import GroundingStats
 from caseextract.llm import ModelClient, ModelSettings
 from caseextract.llm.params import REPLAY_SETTINGS
 from caseextract.llm.recording import RecordingStore
+from caseextract.passes import PassConfig
 from caseextract.pipeline import Runner, Task, default_task, load_model
 from caseextract.records import ResultRecord
 from caseextract.store import ResultWriter, read_records
@@ -159,10 +160,11 @@ def run_gold(
     results_path: Path,
     concurrency: int = 2,
     preflight: Callable[[list[dict[str, str]]], None] | None = None,
+    passes: PassConfig | None = None,
 ) -> dict[str, ResultRecord]:
     """Extract every gold case's source; return records by case id."""
     with ResultWriter(results_path, resume=False) as writer:
-        runner = Runner(task, client, writer, concurrency, preflight=preflight)
+        runner = Runner(task, client, writer, concurrency, preflight=preflight, passes=passes)
         asyncio.run(runner.run([c.source_path for c in cases]))
     return records_by_id(results_path)
 
@@ -184,6 +186,7 @@ def evaluate(
     schema: str | None = None,
     prompt_set: str | None = None,
     schema_in_prompt: bool = False,
+    passes: PassConfig | None = None,
 ) -> dict[str, Any]:
     """Score the gold set; returns the report dict (also written by ``report``).
 
@@ -212,10 +215,13 @@ def evaluate(
         client = ModelClient(settings, store)
         out_dir.mkdir(parents=True, exist_ok=True)
         concurrency = 1 if preflight is not None else 2  # a local server answers one at a time
-        records = run_gold(cases, task, client, out_dir / "results.jsonl", concurrency, preflight)
+        results_path = out_dir / "results.jsonl"
+        records = run_gold(cases, task, client, results_path, concurrency, preflight, passes)
         if mode == "record":
             write_manifest(recordings, settings, {"cases": len(cases), "task": task_info(task)})
         info.update(model=settings.model, settings=settings.public())
+        if passes is not None and passes.mode != "single":
+            info["passes"] = passes.mode
     scored = [score_case(c, records.get(c.case_id), task.response_model) for c in cases]
     return build_report(scored, task, info)
 

@@ -39,8 +39,13 @@ class Document:
 
     @property
     def for_model(self) -> str:
-        text = _CONTROL.sub(" ", self.text.replace("\r\n", "\n"))
-        return re.sub(r"\n{3,}", "\n\n", text).strip()
+        return tidy(self.text)
+
+
+def tidy(text: str) -> str:
+    """What the model is sent of ``text``: control characters removed, blank runs folded."""
+    text = _CONTROL.sub(" ", text.replace("\r\n", "\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def document_id(path: Path) -> str:

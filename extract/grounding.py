@@ -446,14 +446,18 @@ def ground(extraction: BaseModel, text: str, aligner: Aligner | None = None) -> 
     return out
 
 
-def judge_fact(obj: BaseModel, aligner: Aligner, path: str = "$") -> GroundedFact | None:
-    """One object with ``evidence``: its quotes aligned and its status; None without quotes."""
+def judge_fact(
+    obj: BaseModel, aligner: Aligner, path: str = "$", after: int = 0
+) -> GroundedFact | None:
+    """One object with ``evidence``: its quotes aligned and its status; None without quotes.
+
+    ``after``: where in the text to look first (a repeated quote takes the first
+    occurrence from there; multi-pass passes the start of the chunk it read)."""
     fact_quotes = getattr(obj, "evidence", None)
     if not isinstance(fact_quotes, list) or "evidence" not in type(obj).model_fields:
         return None
     mains = evidence.main_values(obj)
     value = mains[0][1] if mains else None
-    after = 0
     alignments = []
     for quote in fact_quotes:
         a = aligner.align(quote, after)

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -36,6 +36,9 @@ from .redaction import redact
 from .schema import SCHEMA_VERSION, CaseReport
 from .schema_text import describe
 from .store import ResultWriter
+
+if TYPE_CHECKING:
+    from .passes import PassConfig
 
 log = logging.getLogger("caseextract.pipeline")
 
@@ -222,6 +225,7 @@ class Runner:
         on_result: Callable[[ResultRecord | None], None] | None = None,
         preflight: Callable[[list[dict[str, str]]], None] | None = None,
         ids: dict[Path, str] | None = None,
+        passes: PassConfig | None = None,
     ) -> None:
         self.ids = ids or {}  # document ids chosen by ``discover_batch`` (default: the stem)
         self.task = task
@@ -230,6 +234,7 @@ class Runner:
         self.concurrency = max(1, concurrency)
         self.on_result = on_result
         self.preflight = preflight  # e.g. a context-length check; raises ExtractError
+        self.passes = passes  # multi-pass settings (caseextract.passes); None = one call
         self.summary = RunSummary()
         self._started: set[tuple[str, str]] = set()  # (id, sha256) taken up in this run
 
@@ -247,6 +252,10 @@ class Runner:
                 return None
             self._started.add(key)
             messages = self.task.messages(doc)
+            if self.passes is not None and self.passes.mode != "single":
+                from .passes import run_passes
+
+                return await run_passes(self, doc, messages)
             if self.preflight is not None:
                 await asyncio.to_thread(self.preflight, messages)
             ext = await self.client.aextract(

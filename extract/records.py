@@ -76,6 +76,22 @@ class GroundingInfo(_Part):
     facts: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class PassInfo(_Part):
+    """One pass of a multi-pass extraction (``caseextract.passes``): which unit,
+    which range of the document it read, how it ended and what it cost.
+    ``status``: ok, resumed (finished in an earlier run, not redone), split
+    (answer cut or prompt too long: redone as finer units), failed."""
+
+    unit: str
+    chunk: list[int] | None = None
+    status: str = "ok"
+    attempts: int = 0
+    http_requests: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float | None = None
+    error: ErrorInfo | None = None
+
+
 class ResultRecord(_Part):
     """What one document gave: its extraction (or error), provenance and cost."""
 
@@ -101,6 +117,7 @@ class ResultRecord(_Part):
     finished_at: str | None = None
     last_completion: str | None = None
     batch: dict[str, Any] | None = None  # answered through the Batch API: batches, usage
+    passes: list[PassInfo] | None = None  # multi-pass only: every pass, in order
 
     @property
     def key(self) -> tuple[str, str]:
@@ -118,7 +135,8 @@ class ResultRecord(_Part):
 
     def _unset_optional(self) -> set[str]:
         """Optional parts left out of the line when absent (as before they existed)."""
-        return {k for k in ("last_completion", "batch") if getattr(self, k) is None}
+        unset = ("last_completion", "batch", "passes")
+        return {k for k in unset if getattr(self, k) is None}
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude=self._unset_optional())

@@ -83,12 +83,45 @@ def test_seed_report_through_the_real_local_server(tmp_path):
 def test_document_longer_than_the_context_is_refused_clearly(tmp_path):
     out = tmp_path / "big.jsonl"
     done = caseextract(
-        "run", BIG, "--local", "--n-ctx", "2048", "--max-tokens", "256", "-o", out, "--no-progress"
-    )
+        "run", BIG, "--local", "--n-ctx", "2048", "--max-tokens", "256", "-o", out,
+        "--no-progress", "--passes", "single",
+    )  # fmt: skip
     assert done.returncode == 1
     record = json.loads(out.read_text())
     assert record["error"]["kind"] == "input"
     assert "too long for the local context" in record["error"]["message"]
+    assert llama_processes(port_of(done.stderr)) == []
+
+
+LONG = ROOT / "fixtures" / "cases" / "ada-11-carrion-s-disease-bartonellosis-bacilliformis-co.txt"
+
+
+@pytest.mark.timeout(3300)  # five real calls of ~3k prompt tokens each on 2 cores
+def test_report_longer_than_a_4096_token_context_is_read_in_chunks(tmp_path):
+    # about 5,500 tokens of report into a 4,096-token context: chunks, one pass each.
+    # The 270M model may answer poorly (or be cut at 128 tokens and split, within 5
+    # passes): what is checked is the mechanics, not the answer.
+    out = tmp_path / "long.jsonl"
+    text = LONG.read_text(encoding="utf-8")
+    done = caseextract(
+        "run", LONG, "--local", "--n-ctx", "4096", "--max-tokens", "128", "--reasks", "0",
+        "--http-retries", "0", "--timeout", "900", "--max-passes", "5",
+        "--schema", "caseextract.tasks:CementLeakage", "--prompt-set", "cement_leakage",
+        "-o", out, "--no-progress", timeout=3000,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    record = json.loads(out.read_text())  # a record is written, ok or not
+    chunks = [p["chunk"] for p in record["passes"] if p["chunk"]]
+    assert len(chunks) >= 2, record["passes"]  # several chunk calls, auto chose them
+    assert chunks[0][0] == 0 and max(end for _, end in chunks) == len(text)
+    assert all(p["http_requests"] >= 1 for p in record["passes"])
+    assert record["usage"]["prompt_tokens"] == sum(
+        p["usage"]["prompt_tokens"] for p in record["passes"]
+    )
+    for fact in (record.get("grounding") or {}).get("facts", []):
+        for q in fact["quotes"]:  # spans index the original report, not a chunk
+            if q["status"] == "exact":
+                assert text[q["start"] : q["end"]] == q["quote"]
     assert llama_processes(port_of(done.stderr)) == []
 
 

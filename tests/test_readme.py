@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
+from caseextract.testing import CraftedPasses, FakeOpenAIServer, Reply, crafted_tool_completion
 from caseextract.testing.batch_server import FakeBatchServer
 
 from conftest import ROOT
@@ -44,6 +44,9 @@ OUTPUTS = [
     "batch-results.jsonl.batch",
     "cement-evidence.html",
     "cement-eval",
+    "long.jsonl",
+    "long.jsonl.passes",
+    "results.jsonl.passes",
 ]
 # Crafted: the cement-leakage answer a good model would give on the seed report.
 CRAFTED_CEMENT_ANSWER = {
@@ -89,6 +92,13 @@ def commands() -> list[str]:
     blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
     lines = [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()]
     return [line for line in lines if "caseextract " in line and "--local" not in line]
+
+
+def crafted_passes(command: str) -> CraftedPasses:
+    case = re.search(r"fixtures/cases/([\w.-]+)\.txt", command).group(1)
+    gold = json.loads((ROOT / "fixtures" / "gold" / f"{case}.json").read_text("utf-8"))
+    text = (ROOT / "fixtures" / "cases" / f"{case}.txt").read_text("utf-8")
+    return CraftedPasses([(text, gold["extraction"])])
 
 
 def port_free(port: int) -> bool:
@@ -154,6 +164,8 @@ def test_readme_command_runs(command, clean_outputs, batch_server, tmp_path):  #
             pytest.skip(f"port {port} is busy here")
         (tmp_path / "reports").mkdir()
     server = FakeOpenAIServer(crafted_reply)
+    if "--passes multi" in command:  # each pass answered from the case's gold label (crafted)
+        server = FakeOpenAIServer(default=crafted_passes(command))
     server.start() if not port else server.start_on(port)
     try:
         batch = "caseextract batch" in command

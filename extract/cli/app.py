@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..llm import MODES, ModelSettings
 from ..llm.local import LocalServer
 from ..llm.recording import RecordingStore
+from ..passes import PassConfig
 from ..safetext import printable
 
 # What an option takes, in --help, instead of typer's type tags (<list[str]>, <path>).
@@ -235,6 +236,43 @@ RecordMode = Annotated[
     typer.Option(help="Recorded exchanges: off, replay (no network), record, or cache."),
 ]
 Recordings = Annotated[Path, typer.Option(help="Folder of recorded exchanges.")]
+ContextWindow = Annotated[
+    int | None,
+    typer.Option(
+        help="The model's context window in tokens (known with --local): longer documents "
+        "are read in overlapping chunks."
+    ),
+]
+
+
+def passes_option(default: str) -> object:
+    return typer.Option(
+        "--passes",
+        help="single: one call per document; multi: plan, then one call per patient "
+        "(finer on truncation); auto: multi when the document is long for the model's "
+        f"limits or a single answer is cut. Default {default}.",
+    )
+
+
+def pass_config(
+    mode: str,
+    context_window: int | None,
+    server: LocalServer | None,
+    resume: bool,
+    concurrency: int,
+    max_passes: int = 100,
+) -> PassConfig:
+    """Multi-pass settings; a local server brings its context window and tokenizer."""
+    return PassConfig(
+        mode=mode,
+        context_window=context_window or (server.n_ctx if server is not None else None),
+        count_tokens=server.count_tokens if server is not None else None,
+        resume=resume,
+        concurrency=1 if server is not None else concurrency,  # it answers one at a time
+        max_passes=max_passes,
+    )
+
+
 DEFAULT_RECORDINGS = Path("recordings")
 
 

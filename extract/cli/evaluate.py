@@ -16,11 +16,13 @@ from ..errors import ExtractError
 from ..evals import report as rep
 from ..evals.gold import DEFAULT_PROMPT_SET, FIXTURES, gold_task
 from ..evals.runner import DEFAULT_GOLD, DEFAULT_RECORDINGS, evaluate
+from ..passes import PASS_MODES
 from .app import (
     ApiVersion,
     AzureEndpoint,
     BaseUrl,
     CasesDir,
+    ContextWindow,
     GoldDir,
     MaxTokens,
     Mode,
@@ -39,6 +41,8 @@ from .app import (
     check_options,
     err,
     out,
+    pass_config,
+    passes_option,
     start_local,
 )
 from .app import fmt3 as _fmt
@@ -73,11 +77,15 @@ def eval_(
     local: Annotated[bool, typer.Option(help="With --live: the local llama.cpp server.")] = False,
     model_path: Annotated[Path | None, typer.Option(help="GGUF model for --local.")] = None,
     n_ctx: Annotated[int, typer.Option(help="Context window for --local.")] = 16384,
+    passes: Annotated[str, passes_option("single (as the recordings were made)")] = "single",
+    context_window: ContextWindow = None,
     verbose: Verbose = 0,
 ) -> None:
     """Score extractions of the gold cases; offline (replayed) by default."""
     _setup_logging(verbose)
     check_options(max_tokens=max_tokens, reasks_min0=reasks, n_ctx=n_ctx)
+    if passes not in PASS_MODES:
+        raise _fail(f"--passes must be one of {', '.join(PASS_MODES)}, not {passes!r}")
     settings = None
     store_mode = "replay"
     server = None
@@ -111,6 +119,7 @@ def eval_(
         preflight = None
         if server is not None and settings is not None:
             preflight = server.preflight(settings.max_tokens)
+        multi = pass_config(passes, context_window, server, False, 2)
         report = evaluate(
             out_dir,
             folder,
@@ -124,6 +133,7 @@ def eval_(
             schema=schema,
             prompt_set=prompt_set,
             schema_in_prompt=schema_in_prompt,
+            passes=multi,
         )
     except (ExtractError, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None

@@ -17,6 +17,7 @@ from .. import redaction as secrets
 from ..documents import CONVERT_HINTS, discover_batch
 from ..errors import ExtractError
 from ..llm import ModelClient
+from ..passes import PASS_MODES, PassConfig
 from ..pipeline import Runner, RunSummary, Task, default_task
 from ..records import ResultRecord
 from ..safetext import printable
@@ -26,6 +27,7 @@ from .app import (
     ApiVersion,
     AzureEndpoint,
     BaseUrl,
+    ContextWindow,
     MaxTokens,
     Mode,
     Model,
@@ -44,6 +46,8 @@ from .app import (
     err,
     open_store,
     out,
+    pass_config,
+    passes_option,
     start_local,
 )
 
@@ -97,6 +101,11 @@ def run(
         Path | None, typer.Option(help="GGUF model for --local (default: bundled Gemma 3 270M).")
     ] = None,
     n_ctx: Annotated[int, typer.Option(help="Context window for --local, in tokens.")] = 16384,
+    passes: Annotated[str, passes_option("auto")] = "auto",
+    context_window: ContextWindow = None,
+    max_passes: Annotated[
+        int, typer.Option(help="Model calls one document may take in passes, splits included.")
+    ] = 100,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     verbose: Verbose = 0,
 ) -> None:
@@ -112,6 +121,8 @@ def run(
     )
     if fmt not in ("jsonl", "csv"):
         raise _fail("--format must be jsonl or csv")
+    if passes not in PASS_MODES:
+        raise _fail(f"--passes must be one of {', '.join(PASS_MODES)}, not {passes!r}")
     if output.suffix == ".csv":
         output = output.with_suffix(".jsonl")
         fmt = "csv"
@@ -144,8 +155,18 @@ def run(
         task = default_task(prompt_set, schema, schema_in_prompt)
         client = ModelClient(settings, open_store(recordings, record_mode))
         preflight = server.preflight(settings.max_tokens) if server is not None else None
+        multi = pass_config(passes, context_window, server, resume, concurrency, max_passes)
         summary = execute(
-            task, client, batch.paths, output, concurrency, resume, progress, preflight, batch.ids
+            task,
+            client,
+            batch.paths,
+            output,
+            concurrency,
+            resume,
+            progress,
+            preflight,
+            batch.ids,
+            multi,
         )
     except (ExtractError, ValueError) as exc:
         raise _fail(str(exc)) from None
@@ -172,6 +193,7 @@ def execute(
     show_progress: bool,
     preflight: Callable[[list[dict[str, str]]], None] | None = None,
     ids: dict[Path, str] | None = None,
+    passes: PassConfig | None = None,
 ) -> RunSummary:
     with ResultWriter(output, resume=resume) as writer:
         for note in writer.notes:
@@ -195,7 +217,14 @@ def execute(
                 bar.update(tid, advance=1, last=last)
 
             runner = Runner(
-                task, client, writer, concurrency, on_result=advance, preflight=preflight, ids=ids
+                task,
+                client,
+                writer,
+                concurrency,
+                on_result=advance,
+                preflight=preflight,
+                ids=ids,
+                passes=passes,
             )
             try:
                 asyncio.run(runner.run(paths))

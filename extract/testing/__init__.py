@@ -10,11 +10,13 @@ malformed, invalid or truncated answers and refusals from a seed.
 (parameters per model family, the strict-schema subset, Azure paths), with the
 same error bodies, citing the documentation rule by rule. ``FakeBatchServer`` is
 a crafted Batch API (files and batches, the documented states, per-line errors,
-partial and shuffled output).
+partial and shuffled output). ``CraftedPasses`` answers each pass of a
+multi-pass extraction from one complete crafted answer.
 """
 
 from .batch_server import BatchPlan, FakeBatchServer
 from .conformance import MODELS, ConformanceServer, ModelSpec, check_strict_schema
+from .passes import CraftedPasses
 from .server import (
     FAULT_KINDS,
     FINAL_FAULTS,
@@ -38,6 +40,7 @@ __all__ = [
     "check_strict_schema",
     "BatchPlan",
     "FakeBatchServer",
+    "CraftedPasses",
     "FAULT_KINDS",
     "FINAL_FAULTS",
     "REASK_FAULTS",
