@@ -126,20 +126,27 @@ def test_report_longer_than_a_4096_token_context_is_read_in_chunks(tmp_path):
 
 
 def test_ctrl_c_leaves_no_orphan_server(tmp_path):
-    # every gold case, one at a time: the run lasts minutes whatever the model answers,
-    # so the interrupt always lands while the server is up and work is in flight
+    # twenty short reports (the seed, numbered), one at a time, each short enough for the
+    # 4,096-token context: the run lasts minutes whatever the model answers, so the
+    # interrupt always lands while the server is up and work is in flight
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(20):
+        (docs / f"seed-{i:02d}.txt").write_text(f"Report {i}.\n{SEED.read_text()}")
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "caseextract",
             "run",
-            str(ROOT / "fixtures" / "cases"),
+            str(docs),
             "--local",
             "--n-ctx",
             "4096",
             "--max-tokens",
             "1024",
+            "--passes",
+            "single",
             "-j",
             "1",
             "-o",

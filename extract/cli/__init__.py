@@ -1,6 +1,8 @@
 """The command line, above everything else: one module per command group."""
 
 # isort: skip_file
+import signal
+
 # The order of the imports is the order of the commands in --help.
 from . import run  # noqa: F401  (registers run, schema)
 from . import evaluate  # noqa: F401  (registers eval)
@@ -12,7 +14,13 @@ from .app import app
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # The work is written and reported (or stopped and reported, exit 130): a Ctrl-C
+        # that lands while the interpreter shuts down must not turn that exit code into
+        # a death by signal.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 __all__ = ["app", "main"]
