@@ -39,40 +39,39 @@ PENDING = "caseextract_batch_pending"
 DIRECT_CONCURRENCY = 4
 
 
-class BatchAnswers(RecordingStore):
-    """The provider's batch answers as recorded exchanges; a request without one is
-    captured (it goes to the next batch) and answered with a final 400, never sent."""
+class DirectAnswers(RecordingStore):
+    """The provider's answers as recorded exchanges, keyed on the request body; for
+    ``--direct`` a request without one is sent and stored (cache mode)."""
+
+    def __init__(self, folder: Path, mode: str = "cache") -> None:
+        super().__init__(folder, mode)
+
+    def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
+        body = _json_body(request)
+        key = answer_key(body)
+        data = self.get(key)
+        if data is not None:
+            self.hits += 1
+            return key, body, _to_response(data["response"], request)
+        return key, body, self.missed(request, body)
+
+    def missed(self, request: httpx2.Request, body: Any) -> httpx2.Response | None:
+        """The answer to a request with no stored answer; None: send it."""
+        return None
+
+
+class BatchAnswers(DirectAnswers):
+    """The batch answers; a request without one is captured (it goes to the next
+    batch) and answered with a final 400, never sent."""
 
     def __init__(self, folder: Path) -> None:
         super().__init__(folder, "replay")
         self.captured: list[tuple[str, Any]] = []
 
-    def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
-        body = _json_body(request)
-        key = answer_key(body)
-        data = self.get(key)
-        if data is not None:
-            self.hits += 1
-            return key, body, _to_response(data["response"], request)
+    def missed(self, request: httpx2.Request, body: Any) -> httpx2.Response | None:
         self.captured.append((request.url.path, body))
         error = {"error": {"message": "answered in a later batch", "type": PENDING}}
-        return key, body, httpx2.Response(400, json=error, request=request)
-
-
-class DirectAnswers(RecordingStore):
-    """The same answers for ``--direct``: replayed when present, else sent and stored."""
-
-    def __init__(self, folder: Path) -> None:
-        super().__init__(folder, "cache")
-
-    def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
-        body = _json_body(request)
-        key = answer_key(body)
-        data = self.get(key)
-        if data is not None:
-            self.hits += 1
-            return key, body, _to_response(data["response"], request)
-        return key, body, None
+        return httpx2.Response(400, json=error, request=request)
 
 
 def answer_key(body: Any) -> str:
