@@ -42,7 +42,7 @@ from .exchange import (
     read_index,
     request_fingerprint,
 )
-from .grounding import GroundingStats, ground, stats
+from .grounding import Aligner, GroundingStats, ground, stats
 from .llm import ModelSettings
 from .llm.capture import CapturedRequest
 from .llm.params import REPLAY_SETTINGS
@@ -159,13 +159,16 @@ def import_answers(
     if not entries:
         raise ExchangeError(f"no answer files (<doc>.answer.json) in {folder}")
     docs = [load_document(_source(e)) for e in entries]
-    fresh = capture_requests(task, settings, docs)
+    if "passes" in index:
+        fresh = _pass_requests(index, entries, folder, task, model)
+    else:
+        fresh = capture_requests(task, settings, docs)
     stale, keep = [], []
     for entry, doc, req in zip(entries, docs, fresh, strict=True):
         answered_for = answered_fingerprint(entry, folder / entry["answer"])
         if doc.sha256 != entry["sha256"]:
             stale.append(f"{entry['id']} (the document changed)")
-        elif answered_for != request_fingerprint(req.body):
+        elif req is None or answered_for != request_fingerprint(req.body):
             stale.append(f"{entry['id']} (prompt or schema changed)")
         else:
             keep.append((entry, req))
@@ -183,7 +186,8 @@ def import_answers(
     manifest = _check_manifest(store_dir, replay)
     doc_of = {e["id"]: d for e, d in zip(entries, docs, strict=True)}
     for entry, _ in keep:
-        _judge(entry["id"], answers[entry["id"]], doc_of[entry["id"]], task, result)
+        pass_answer = "pass" in entry
+        _judge(entry["id"], answers[entry["id"]], doc_of[entry["id"]], task, result, pass_answer)
     if not write:
         result.imported = [e["id"] for e, _ in keep]
         return result
@@ -225,8 +229,74 @@ def import_answers(
     return result
 
 
-def _judge(doc_id: str, text: str, doc: Document, task: Any, result: ImportResult) -> None:
-    """Does the answer validate as written, and how many of its quotes are in the document?"""
+def _pass_requests(
+    index: dict[str, Any], entries: list[dict[str, Any]], folder: Path, task: Any, model: str | None
+) -> list[CapturedRequest | None]:
+    """The exported requests of a multi-pass export; None for one made with other prompts.
+
+    A pass depends on the answers before it, so it cannot be rebuilt here from the
+    document alone: the request file is taken as exported, and holds while the
+    prompt set's passes version is the one it was exported with and the file is
+    the one the index fingerprinted.
+    """
+    if index.get("passes_version") != task.prompt_set.passes_version:
+        return [None] * len(entries)
+    out: list[CapturedRequest | None] = []
+    for entry in entries:
+        path = folder / entry["request"]
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            reason = f"{path.name}: the exported request is not readable ({exc})"
+            raise ExchangeError(reason) from None
+        if model and body.get("model") != model:
+            raise ExchangeError(
+                f"pass requests are imported as exported (model {body.get('model')!r}); "
+                f"export them again with --model {model}"
+            )
+        fresh = request_fingerprint(body) == entry["fingerprint"]
+        raw = json.dumps(body).encode("utf-8")
+        out.append(CapturedRequest(entry["method"], entry["path"], body, raw) if fresh else None)
+    return out
+
+
+def _quotes(value: Any) -> list[str]:
+    """Every string held in an ``evidence`` or ``quotes`` list, anywhere in an answer."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("evidence", "quotes") and isinstance(item, list):
+                found += [q for q in item if isinstance(q, str)]
+            else:
+                found += _quotes(item)
+    elif isinstance(value, list):
+        for item in value:
+            found += _quotes(item)
+    return found
+
+
+def _quote_stats(value: Any, text: str) -> GroundingStats:
+    """Where a pass answer's quotes are in the document (its facts are judged on replay)."""
+    aligner = Aligner(text)
+    out = GroundingStats()
+    for quote in _quotes(value):
+        out.quotes += 1
+        status = aligner.align(quote).status.value
+        setattr(out, status, getattr(out, status) + 1)
+    return out
+
+
+def _judge(
+    doc_id: str, text: str, doc: Document, task: Any, result: ImportResult, pass_answer: bool
+) -> None:
+    """Does the answer validate as written, and how many of its quotes are in the document?
+
+    A pass answer fills part of the schema: it is judged by the request's own schema
+    (the tool's parameters) on replay; here its quotes are looked up.
+    """
+    if pass_answer:
+        result.grounding[doc_id] = _quote_stats(json.loads(text), doc.text)
+        return
     try:
         value = task.response_model.model_validate_json(text)
     except ValidationError:
@@ -266,5 +336,13 @@ def _write_manifest(
         "cases": len(answers),
         "answers": dict(sorted(answers.items())),
     }
+    if "passes" in index:  # one answer per pass: replay with the same --passes
+        documents = {e.get("document") for e in index.get("documents", [])}
+        data.update(
+            passes=index["passes"],
+            passes_version=index.get("passes_version"),
+            context_window=index.get("context_window"),
+            cases=len({a.split(".", 1)[0] for a in answers} & documents) or len(documents),
+        )
     text = redact(json.dumps(data, indent=1, ensure_ascii=False))  # a key pasted by mistake
     (store_dir / MANIFEST).write_text(text + "\n", encoding="utf-8")

@@ -28,8 +28,8 @@ from .llm.recording import (
     TRANSIENT_STATUSES,
     RecordingStore,
     _json_body,
-    _to_response,
     exchange_key,
+    response_of,
 )
 from .pipeline import Task, failed_record, ok_record
 from .records import DocumentInfo, ErrorInfo, ResultRecord
@@ -52,7 +52,7 @@ class DirectAnswers(RecordingStore):
         data = self.get(key)
         if data is not None:
             self.hits += 1
-            return key, body, _to_response(data["response"], request)
+            return key, body, response_of(data["response"], request)
         return key, body, self.missed(request, body)
 
     def missed(self, request: httpx2.Request, body: Any) -> httpx2.Response | None:

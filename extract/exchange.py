@@ -13,14 +13,29 @@ a prompt or schema change names the answers that became stale.
 
 ``import_answers`` (in ``answers``) turns ``<doc>.answer.json`` files into
 recorded exchanges that ``run``/``eval`` replay unchanged.
+
+**Multi-pass requests** (``passes`` multi or auto) are exported round by round,
+because a pass depends on the answers before it: the first export holds each
+document's plan request; once its answers are imported into a store, exporting
+again with that store (``answers``) replays them through the pipeline and
+captures the requests they lead to (one per patient, the document-level lists,
+the chunks). Each is an entry of its own (``pass``: what it asks for), named
+``<doc>.<pass>-<fingerprint[:8]>``; the entries of earlier rounds stay in the
+index, so one import takes them all. A pass entry is valid for the prompt set's
+``passes_version`` it was exported with.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
+import re
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +44,12 @@ from typing import Any
 from . import __version__
 from .documents import Document, load_document, safe_filename
 from .errors import ExchangeError
-from .llm import ModelSettings
-from .llm.capture import Call, CapturedRequest, capture
+from .llm import ModelClient, ModelSettings
+from .llm.capture import Call, CapturedRequest, CaptureStore, capture
 from .llm.recording import canonical
-from .pipeline import Task
+from .passes import PassConfig
+from .pipeline import Runner, Task
+from .store import ResultWriter
 
 INDEX = "index.json"
 INDEX_FORMAT = "caseextract-requests/1"
@@ -53,6 +70,81 @@ def capture_requests(
     the same messages and response model that ``Runner.process`` passes on."""
     calls = [Call(task.messages(doc), task.response_model, doc.text) for doc in docs]
     return capture(settings, calls)
+
+
+def multi_pass(passes: PassConfig | None) -> bool:
+    return passes is not None and passes.mode != "single"
+
+
+async def _acapture_passes(
+    task: Task,
+    settings: ModelSettings,
+    docs: Sequence[Document],
+    passes: PassConfig,
+    answers: Path | None,
+    replayed: set[str],
+) -> list[tuple[Document, CapturedRequest]]:
+    store = CaptureStore(answers)
+    client = ModelClient(dataclasses.replace(settings, api_key=None), store)  # nothing is sent
+    config = dataclasses.replace(passes, resume=False, store_dir=None)
+    quiet = logging.getLogger("instructor")  # it would log every capture as a failed call
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    out: list[tuple[Document, CapturedRequest]] = []
+    replayed.clear()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            writer = ResultWriter(Path(tmp) / "results.jsonl", resume=False)
+            try:
+                runner = Runner(
+                    task, client, writer, 1, ids={d.path: d.id for d in docs}, passes=config
+                )
+                for doc in docs:
+                    before = len(store.captured)
+                    await runner.process(doc.path)
+                    out += [(doc, req) for req in store.captured[before:]]
+            finally:
+                writer.close()
+        replayed.update(request_fingerprint(b) for b in store.replayed)
+    finally:
+        quiet.setLevel(level)
+        await client.aclose()
+    return out
+
+
+def capture_pass_requests(
+    task: Task,
+    settings: ModelSettings,
+    docs: Sequence[Document],
+    passes: PassConfig,
+    answers: Path | None = None,
+    replayed: set[str] | None = None,
+) -> list[tuple[Document, CapturedRequest]]:
+    """The requests the pipeline would send next for each document, multi-pass.
+
+    The pipeline runs for real (``Runner`` with ``passes``); every request with an
+    answer in ``answers`` is answered from it, every other one is captured and
+    refused, so a document yields the requests of its next round: the plan when
+    nothing is answered, the fills once the plan is, nothing once all are.
+    ``replayed`` receives the fingerprints of the requests answered from ``answers``.
+    """
+    seen: set[str] = set() if replayed is None else replayed
+    return asyncio.run(_acapture_passes(task, settings, docs, passes, answers, seen))
+
+
+def pass_name(body: dict[str, Any]) -> str:
+    """What a pass request asks for, read from its system message (for names and briefs)."""
+    messages = body.get("messages") or [{}]
+    system = _text(messages[0].get("content"))
+    if "planning pass" in system:
+        name = "plan"
+    else:
+        found = re.search(r"«(.+?)»", system)
+        name = f"fill {found.group(1)}" if found else "fill report"
+    part = re.search(r"characters (\d+) to (\d+) of \d+", system)
+    if part:
+        name += f" chars {part.group(1)}-{part.group(2)}"
+    return name
 
 
 # ------------------------------------------------------------------ the brief
@@ -160,6 +252,10 @@ class ExportResult:
     stale: list[str]  # documents whose answer file was written for another request
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "pass"
+
+
 def export_requests(
     paths: Sequence[Path],
     out_dir: Path,
@@ -167,12 +263,16 @@ def export_requests(
     settings: ModelSettings,
     prompt_set_arg: str,
     schema_arg: str | None,
+    passes: PassConfig | None = None,
+    answers: Path | None = None,
 ) -> ExportResult:
     """Write request, brief and index files for ``paths`` into ``out_dir``.
 
     Answers already in ``out_dir`` keep the fingerprint they were written for
     (``answer_seen``: the answer file's sha256 and that fingerprint); those that
-    no longer match are returned as stale.
+    no longer match are returned as stale. With multi-pass ``passes`` the
+    requests of each document's next round are written (see the module
+    docstring); ``answers`` is the store holding the answers of earlier rounds.
     """
     out_dir = Path(out_dir)
     docs = [load_document(Path(p)) for p in paths]
@@ -185,13 +285,29 @@ def export_requests(
     old: dict[str, dict[str, Any]] = {}
     if (out_dir / INDEX).is_file():
         old = {e["id"]: e for e in read_index(out_dir).get("documents", [])}
-    captured = capture_requests(task, settings, docs)
+    by_pass = multi_pass(passes) or answers is not None
+    replayed: set[str] = set()
+    if by_pass:
+        if answers is not None and not Path(answers).is_dir():
+            raise ExchangeError(f"{answers}: no such answer store (import the answers first)")
+        config = passes or PassConfig(mode="single")
+        pairs = capture_pass_requests(task, settings, docs, config, answers, replayed)
+    else:
+        pairs = list(zip(docs, capture_requests(task, settings, docs), strict=True))
     out_dir.mkdir(parents=True, exist_ok=True)
     entries, stale = [], []
-    for doc, req in zip(docs, captured, strict=True):
-        stem = file_stem(doc.id)
+    for doc, req in pairs:
+        stem, entry_id = file_stem(doc.id), doc.id
+        fingerprint = request_fingerprint(req.body)
+        extra: dict[str, Any] = {}
+        if by_pass:
+            name = pass_name(req.body)
+            suffix = f"{_slug(name)}-{fingerprint[:8]}"
+            stem, entry_id = f"{stem}.{suffix}", f"{doc.id}.{suffix}"
+            extra = {"document": doc.id, "pass": name}
         entry: dict[str, Any] = {
-            "id": doc.id,
+            "id": entry_id,
+            **extra,
             "sha256": doc.sha256,
             "chars": len(doc.text),
             "source": str(doc.path),
@@ -201,19 +317,31 @@ def export_requests(
             "answer": f"{stem}.answer.json",
             "method": req.method,
             "path": req.path,
-            "fingerprint": request_fingerprint(req.body),
+            "fingerprint": fingerprint,
             "body_sha256": hashlib.sha256(req.raw).hexdigest(),
         }
         answer = out_dir / entry["answer"]
         if answer.is_file():
-            before = old.get(doc.id)
+            before = old.get(entry_id)
             answer_for = answered_fingerprint(before, answer) if before else "unknown"
             entry["answer_seen"] = {"sha256": file_sha256(answer), "for": answer_for}
             if answer_for != entry["fingerprint"]:
-                stale.append(doc.id)
+                stale.append(entry_id)
         _write(out_dir / entry["request"], json.dumps(req.body, indent=1, ensure_ascii=False))
-        _write(out_dir / entry["brief"], render_brief(doc.id, entry["answer"], req.body))
+        _write(out_dir / entry["brief"], render_brief(entry_id, entry["answer"], req.body))
         entries.append(entry)
+    if by_pass:  # earlier rounds: kept while the pipeline still replays their answers
+        taken = {e["id"] for e in entries}
+        exported = {d.id for d in docs}
+        for entry in old.values():
+            if entry["id"] in taken or entry.get("document") not in exported:
+                continue
+            if entry["fingerprint"] in replayed:
+                entries.append(entry)
+            elif (out_dir / entry["answer"]).is_file():
+                stale.append(entry["id"])
+        entries.sort(key=lambda e: (e["document"], e["pass"] != "plan", e["id"]))
+    first = pairs[0][1].body if pairs else None
     index = {
         "format": INDEX_FORMAT,
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -226,13 +354,18 @@ def export_requests(
         # the server address is not part of a request body, and may hold credentials
         "settings": {k: v for k, v in settings.public().items() if k != "base_url"},
         "brief_instruction": " ".join(
-            answer_instruction("<doc>.answer.json", answer_schema(captured[0].body)[0])
+            answer_instruction("<doc>.answer.json", answer_schema(first)[0])
         )
-        if captured
+        if first
         else None,
         "fingerprint": "sha256 of the canonical JSON of messages, tools, tool_choice and "
         "response_format: what the model reads, not the parameters",
         "documents": entries,
     }
+    if by_pass:
+        index["passes"] = passes.mode if passes is not None else "single"
+        index["passes_version"] = task.prompt_set.passes_version
+        if passes is not None and passes.context_window:
+            index["context_window"] = passes.context_window
     _write(out_dir / INDEX, json.dumps(index, indent=1, ensure_ascii=False) + "\n")
     return ExportResult(index, stale)

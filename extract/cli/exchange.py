@@ -22,6 +22,7 @@ from .app import (
     ApiVersion,
     AzureEndpoint,
     BaseUrl,
+    ContextWindow,
     MaxTokens,
     Mode,
     Model,
@@ -33,6 +34,8 @@ from .app import (
     app,
     build_settings,
     err,
+    pass_config,
+    passes_option,
 )
 
 Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True)]
@@ -53,12 +56,25 @@ def export(
     api_version: ApiVersion = None,
     prompt_set: Annotated[str, typer.Option(help="Prompt set name or folder.")] = "case_report",
     schema: Annotated[str | None, typer.Option(help="Response model as module:Class.")] = None,
+    passes: Annotated[
+        str, passes_option("single (one request per document; run's default is auto)")
+    ] = "single",
+    context_window: ContextWindow = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(
+            help="Multi-pass: the store holding the answers imported so far; the export then "
+            "holds the requests they lead to (the next round)."
+        ),
+    ] = None,
     verbose: Verbose = 0,
 ) -> None:
     """Write the exact request `run` would send for each document, a brief and an index.
 
     Nothing is sent and no key is needed. The model options are `run`'s and mean the same:
     the server named by --base-url decides the request's parameters, not its answers.
+    Multi-pass requests come in rounds: export (plans), answer, import; export again with
+    --answers STORE (the passes each plan leads to), answer, import.
     """
     _setup_logging(verbose)
     paths = discover(inputs)
@@ -80,11 +96,17 @@ def export(
             api_version=api_version,
         )
         task = default_task(prompt_set, schema)
-        result = export_requests(paths, out_dir, task, settings, prompt_set, schema)
+        config = pass_config(passes, context_window, None, False, 4)
+        result = export_requests(
+            paths, out_dir, task, settings, prompt_set, schema, config, answers
+        )
     except (ExtractError, OSError) as exc:
         raise _fail(str(exc)) from None
     n = len(result.index["documents"])
+    unanswered = [e for e in result.index["documents"] if not (out_dir / e["answer"]).is_file()]
     err.print(f"wrote {n} request(s), brief(s) and {out_dir / 'index.json'}")
+    if "passes" in result.index:
+        err.print(f"{len(unanswered)} request(s) wait for an answer")
     err.print("answer each request as <doc>.answer.json beside it, then: caseextract import")
     if result.stale:
         err.print(
@@ -126,11 +148,11 @@ def import_(
     except (ExtractError, OSError) as exc:
         raise _fail(str(exc)) from None
     for doc_id, g in sorted(result.grounding.items()):
+        facts = f"{g.facts} facts, {g.ungrounded_facts} with a quote not in the document; "
         err.print(
             escape(
-                f"{doc_id}: {g.facts} facts, {g.ungrounded_facts} with a quote not in the "
-                f"document; quotes exact {g.exact} / normalised {g.normalised} / fuzzy {g.fuzzy}"
-                f" / not found {g.not_found}"
+                f"{doc_id}: {facts if g.facts else ''}quotes exact {g.exact} / normalised "
+                f"{g.normalised} / fuzzy {g.fuzzy} / not found {g.not_found}"
             )
         )
     if check:

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from ..errors import ExtractError
 from .client import ModelClient, ModelSettings
-from .recording import RecordingStore
+from .recording import RecordingStore, exchange_key, response_of
 
 CAPTURE_CODE = "caseextract_capture"
 
@@ -46,24 +46,41 @@ class Call:
     source_text: str | None = None
 
 
-class _CaptureStore(RecordingStore):
-    """A store that keeps each request and answers a final 400, so nothing is sent."""
+class CaptureStore(RecordingStore):
+    """A store that keeps each request and answers a final 400, so nothing is sent.
 
-    def __init__(self) -> None:
-        super().__init__(Path(os.devnull), "replay")
+    Given a folder of answers (recorded or imported exchanges), a request that has
+    one is answered from it (a replay) and only the others are captured: this is
+    how the passes of a multi-pass extraction are exported round by round (the
+    plan first; once its answer is imported, the fills it leads to).
+    """
+
+    def __init__(self, answers: Path | None = None) -> None:
+        super().__init__(Path(answers) if answers is not None else Path(os.devnull), "replay")
+        self.replays = answers is not None
         self.captured: list[CapturedRequest] = []
+        self.replayed: list[dict[str, Any]] = []  # bodies answered from ``answers``
 
     def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
         raw = request.read()
         body = json.loads(raw)
-        self.captured.append(CapturedRequest(request.method, request.url.path, body, raw))
+        if self.replays:
+            key = exchange_key(request.method, request.url.path, body)
+            data = self.get(key)
+            if data is not None:
+                with self._lock:
+                    self.hits += 1
+                    self.replayed.append(body)
+                return key, body, response_of(data["response"], request)
+        with self._lock:
+            self.captured.append(CapturedRequest(request.method, request.url.path, body, raw))
         error = {"error": {"message": "captured, not sent", "type": CAPTURE_CODE}}
         return "", body, httpx2.Response(400, json=error, request=request)
 
 
 async def acapture(settings: ModelSettings, calls: Sequence[Call]) -> list[CapturedRequest]:
     """The first request of each call, through ``ModelClient.aextract`` as the Runner calls it."""
-    store = _CaptureStore()
+    store = CaptureStore()
     client = ModelClient(dataclasses.replace(settings, api_key=None), store)  # nothing is sent
     quiet = logging.getLogger("instructor")  # it would log every capture as a failed call
     level = quiet.level

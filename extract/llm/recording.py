@@ -216,7 +216,7 @@ class RecordingStore:
             if data is not None:
                 with self._lock:
                     self.hits += 1
-                return key, body, _to_response(data["response"], request)
+                return key, body, response_of(data["response"], request)
         if self.mode == "replay":
             message = self.explain_miss(body)
             with self._lock:
@@ -266,7 +266,7 @@ def _json_body(request: httpx2.Request) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-def _to_response(stored: dict[str, Any], request: httpx2.Request) -> httpx2.Response:
+def response_of(stored: dict[str, Any], request: httpx2.Request) -> httpx2.Response:
     body = stored.get("body")
     content = body.encode() if isinstance(body, str) else json.dumps(body).encode()
     headers = dict(stored.get("headers") or {})
