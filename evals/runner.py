@@ -23,6 +23,7 @@ from caseextract.llm.params import REPLAY_SETTINGS
 from caseextract.llm.recording import RecordingStore
 from caseextract.passes import PassConfig
 from caseextract.pipeline import Runner, Task, default_task, load_model
+from caseextract.prompts import DEFAULT_PROMPT_SET
 from caseextract.records import ResultRecord
 from caseextract.store import ResultWriter, read_records
 from pydantic import BaseModel, ValidationError
@@ -30,8 +31,21 @@ from pydantic import BaseModel, ValidationError
 from .gold import DEFAULT_SCHEMA, FIXTURES, GoldCase, GoldError, GoldTask, gold_task, load_gold_set
 from .scoring import Counts, Entry, Scorer, count
 
-DEFAULT_RECORDINGS = FIXTURES / "recordings" / "gemma-3-270m"
+# What `eval` replays with no --recordings: the reference answers (a capable
+# reader's, imported) for the case-report task; for another task, the bundled
+# model's recordings of that task (<model>-<prompt set>).
+DEFAULT_RECORDINGS = FIXTURES / "recordings" / "reference-claude"
+BUNDLED_MODEL_RECORDINGS = FIXTURES / "recordings" / "gemma-3-270m"
 DEFAULT_GOLD = FIXTURES / "gold"
+
+
+def default_recordings(prompt_set: str) -> Path:
+    """The store `eval` replays for a task when no --recordings is given."""
+    if prompt_set == DEFAULT_PROMPT_SET:
+        return DEFAULT_RECORDINGS
+    return BUNDLED_MODEL_RECORDINGS.with_name(f"{BUNDLED_MODEL_RECORDINGS.name}-{prompt_set}")
+
+
 MANIFEST = "manifest.json"
 SETTINGS_KEYS = REPLAY_SETTINGS
 

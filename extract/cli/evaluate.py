@@ -15,7 +15,7 @@ from ..documents import safe_filename
 from ..errors import ExtractError
 from ..evals import report as rep
 from ..evals.gold import DEFAULT_PROMPT_SET, FIXTURES, gold_task
-from ..evals.runner import DEFAULT_GOLD, DEFAULT_RECORDINGS, evaluate
+from ..evals.runner import DEFAULT_GOLD, default_recordings, evaluate
 from ..passes import PASS_MODES
 from .app import (
     ApiVersion,
@@ -109,11 +109,11 @@ def eval_(
                 api_version=api_version,
             )
             store_mode = "record" if record else "off"
-        # one recordings folder per model and task: <model> for case reports,
+        # recording: one folder per model and task, <model> for case reports and
         # <model>-<prompt set> for another task (gemma-3-270m-cement_leakage)
         named = gold_task(gold or DEFAULT_GOLD)
         suffix = "" if named.prompt_set == DEFAULT_PROMPT_SET else f"-{named.prompt_set}"
-        folder = recordings or DEFAULT_RECORDINGS.with_name(DEFAULT_RECORDINGS.name + suffix)
+        folder = recordings or default_recordings(named.prompt_set)
         if live and record and recordings is None:
             folder = FIXTURES / "recordings" / safe_filename(model + suffix)
         preflight = None
