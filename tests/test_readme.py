@@ -47,6 +47,9 @@ OUTPUTS = [
     "long.jsonl",
     "long.jsonl.passes",
     "results.jsonl.passes",
+    "requests-multi",
+    "answered-multi",
+    "eval-multi",
 ]
 # Crafted: the cement-leakage answer a good model would give on the seed report.
 CRAFTED_CEMENT_ANSWER = {
@@ -150,6 +153,17 @@ def test_readme_command_runs(command, clean_outputs, batch_server, tmp_path):  #
         # the reader's answer to the exported request: crafted here, as a person would write it
         answer = ROOT / "requests" / "seed-vertebroplasty-cement-leakage.answer.json"
         answer.write_text(json.dumps(CRAFTED_SEED_ANSWER), encoding="utf-8")
+    if command.startswith("caseextract import requests-multi"):
+        # each exported pass answered from the case's gold label, as a reader would (crafted)
+        crafted = crafted_passes(
+            "fixtures/cases/ada-23-the-narcotic-bowel-syndrome-clinical-features-pa.txt"
+        )
+        index = json.loads((ROOT / "requests-multi" / "index.json").read_text("utf-8"))
+        for entry in index["documents"]:
+            answer = ROOT / "requests-multi" / entry["answer"]
+            if not answer.exists():
+                body = json.loads((ROOT / "requests-multi" / entry["request"]).read_text("utf-8"))
+                answer.write_text(json.dumps(crafted.answer(body)[1]), encoding="utf-8")
     if "caseextract review" in command or "--reviewed" in command:
         _two_reviews()
     if command.startswith("caseextract review") and "--export" not in command:
@@ -164,7 +178,9 @@ def test_readme_command_runs(command, clean_outputs, batch_server, tmp_path):  #
             pytest.skip(f"port {port} is busy here")
         (tmp_path / "reports").mkdir()
     server = FakeOpenAIServer(crafted_reply)
-    if "--passes multi" in command:  # each pass answered from the case's gold label (crafted)
+    if (
+        "--passes multi" in command and "fixtures/cases/" in command
+    ):  # each pass answered from the case's gold label (crafted)
         server = FakeOpenAIServer(default=crafted_passes(command))
     server.start() if not port else server.start_on(port)
     try:
