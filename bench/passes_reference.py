@@ -40,7 +40,7 @@ def answers_by_case(store: Path) -> dict[str, list[int]]:
     sizes: dict[str, list[int]] = {}
     manifest = json.loads((store / "manifest.json").read_text(encoding="utf-8"))
     for name, info in manifest["answers"].items():
-        case = name.split(".", 1)[0]
+        case = info.get("document", name)
         data = RecordingStore.read(store / info["recording"])
         message = data["response"]["body"]["choices"][0]["message"]
         calls = message.get("tool_calls") or []

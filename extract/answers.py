@@ -223,7 +223,12 @@ def import_answers(
         request = {"method": req.method, "path": req.path, "body": req.body}
         key = exchange_key(req.method, req.path, req.body)
         path = store.put(key, request, response, None, provenance=prov)
-        imported[entry["id"]] = {**origin, "recording": path.name, "imported_at": now.isoformat()}
+        imported[entry["id"]] = {
+            **origin,
+            "document": entry.get("document", entry["id"]),
+            "recording": path.name,
+            "imported_at": now.isoformat(),
+        }
         result.imported.append(entry["id"])
     _write_manifest(store_dir, manifest, replay, index, task, provenance, answered_by, imported)
     return result
@@ -337,12 +342,11 @@ def _write_manifest(
         "answers": dict(sorted(answers.items())),
     }
     if "passes" in index:  # one answer per pass: replay with the same --passes
-        documents = {e.get("document") for e in index.get("documents", [])}
         data.update(
             passes=index["passes"],
             passes_version=index.get("passes_version"),
             context_window=index.get("context_window"),
-            cases=len({a.split(".", 1)[0] for a in answers} & documents) or len(documents),
+            cases=len({a.get("document") for a in answers.values()}),
         )
     text = redact(json.dumps(data, indent=1, ensure_ascii=False))  # a key pasted by mistake
     (store_dir / MANIFEST).write_text(text + "\n", encoding="utf-8")
