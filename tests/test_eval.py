@@ -33,8 +33,20 @@ def test_gold_ids_match_their_sources():
         assert case.source_path.exists()
 
 
-def test_eval_replays_the_shipped_recordings_offline(tmp_path):
+def test_eval_with_no_options_replays_the_reference_answers(tmp_path):
+    """A fresh clone's `caseextract eval` prints the reference scorecard, offline."""
     result = runner.invoke(app, ["eval", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["info"]["model"] == "reference-reader-claude"
+    assert report["extracted"] == report["cases"] == 15
+    assert "imported answers by reference-reader-claude, not API recordings" in " ".join(
+        result.output.split()
+    )
+
+
+def test_eval_replays_the_bundled_model_recordings_offline(tmp_path):
+    result = runner.invoke(app, ["eval", "--recordings", str(RECORDED), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["cases"] == len(list((FIXTURES / "gold").glob("*.json")))
