@@ -1,0 +1,89 @@
+"""How much of a reference scorecard is the reader's variance? Two answer sets, one prompt.
+
+Two stores of *reference answers* (imported, not API recordings) answer the same
+exported requests of the 15 gold cases: each answer written in one pass by a
+separate session of a capable language model given only that request (the
+stores' manifests say exactly how). Both are replayed through ``caseextract
+eval`` (offline) and scored against the gold labels; then each reader's records
+are scored against the other's, as two labellings are (``evals.agreement``).
+
+Printed: micro F1 (by name / cited / strict) of each set against the gold, the
+per-case spread between the sets, and the reader-vs-reader agreement beside the
+two human labellings' agreement on the same kind of reports.
+
+    .venv/bin/python bench/reader_variance.py [STORE_A STORE_B]
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import ROOT, print_header, table
+
+A = ROOT / "fixtures" / "recordings" / "reference-claude"
+B = ROOT / "fixtures" / "recordings" / "reference-claude-b"
+
+
+def evaluate(store: Path, out: Path) -> dict:
+    cli = Path(sys.executable).parent / "caseextract"
+    args = [str(cli), "eval", "--recordings", str(store), "--out", str(out)]
+    subprocess.run(args, check=True, capture_output=True, cwd=ROOT)
+    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
+def reader_agreement(results_a: Path, results_b: Path) -> tuple[object, list[float]]:
+    """Reader B's records scored against reader A's, case by case, on the case texts."""
+    from caseextract.evals.gold import load_gold_set
+    from caseextract.evals.scoring import Counts, Scorer, count
+    from caseextract.schema import CaseReport
+    from caseextract.store import read_records
+
+    a = {r.document.id: r for r in read_records(results_a)}
+    b = {r.document.id: r for r in read_records(results_b)}
+    total, per_case = Counts(), []
+    for case in load_gold_set():
+        ra, rb = a.get(case.case_id), b.get(case.case_id)
+        if not (ra and rb and ra.extraction and rb.extraction):
+            continue
+        ea = CaseReport.model_validate(ra.extraction)
+        eb = CaseReport.model_validate(rb.extraction)
+        t, _ = count(Scorer(case.text).score(ea, eb))
+        total.add(t)
+        per_case.append(t.prf()[2] or 0.0)
+    return total, per_case
+
+
+def main(argv: list[str]) -> None:
+    store_a = Path(argv[0]) if argv else A
+    store_b = Path(argv[1]) if len(argv) > 1 else B
+    print_header("reader variance: two reference answer sets for the same requests")
+    with tempfile.TemporaryDirectory() as tmp:
+        ra = evaluate(store_a, Path(tmp) / "a")
+        rb = evaluate(store_b, Path(tmp) / "b")
+        agree, per_case = reader_agreement(Path(tmp) / "a" / "results.jsonl",
+                                           Path(tmp) / "b" / "results.jsonl")  # fmt: skip
+    rows = []
+    for name, r in (("set A", ra), ("set B", rb)):
+        m = r["micro"]
+        figures = [m[k] for k in ("f1", "f1_cited", "f1_strict", "precision", "recall")]
+        rows.append([name, r["extracted"], *[f"{x:.3f}" for x in figures]])
+    print(table(rows, ["vs gold", "extracted", "F1", "cited", "strict", "P", "R"]))
+    print()
+    fa = {c["case_id"]: c["totals"]["f1"] for c in ra["per_case"]}
+    fb = {c["case_id"]: c["totals"]["f1"] for c in rb["per_case"]}
+    gaps = [abs(fa[k] - fb[k]) for k in fa if fa[k] is not None and fb.get(k) is not None]
+    print(f"per-case F1 vs gold, |A - B|: median {statistics.median(gaps):.3f}, "
+          f"max {max(gaps):.3f} over {len(gaps)} cases")  # fmt: skip
+    f, cited, strict = agree.prf()[2], agree.prf(cited=True)[2], agree.prf(True)[2]
+    print(f"reader A vs reader B (B scored against A): F1 {f:.3f} by name, {cited:.3f} "
+          f"cited, {strict:.3f} strict ({agree.gold} vs {agree.pred} items); "
+          f"per case median {statistics.median(per_case):.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
