@@ -6,6 +6,8 @@ value, or a post cue (``POST_NEGATION``) at most ``NEG_WINDOW`` words after it,
 with no clause break (``TERMINATORS``) between, negates that mention. A fact
 asserted present whose every mention in its quotes is negated conflicts; a fact
 asserted absent whose quotes hold no negation or normality cue at all conflicts.
+Each quote is read with the words that lead up to it in its clause of the source
+(``grounding.LEAD_CHARS``), so a quote clipped after "without" is still negated.
 Values that carry their own negation ("could not walk", "inability to walk") are
 not checked. A class names its assertion field and how its values map to
 present/absent with ``__assertion__: ClassVar[tuple[str, dict[str, str]]]``; the
@@ -50,6 +52,10 @@ PRE_NEGATION = (
     "no sign of",
     "no signs of",
     "resolution of",
+    # how authors set a differential diagnosis aside
+    "argue against",
+    "argues against",
+    "argued against",
 )
 POST_NEGATION = (
     "absent",
@@ -69,6 +75,9 @@ POST_NEGATION = (
     "resolved",
     "disappeared",
     "free",
+    "unlikely",
+    "was unlikely",
+    "is unlikely",
 )
 NORMAL_CUES = (
     "normal",

@@ -51,6 +51,7 @@ from . import assertion, evidence
 from .normalize import expand_spinal_levels, numbers_in
 
 FUZZY_THRESHOLD = 90.0
+LEAD_CHARS = 60  # source text before a quote that the assertion check also reads
 _MIN_FUZZY_LEN = 12  # shorter quotes must match exactly or after normalisation
 
 _FOLD = {
@@ -411,7 +412,20 @@ def number_mismatches(fact: BaseModel) -> list[str]:
     return problems
 
 
-def _judge(fact: BaseModel, alignments: list[Alignment]) -> tuple[FactStatus, str | None]:
+def _lead(text: str, alignment: Alignment) -> str:
+    """The words before a located quote in its own clause of the source (at most
+    ``LEAD_CHARS``): a reader who quotes "a prior history of pelvic pain" from
+    "without a prior history of pelvic pain" has quoted a negated mention."""
+    if alignment.start is None or not text:
+        return ""
+    before = text[max(0, alignment.start - LEAD_CHARS) : alignment.start]
+    cut = max(before.rfind(c) for c in ".;:!?\n")
+    return before[cut + 1 :]
+
+
+def _judge(
+    fact: BaseModel, alignments: list[Alignment], text: str = ""
+) -> tuple[FactStatus, str | None]:
     """The fact's status from its aligned quotes (module docstring, first rule wins)."""
     missing = [a.quote for a in alignments if a.status is MatchStatus.not_found]
     if missing:
@@ -426,7 +440,9 @@ def _judge(fact: BaseModel, alignments: list[Alignment]) -> tuple[FactStatus, st
     if all(evidence.support_reason(value, quotes) is None for _, value in mains):
         name, value = mains[0]
         return FactStatus.unsupported, f"its quotes do not state its {name} {value!r}"
-    conflict = assertion.assertion_conflict(fact, mains[0][1], quotes)
+    # the assertion is judged on each quote with what leads up to it in its clause
+    in_context = "; ".join(_lead(text, a) + a.quote for a in alignments)
+    conflict = assertion.assertion_conflict(fact, mains[0][1], in_context)
     if conflict:
         return FactStatus.assertion_conflict, conflict
     return FactStatus.grounded, None
@@ -470,7 +486,7 @@ def judge_fact(
         alignments.append(a)
     if not alignments:
         return None
-    status, reason = _judge(obj, alignments)
+    status, reason = _judge(obj, alignments, aligner.text)
     return GroundedFact(path, alignments, number_mismatches(obj), status, reason)
 
 

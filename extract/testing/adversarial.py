@@ -49,7 +49,8 @@ SOURCE = (
     "to L2. She denied fever and chills. Blood cultures were negative. Tuberculosis was ruled "
     "out. The pa-\ntient received a 5 mg dose of morphine. Her Sj\u00f6gren\u2019s syndrome "
     "was stable; \u03b2-blocker therapy was continued. At follow-up 2 years after leakage, "
-    "she could not walk on her own.\n"
+    "she could not walk on her own. She had no history of trauma. Spondylodiscitis was "
+    "unlikely, and the normal CRP argued against infection.\n"
 )
 PROMPT = (
     "You extract facts from one clinical case report.\n"
@@ -238,6 +239,45 @@ CASES: list[Case] = [
         G,
     ),
     Case("present 'walk', quote 'could not walk'", _f("walk", "she could not walk on her own"), A),
+    # the quote clipped after its negation: the source's clause is read with it
+    Case(
+        "absent, quote clipped after 'no'",
+        HistoryItem(
+            kind="condition",
+            description="trauma",
+            assertion="absent",
+            evidence=["history of trauma"],
+        ),
+        G,
+    ),  # fmt: skip
+    Case(
+        "present, quote clipped after 'no'",
+        HistoryItem(kind="condition", description="trauma", evidence=["history of trauma"]),
+        A,
+    ),
+    Case(
+        "ruled out, 'unlikely'",
+        Diagnosis(
+            name="spondylodiscitis", status="ruled_out", evidence=["Spondylodiscitis was unlikely"]
+        ),
+        G,
+    ),  # fmt: skip
+    Case(
+        "confirmed, but 'unlikely'",
+        Diagnosis(
+            name="spondylodiscitis", status="confirmed", evidence=["Spondylodiscitis was unlikely"]
+        ),
+        A,
+    ),  # fmt: skip
+    Case(
+        "ruled out, 'argued against'",
+        Diagnosis(
+            name="infection",
+            status="ruled_out",
+            evidence=["the normal CRP argued against infection"],
+        ),
+        G,
+    ),  # fmt: skip
     Case(
         "a value that carries its own negation",
         _f("inability to walk", "she could not walk on her own"),
