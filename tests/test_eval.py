@@ -63,10 +63,10 @@ def test_eval_replays_the_bundled_model_recordings_offline(tmp_path):
     assert all(c["error"] for c in empty)
     assert f"empty (no facts): {len(empty)}" in (tmp_path / "scorecard.md").read_text()
     assert "empty" in result.output
-    # the seed answer's title is the prompt's wrapper sentence: counted, not grounded
-    g = report["grounding"]
-    assert g["from_prompt"] >= 1 and g["values"] >= g["from_prompt"]
-    assert "copied from the prompt" in (tmp_path / "scorecard.md").read_text()
+    # answers cut at the budget fail with the budget named; the 87k article is refused
+    failed = {c["case_id"]: c["error"] for c in report["per_case"] if c["status"] == "failed"}
+    assert any("max_tokens=1024" in e for e in failed.values())
+    assert "context length" in failed["ada-23-the-narcotic-bowel-syndrome-clinical-features-pa"]
 
 
 def kinds_count(kinds, status):
