@@ -125,8 +125,8 @@ def throughput_part(case: str, n: int, runs: list[tuple[int, float]]) -> None:
 def jittered_retry_after(spread: float) -> Iterator[None]:
     """What-if, inside this process only: add uniform(0, spread) s to every Retry-After wait.
 
-    extract/llm.py adds its own small jitter (up to 0.1 x Retry-After + 0.05 s); this
-    shows what more jitter would do, on top of it. It patches ``extract.llm.retry_after``
+    llm/failures.py adds its own small jitter (up to 0.1 x Retry-After + 0.05 s); this
+    shows what more jitter would do, on top of it. It patches ``caseextract.llm.client.retry_after``
     for the duration and restores it.
     """
     import caseextract.llm.client as llm

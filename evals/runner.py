@@ -48,7 +48,8 @@ def write_manifest(folder: Path, settings: ModelSettings, extra: dict[str, Any])
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / MANIFEST
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    data = old | {k: getattr(settings, k) for k in SETTINGS_KEYS} | extra
+    public = settings.public()
+    data = old | {k: public[k] for k in SETTINGS_KEYS} | extra
     data["server"] = settings.base_url or "the OpenAI API"
     data["recorded_on"] = dt.date.today().isoformat()
     data["caseextract_version"] = __version__
@@ -90,7 +91,7 @@ def settings_from_manifest(manifest: dict[str, Any]) -> ModelSettings:
     data = {k: manifest[k] for k in SETTINGS_KEYS if k in manifest}
     data.setdefault("token_param", "max_tokens")
     data.setdefault("temperature", 0.0)  # dropped for reasoning models all the same
-    return ModelSettings(**data)
+    return ModelSettings.from_public(data)
 
 
 @dataclass
@@ -176,7 +177,7 @@ def records_by_id(results: Path) -> dict[str, ResultRecord]:
 def evaluate(
     out_dir: Path,
     recordings: Path = DEFAULT_RECORDINGS,
-    mode: str = "replay",
+    record_mode: str = "replay",
     settings: ModelSettings | None = None,
     gold_dir: Path | None = None,
     results: Path | None = None,
@@ -192,7 +193,7 @@ def evaluate(
 
     Replaying, the recordings' manifest says whether the schema was in the prompt."""
     gold_dir = gold_dir or DEFAULT_GOLD
-    if mode == "replay" and results is None and recordings.is_dir():
+    if record_mode == "replay" and results is None and recordings.is_dir():
         schema_in_prompt = schema_in_prompt or bool(
             load_manifest(recordings).get("task", {}).get("schema_in_prompt")
         )
@@ -200,24 +201,24 @@ def evaluate(
     cases = load_gold_set(gold_dir, task.response_model, cases_dir)
     if cases_filter:
         cases = [c for c in cases if c.case_id in cases_filter]
-    info: dict[str, Any] = {"mode": mode, "gold": str(gold_dir), "task": task_info(task)}
+    info: dict[str, Any] = {"mode": record_mode, "gold": str(gold_dir), "task": task_info(task)}
     if results is not None:
         records = records_by_id(results)
         info["results"] = str(results)
     else:
-        if mode == "replay":
+        if record_mode == "replay":
             manifest = load_manifest(recordings)
             check_manifest_task(manifest, recordings, named)
             settings = settings_from_manifest(manifest)
             info["recorded"] = manifest
         assert settings is not None
-        store = RecordingStore(recordings, mode) if mode != "off" else None
+        store = RecordingStore(recordings, record_mode) if record_mode != "off" else None
         client = ModelClient(settings, store)
         out_dir.mkdir(parents=True, exist_ok=True)
         concurrency = 1 if preflight is not None else 2  # a local server answers one at a time
         results_path = out_dir / "results.jsonl"
         records = run_gold(cases, task, client, results_path, concurrency, preflight, passes)
-        if mode == "record":
+        if record_mode == "record":
             write_manifest(recordings, settings, {"cases": len(cases), "task": task_info(task)})
         info.update(model=settings.model, settings=settings.public())
         if passes is not None and passes.mode != "single":

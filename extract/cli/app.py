@@ -22,7 +22,7 @@ from typer.core import TyperArgument, TyperCommand
 
 from .. import redaction as secrets
 from ..errors import ConfigError
-from ..llm import MODES, ModelSettings
+from ..llm import INSTRUCTOR_MODES, ModelSettings
 from ..llm.local import LocalServer
 from ..llm.recording import RecordingStore
 from ..passes import PassConfig
@@ -157,7 +157,9 @@ BaseUrl = Annotated[
         envvar="OPENAI_BASE_URL", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1"
     ),
 ]
-Mode = Annotated[str, typer.Option(help=f"How instructor asks for structure: {', '.join(MODES)}.")]
+Mode = Annotated[
+    str, typer.Option(help=f"How instructor asks for structure: {', '.join(INSTRUCTOR_MODES)}.")
+]
 MaxTokens = Annotated[
     int | None,
     typer.Option(
@@ -306,7 +308,7 @@ def build_settings(
         model=model,
         base_url=None if azure_endpoint else base_url,
         api_key=os.environ.get(key_var) or None,
-        mode=mode,
+        instructor_mode=mode,
         timeout=timeout,
         max_tokens="auto" if max_tokens is None else (max_tokens or None),
         http_retries=http_retries,

@@ -7,9 +7,10 @@ are never written; response headers pass an allow-list. Each file says where it
 came from: the model the server named, the server's host, the date and the
 caseextract version.
 
-Modes: ``replay`` (a miss fails and says what differs from the nearest
-recording), ``record`` (always forward and store), ``cache`` (replay when
-present, else forward and store), ``off``.
+Record modes (``record_mode``; the CLI's ``--record-mode``): ``replay`` (a miss
+fails and says what differs from the nearest recording), ``record`` (always
+forward and store), ``cache`` (replay when present, else forward and store),
+``off``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .. import __version__
 from ..errors import CorruptRecording
 from ..redaction import redact
 
-MODES = ("off", "replay", "record", "cache")
+RECORD_MODES = ("off", "replay", "record", "cache")
 RESPONSE_HEADERS = {
     "content-type",
     "retry-after",
@@ -88,11 +89,11 @@ class Exchange:
 class RecordingStore:
     """A folder of recorded exchanges; safe to share between threads and tasks."""
 
-    def __init__(self, folder: Path, mode: str = "replay") -> None:
-        if mode not in MODES:
-            raise ValueError(f"recording mode must be one of {', '.join(MODES)}")
+    def __init__(self, folder: Path, record_mode: str = "replay") -> None:
+        if record_mode not in RECORD_MODES:
+            raise ValueError(f"recording mode must be one of {', '.join(RECORD_MODES)}")
         self.folder = Path(folder)
-        self.mode = mode
+        self.record_mode = record_mode
         self.hits = 0
         self.misses: list[str] = []
         self.recorded = 0
@@ -211,13 +212,13 @@ class RecordingStore:
     def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
         body = _json_body(request)
         key = exchange_key(request.method, request.url.path, body)
-        if self.mode in ("replay", "cache"):
+        if self.record_mode in ("replay", "cache"):
             data = self.get(key)
             if data is not None:
                 with self._lock:
                     self.hits += 1
                 return key, body, _to_response(data["response"], request)
-        if self.mode == "replay":
+        if self.record_mode == "replay":
             message = self.explain_miss(body)
             with self._lock:
                 self.misses.append(message)
@@ -274,23 +275,6 @@ def _to_response(stored: dict[str, Any], request: httpx2.Request) -> httpx2.Resp
     return httpx2.Response(
         stored.get("status", 200), headers=headers, content=content, request=request
     )
-
-
-class RecordingTransport(httpx2.BaseTransport):
-    def __init__(self, store: RecordingStore, inner: httpx2.BaseTransport | None = None) -> None:
-        self.store = store
-        self.inner = inner or httpx2.HTTPTransport()
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        key, body, replayed = self.store.lookup(request)
-        if replayed is not None:
-            return replayed
-        response = self.inner.handle_request(request)
-        response.read()
-        return self.store.store(key, body, request, response)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class AsyncRecordingTransport(httpx2.AsyncBaseTransport):

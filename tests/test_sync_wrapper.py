@@ -1,0 +1,88 @@
+"""``ModelClient.extract`` is a thin blocking wrapper over ``aextract``: one call path.
+
+Both run against a real HTTP server on 127.0.0.1 answering crafted replies (a
+crafted re-ask scenario: an ungrounded answer, then a good one), and must send the
+same bytes and hand back the same extraction, statistics and grounded facts.
+"""
+
+import asyncio
+import threading
+
+import pytest
+from caseextract.errors import NonRetryableError
+from caseextract.schema import CaseReport
+from caseextract.testing import FakeOpenAIServer, Reply, crafted_error, crafted_tool_completion
+
+from helpers import CRAFTED_SEED_ANSWER, client_for, crafted_answer
+
+SOURCE = (
+    "An 87-year-old female patient. The patient could walk with no neurologic deficit. "
+    "Vertebroplasty for L1 was performed under intravenous sedation; then an emergent "
+    "laminectomy from T12 to L2. Intradural cement leakage after vertebroplasty"
+)
+MESSAGES = [{"role": "system", "content": "extract"}, {"role": "user", "content": SOURCE}]
+UNGROUNDED = crafted_answer(
+    findings=[{"name": "fever", "assertion": "present", "evidence": ["a quote not in the text"]}]
+)
+SCRIPT = [
+    Reply(body=crafted_tool_completion(UNGROUNDED)),
+    Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER)),
+]
+
+
+def _comparable(extraction):
+    stats = extraction.stats.to_dict()
+    stats.pop("latency_s")
+    return (
+        extraction.value.model_dump(),
+        stats,
+        [f.to_dict() for f in extraction.facts],
+    )
+
+
+def test_sync_and_async_send_the_same_requests_and_return_the_same_result():
+    with FakeOpenAIServer(list(SCRIPT)) as server:
+        client = client_for(server.base_url)
+        sync = client.extract(MESSAGES, CaseReport, source_text=SOURCE)
+        client.close()
+        sync_requests = list(server.raw_requests)
+    with FakeOpenAIServer(list(SCRIPT)) as server:
+
+        async def go():
+            client = client_for(server.base_url)
+            try:
+                return await client.aextract(MESSAGES, CaseReport, source_text=SOURCE)
+            finally:
+                await client.aclose()
+
+        asyn = asyncio.run(go())
+        async_requests = list(server.raw_requests)
+    assert len(sync_requests) == 2  # the re-ask happened on both paths
+    assert sync_requests == async_requests
+    assert _comparable(sync) == _comparable(asyn)
+    assert sync.stats.attempts == 2
+
+
+def test_the_wrapper_reuses_one_loop_and_works_inside_a_running_loop():
+    good = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER))
+    with FakeOpenAIServer(default=good) as server:
+        client = client_for(server.base_url)
+        first = client.extract(MESSAGES, CaseReport)  # pooled connection kept …
+        second = client.extract(MESSAGES, CaseReport)  # … and reused on the same loop
+
+        async def inside_a_loop():
+            return client.extract(MESSAGES, CaseReport)  # blocking call from async code
+
+        third = asyncio.run(inside_a_loop())
+        client.close()
+    assert first.value == second.value == third.value
+    assert not any(t.name == "caseextract-client" for t in threading.enumerate())
+
+
+def test_errors_come_back_through_the_wrapper_as_they_are():
+    with FakeOpenAIServer([crafted_error(401, "bad key")]) as server:
+        client = client_for(server.base_url)
+        with pytest.raises(NonRetryableError, match="credentials") as caught:
+            client.extract(MESSAGES, CaseReport)
+        client.close()
+    assert caught.value.context["http_requests"] == 1
