@@ -30,7 +30,8 @@ from pydantic import BaseModel, ValidationError
 from .gold import DEFAULT_SCHEMA, FIXTURES, GoldCase, GoldError, GoldTask, gold_task, load_gold_set
 from .scoring import Counts, Entry, Scorer, count
 
-DEFAULT_RECORDINGS = FIXTURES / "recordings" / "gemma-3-270m"
+# the recordings `eval` replays by default (`run`'s own store: cli.app.RUN_RECORDINGS)
+EVAL_RECORDINGS = FIXTURES / "recordings" / "gemma-3-270m"
 DEFAULT_GOLD = FIXTURES / "gold"
 MANIFEST = "manifest.json"
 SETTINGS_KEYS = REPLAY_SETTINGS
@@ -176,7 +177,7 @@ def records_by_id(results: Path) -> dict[str, ResultRecord]:
 
 def evaluate(
     out_dir: Path,
-    recordings: Path = DEFAULT_RECORDINGS,
+    recordings: Path = EVAL_RECORDINGS,
     record_mode: str = "replay",
     settings: ModelSettings | None = None,
     gold_dir: Path | None = None,

@@ -24,7 +24,8 @@ from ..documents import discover
 from ..errors import ExtractError
 from ..llm.batchapi import BatchAPI
 from ..pipeline import default_task
-from .app import BaseUrl, Mode, Model, _fail, _setup_logging, app, build_settings, err
+from .app import BaseUrl, Mode, Model, _fail, _setup_logging, app, err
+from .options import build_settings
 
 batch_app = typer.Typer(
     no_args_is_help=True,
@@ -41,8 +42,15 @@ def _api(results: Path, base_url: str | None, timeout: float = 120.0) -> BatchAP
 
     job = BatchJob.load(results)
     s = job.data["settings"]
-    settings = build_settings(s["model"], base_url, s["mode"], timeout, s["max_tokens"] or 0,
-                              s["http_retries"], s["reasks"])  # fmt: skip
+    settings = build_settings(
+        model=s["model"],
+        base_url=base_url,
+        instructor_mode=s["mode"],
+        timeout=timeout,
+        max_tokens=s["max_tokens"] or 0,
+        http_retries=s["http_retries"],
+        reasks=s["reasks"],
+    )
     return BatchAPI(settings)
 
 
@@ -76,7 +84,15 @@ def submit(
         raise _fail("no input documents found")
     limits = Limits(max(1, min(max_requests, 50_000)), int(min(max_file_mb, 200.0) * 1024 * 1024))
     try:
-        settings = build_settings(model, base_url, mode, timeout, max_tokens, http_retries, reasks)
+        settings = build_settings(
+            model=model,
+            base_url=base_url,
+            instructor_mode=mode,
+            timeout=timeout,
+            max_tokens=max_tokens,
+            http_retries=http_retries,
+            reasks=reasks,
+        )
         task = default_task(prompt_set, schema)
         api = BatchAPI(settings)
         result = submit_batches(paths, output, task, settings, prompt_set, schema, api, limits)

@@ -15,40 +15,33 @@ from ..documents import safe_filename
 from ..errors import ExtractError
 from ..evals import report as rep
 from ..evals.gold import DEFAULT_PROMPT_SET, FIXTURES, gold_task
-from ..evals.runner import DEFAULT_GOLD, DEFAULT_RECORDINGS, evaluate
+from ..evals.runner import DEFAULT_GOLD, EVAL_RECORDINGS, evaluate
 from ..passes import PASS_MODES
 from .app import (
-    ApiVersion,
-    AzureEndpoint,
-    BaseUrl,
     CasesDir,
     ContextWindow,
     GoldDir,
-    MaxTokens,
-    Mode,
-    Model,
-    ModelFamily,
+    ModelPath,
+    NCtx,
     PromptSetOpt,
-    ReasoningEffort,
     SchemaInPrompt,
     SchemaOpt,
-    TokenParam,
     Verbose,
     _fail,
     _setup_logging,
     app,
-    build_settings,
     check_options,
     err,
     out,
     pass_config,
     passes_option,
-    start_local,
 )
 from .app import fmt3 as _fmt
+from .options import SHARED, ModelOptions, local_model, local_preflight, model_options
 
 
 @app.command("eval")
+@model_options
 def eval_(
     out_dir: Annotated[Path, typer.Option("--out", help="Where reports go.")] = Path("eval-out"),
     recordings: Annotated[Path | None, typer.Option(help="Recorded exchanges folder.")] = None,
@@ -64,82 +57,52 @@ def eval_(
     schema: SchemaOpt = None,
     prompt_set: PromptSetOpt = None,
     schema_in_prompt: SchemaInPrompt = False,
-    model: Model = "gpt-4o-mini",
-    base_url: BaseUrl = None,
-    mode: Mode = "tools",
-    max_tokens: MaxTokens = None,
-    token_param: TokenParam = "auto",
-    model_family: ModelFamily = "auto",
-    reasoning_effort: ReasoningEffort = None,
-    azure_endpoint: AzureEndpoint = None,
-    api_version: ApiVersion = None,
+    options: ModelOptions = SHARED,
     reasks: Annotated[int, typer.Option(help="Re-asks after an invalid answer.")] = 2,
     local: Annotated[bool, typer.Option(help="With --live: the local llama.cpp server.")] = False,
-    model_path: Annotated[Path | None, typer.Option(help="GGUF model for --local.")] = None,
-    n_ctx: Annotated[int, typer.Option(help="Context window for --local.")] = 16384,
+    model_path: ModelPath = None,
+    n_ctx: NCtx = 16384,
     passes: Annotated[str, passes_option("single (as the recordings were made)")] = "single",
     context_window: ContextWindow = None,
     verbose: Verbose = 0,
 ) -> None:
     """Score extractions of the gold cases; offline (replayed) by default."""
     _setup_logging(verbose)
-    check_options(max_tokens=max_tokens, reasks_min0=reasks, n_ctx=n_ctx)
+    check_options(max_tokens=options.max_tokens, reasks_min0=reasks, n_ctx=n_ctx)
     if passes not in PASS_MODES:
         raise _fail(f"--passes must be one of {', '.join(PASS_MODES)}, not {passes!r}")
-    settings = None
-    store_mode = "replay"
-    server = None
     try:
-        if live:
-            if local:
-                server = start_local(model_path, n_ctx)
-                base_url, model = server.base_url, server.alias
-            settings = build_settings(
-                model,
-                base_url,
-                mode,
-                1200.0,
-                max_tokens,
-                3,
-                reasks,
-                token_param=token_param,
-                model_family=model_family,
-                reasoning_effort=reasoning_effort,
-                azure_endpoint=azure_endpoint,
-                api_version=api_version,
+        with local_model(live and local, model_path, n_ctx) as server:
+            settings = None
+            if live:  # a long timeout: a local model takes minutes per gold case
+                settings = options.settings(
+                    timeout=1200.0, http_retries=3, reasks=reasks, server=server
+                )
+            # one recordings folder per model and task: <model> for case reports,
+            # <model>-<prompt set> for another task (gemma-3-270m-cement_leakage)
+            named = gold_task(gold or DEFAULT_GOLD)
+            suffix = "" if named.prompt_set == DEFAULT_PROMPT_SET else f"-{named.prompt_set}"
+            folder = recordings or EVAL_RECORDINGS.with_name(EVAL_RECORDINGS.name + suffix)
+            if live and record and recordings is None:
+                assert settings is not None
+                folder = FIXTURES / "recordings" / safe_filename(settings.model + suffix)
+            report = evaluate(
+                out_dir,
+                folder,
+                record_mode=("record" if record else "off") if live else "replay",
+                settings=settings,
+                gold_dir=gold,
+                results=results,
+                cases_filter=case,
+                preflight=local_preflight(server, settings) if settings else None,
+                cases_dir=cases,
+                schema=schema,
+                prompt_set=prompt_set,
+                schema_in_prompt=schema_in_prompt,
+                passes=pass_config(passes, context_window, server, False, 2),
             )
-            store_mode = "record" if record else "off"
-        # one recordings folder per model and task: <model> for case reports,
-        # <model>-<prompt set> for another task (gemma-3-270m-cement_leakage)
-        named = gold_task(gold or DEFAULT_GOLD)
-        suffix = "" if named.prompt_set == DEFAULT_PROMPT_SET else f"-{named.prompt_set}"
-        folder = recordings or DEFAULT_RECORDINGS.with_name(DEFAULT_RECORDINGS.name + suffix)
-        if live and record and recordings is None:
-            folder = FIXTURES / "recordings" / safe_filename(model + suffix)
-        preflight = None
-        if server is not None and settings is not None:
-            preflight = server.preflight(settings.max_tokens)
-        multi = pass_config(passes, context_window, server, False, 2)
-        report = evaluate(
-            out_dir,
-            folder,
-            store_mode,
-            settings,
-            gold_dir=gold,
-            results=results,
-            cases_filter=case,
-            preflight=preflight,
-            cases_dir=cases,
-            schema=schema,
-            prompt_set=prompt_set,
-            schema_in_prompt=schema_in_prompt,
-            passes=multi,
-        )
     except (ExtractError, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    finally:
-        if server is not None:
-            server.stop()
     rows = None
     if baseline is not None:
         rows = rep.compare(report, json.loads(baseline.read_text(encoding="utf-8")))
