@@ -25,7 +25,7 @@ from ..errors import ExtractError
 from ..llm.batchapi import BatchAPI
 from ..pipeline import default_task
 from .app import BaseUrl, Mode, Model, _fail, _setup_logging, app, err
-from .options import build_settings
+from .options import ModelOptions
 
 batch_app = typer.Typer(
     no_args_is_help=True,
@@ -42,15 +42,8 @@ def _api(results: Path, base_url: str | None, timeout: float = 120.0) -> BatchAP
 
     job = BatchJob.load(results)
     s = job.data["settings"]
-    settings = build_settings(
-        model=s["model"],
-        base_url=base_url,
-        instructor_mode=s["mode"],
-        timeout=timeout,
-        max_tokens=s["max_tokens"] or 0,
-        http_retries=s["http_retries"],
-        reasks=s["reasks"],
-    )
+    options = ModelOptions(s["model"], base_url, s["mode"], max_tokens=s["max_tokens"] or 0)
+    settings = options.settings(timeout=timeout, http_retries=s["http_retries"], reasks=s["reasks"])
     return BatchAPI(settings)
 
 
@@ -84,15 +77,8 @@ def submit(
         raise _fail("no input documents found")
     limits = Limits(max(1, min(max_requests, 50_000)), int(min(max_file_mb, 200.0) * 1024 * 1024))
     try:
-        settings = build_settings(
-            model=model,
-            base_url=base_url,
-            instructor_mode=mode,
-            timeout=timeout,
-            max_tokens=max_tokens,
-            http_retries=http_retries,
-            reasks=reasks,
-        )
+        options = ModelOptions(model, base_url, mode, max_tokens=max_tokens)
+        settings = options.settings(timeout=timeout, http_retries=http_retries, reasks=reasks)
         task = default_task(prompt_set, schema)
         api = BatchAPI(settings)
         result = submit_batches(paths, output, task, settings, prompt_set, schema, api, limits)

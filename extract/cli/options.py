@@ -5,7 +5,8 @@
 ``--azure-endpoint``, ``--api-version``) into a command's signature in place of
 its ``options: ModelOptions = SHARED`` parameter, and hands the command one
 ``ModelOptions``; ``ModelOptions.settings`` turns them into ``ModelSettings``
-(each command names its own timeout and retry counts, by keyword).
+(each command names its own timeout and retry counts, by keyword; ``batch``
+builds a ``ModelOptions`` from its own options or its saved state).
 ``local_model`` is the one ``--local`` sequence: start llama.cpp's server, point
 the settings at it, check each document fits, stop the server however the
 command ends.
@@ -67,20 +68,30 @@ class ModelOptions:
         server: LocalServer | None = None,
         **extra: Any,
     ) -> ModelSettings:
-        """``ModelSettings`` from the options; a local ``server`` names the model and URL."""
-        return build_settings(
+        """``ModelSettings`` from the options; a local ``server`` names the model and URL.
+
+        The key comes from the environment (``AZURE_OPENAI_API_KEY`` with an Azure
+        endpoint, else ``OPENAI_API_KEY``); ``extra`` holds a command's own settings."""
+        base_url = server.base_url if server is not None else self.base_url
+        secrets.register_from_env()
+        if base_url is not None:
+            secrets.register_url(base_url)
+            check_base_url(base_url)
+        key_var = "AZURE_OPENAI_API_KEY" if self.azure_endpoint else "OPENAI_API_KEY"
+        return ModelSettings(
             model=server.alias if server is not None else self.model,
-            base_url=server.base_url if server is not None else self.base_url,
+            base_url=None if self.azure_endpoint else base_url,
+            api_key=os.environ.get(key_var) or None,
             instructor_mode=self.mode,
-            max_tokens=self.max_tokens,
+            timeout=timeout,
+            max_tokens="auto" if self.max_tokens is None else (self.max_tokens or None),
+            http_retries=http_retries,
+            reasks=reasks,
             token_param=self.token_param,
             model_family=self.model_family,
             reasoning_effort=self.reasoning_effort,
             azure_endpoint=self.azure_endpoint,
             api_version=self.api_version,
-            timeout=timeout,
-            http_retries=http_retries,
-            reasks=reasks,
             **extra,
         )
 
@@ -126,46 +137,6 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     return wrapper
-
-
-def build_settings(
-    *,
-    model: str,
-    base_url: str | None,
-    instructor_mode: str,
-    timeout: float,
-    max_tokens: int | None,
-    http_retries: int,
-    reasks: int,
-    token_param: str = "auto",
-    model_family: str = "auto",
-    reasoning_effort: str | None = None,
-    azure_endpoint: str | None = None,
-    api_version: str | None = None,
-    **extra: Any,
-) -> ModelSettings:
-    """Settings from the options; ``max_tokens`` None = by model family, 0 = server default."""
-    secrets.register_from_env()
-    if base_url is not None:
-        secrets.register_url(base_url)
-        check_base_url(base_url)
-    key_var = "AZURE_OPENAI_API_KEY" if azure_endpoint else "OPENAI_API_KEY"
-    return ModelSettings(
-        model=model,
-        base_url=None if azure_endpoint else base_url,
-        api_key=os.environ.get(key_var) or None,
-        instructor_mode=instructor_mode,
-        timeout=timeout,
-        max_tokens="auto" if max_tokens is None else (max_tokens or None),
-        http_retries=http_retries,
-        reasks=reasks,
-        token_param=token_param,
-        model_family=model_family,
-        reasoning_effort=reasoning_effort,
-        azure_endpoint=azure_endpoint,
-        api_version=api_version,
-        **extra,
-    )
 
 
 @contextmanager
