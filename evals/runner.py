@@ -28,6 +28,7 @@ from caseextract.store import ResultWriter, read_records
 from pydantic import BaseModel, ValidationError
 
 from .gold import DEFAULT_SCHEMA, FIXTURES, GoldCase, GoldError, GoldTask, gold_task, load_gold_set
+from .report_model import REPORT_VERSION, EvalReport
 from .scoring import Counts, Entry, Scorer, count
 
 # the recordings `eval` replays by default (`run`'s own store: cli.app.RUN_RECORDINGS)
@@ -189,8 +190,8 @@ def evaluate(
     prompt_set: str | None = None,
     schema_in_prompt: bool = False,
     passes: PassConfig | None = None,
-) -> dict[str, Any]:
-    """Score the gold set; returns the report dict (also written by ``report``).
+) -> EvalReport:
+    """Score the gold set; returns the report (written by ``report.write``).
 
     Replaying, the recordings' manifest says whether the schema was in the prompt."""
     gold_dir = gold_dir or DEFAULT_GOLD
@@ -238,7 +239,7 @@ def task_info(task: Task) -> dict[str, Any]:
     }
 
 
-def build_report(scored: list[CaseResult], task: Task, info: dict[str, Any]) -> dict[str, Any]:
+def build_report(scored: list[CaseResult], task: Task, info: dict[str, Any]) -> EvalReport:
     total = Counts()
     families: dict[str, Counts] = {}
     for case in scored:
@@ -251,7 +252,8 @@ def build_report(scored: list[CaseResult], task: Task, info: dict[str, Any]) -> 
     for c in scored:
         if c.grounding:
             pooled.add(GroundingStats.from_dict(c.grounding))
-    return {
+    return EvalReport.model_validate({
+        "report_version": REPORT_VERSION,
         "info": info,
         "prompt_version": task.prompt_set.version,
         "schema": task.response_model.__name__,
@@ -269,4 +271,4 @@ def build_report(scored: list[CaseResult], task: Task, info: dict[str, Any]) -> 
         "grounding": {**asdict(pooled), "summary": pooled.describe()},
         "families": {k: v.summary() for k, v in sorted(families.items())},
         "per_case": [c.to_dict() for c in scored],
-    }
+    })  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from ..documents import safe_filename
 from ..errors import ExtractError
 from ..evals import report as rep
 from ..evals.gold import DEFAULT_PROMPT_SET, FIXTURES, gold_task
+from ..evals.report_model import BaselineRow, EvalReport, load_report
 from ..evals.runner import DEFAULT_GOLD, EVAL_RECORDINGS, evaluate
 from ..passes import PASS_MODES
 from .app import (
@@ -105,12 +105,14 @@ def eval_(
         raise _fail(str(exc)) from None
     rows = None
     if baseline is not None:
-        rows = rep.compare(report, json.loads(baseline.read_text(encoding="utf-8")))
+        try:
+            rows = rep.compare(report, load_report(baseline))
+        except ValueError as exc:
+            raise _fail(f"--baseline: {exc}") from None
     rep.write(report, out_dir, rows)
     print_scorecard(report, rows)
     err.print(f"reports: {out_dir / 'report.json'}, {out_dir / 'scorecard.md'}")
-    m = report["micro"]
-    f1, f1s = m["f1"] or 0.0, m["f1_strict"] or 0.0
+    f1, f1s = report.micro.f1 or 0.0, report.micro.f1_strict or 0.0
     if f1 < min_f1 or f1s < min_f1_strict:
         err.print(
             f"[red]below threshold:[/red] F1 {f1:.3f} (min {min_f1}), "
@@ -119,12 +121,11 @@ def eval_(
         raise typer.Exit(1)
 
 
-def print_scorecard(report: dict, rows: list | None) -> None:
-    info = report.get("info", {})
+def print_scorecard(report: EvalReport, rows: list[BaselineRow] | None) -> None:
     # short headers (explained in the caption) so that 80 columns show them whole
     table = Table(
-        title=f"scorecard · {info.get('model', '?')} · {report['extracted']}/"
-        f"{report['cases']} cases extracted, {report.get('empty', 0)} empty",
+        title=f"scorecard · {report.info.model or '?'} · {report.extracted}/"
+        f"{report.cases} cases extracted, {report.empty} empty",
         caption="cited = F1 cited, strict = F1 strict; omit = omission rate, "
         "spur. = spurious rate, hall. = hallucination rate",
         box=box.SIMPLE_HEAD,  # no column rules: nine columns fit 80 characters
@@ -133,52 +134,34 @@ def print_scorecard(report: dict, rows: list | None) -> None:
     )
     # F1 (paired by name), cited (also by the same quoted text), strict (attributes too);
     # omission, spurious and hallucination rates
-    cols = ("scope", "P", "R", "F1", "cited", "strict", "omit", "spur.", "hall.")
-    for col in cols:
-        if col == "scope":
-            table.add_column(col, no_wrap=True, min_width=21)
-        else:
-            table.add_column(col, justify="right", no_wrap=True)
-
-    def add(name: str, c: dict) -> None:
-        def pct(x: float | None) -> str:
-            return "–" if x is None else f"{100 * x:.0f}%"
-
-        table.add_row(
-            name,
-            _fmt(c["precision"]),
-            _fmt(c["recall"]),
-            _fmt(c["f1"]),
-            _fmt(c.get("f1_cited")),
-            _fmt(c["f1_strict"]),
-            pct(c["omission_rate"]),
-            pct(c["spurious_rate"]),
-            pct(c["hallucination_rate"]),
-        )
-
-    add("ALL (micro)", report["micro"])
-    for fam, c in report["families"].items():
-        add(fam, c)
+    table.add_column("scope", no_wrap=True, min_width=21)
+    for col in ("P", "R", "F1", "cited", "strict", "omit", "spur.", "hall."):
+        table.add_column(col, justify="right", no_wrap=True)
+    for row in rep.scorecard_rows(report):
+        name = "ALL (micro)" if row.scope == rep.MICRO else row.scope
+        table.add_row(name, *[_fmt(x) for x in row.scores], *[_pct(x) for x in row.rates])
     out.print(table)
     if note := rep.answers_note(report):
         out.print(escape(f"answers: {note}"))
     out.print(escape(rep.FIGURES + " omit, spur., hall.: omission, spurious, hallucination rates."))
-    macro = report["macro"]
+    macro = report.macro
     out.print(
-        f"macro F1 over families {_fmt(macro['f1_over_families'])}, over cases "
-        f"{_fmt(macro['f1_over_cases'])}"
+        f"macro F1 over families {_fmt(macro.f1_over_families)}, over cases "
+        f"{_fmt(macro.f1_over_cases)}"
     )
-    grounding = (report.get("grounding") or {}).get("summary")
-    if grounding:
+    if grounding := report.grounding.get("summary"):
         out.print(escape(f"grounding: {grounding}"))
-    for case in report["per_case"]:
-        if case["status"] != "ok":
-            out.print(escape(f"  {case['case_id']}: {case['status']} — {case.get('error')}"))
+    for case in report.per_case:
+        if case.status != "ok":
+            out.print(escape(f"  {case.case_id}: {case.status} — {case.error}"))
     if rows:
-        changed = [r for r in rows if r["delta"] not in (None, 0)]
+        changed = [r for r in rows if r.delta not in (None, 0)]
         out.print(f"against baseline: {len(changed)} change(s)")
         for r in changed:
-            colour = "green" if r["delta"] > 0 else "red"
-            out.print(
-                f"  [{colour}]{r['delta']:+.3f}[/{colour}] {escape(r['scope'])} {r['metric']}"
-            )
+            assert r.delta is not None
+            colour = "green" if r.delta > 0 else "red"
+            out.print(f"  [{colour}]{r.delta:+.3f}[/{colour}] {escape(r.scope)} {r.metric}")
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f}%"
