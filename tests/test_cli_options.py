@@ -33,7 +33,7 @@ def test_each_command_takes_every_shared_option_as_declared_once(command):
 
 def test_the_options_become_settings_by_keyword():
     options = ModelOptions(
-        model="gpt-5-mini", base_url="http://127.0.0.1:9/v1", mode="json", max_tokens=0
+        model="gpt-5-mini", base_url="http://127.0.0.1:9/v1", instructor_mode="json", max_tokens=0
     )
     settings = options.settings(timeout=7.0, http_retries=1, reasks=4, rpm=30.0)
     assert (settings.model, settings.base_url, settings.instructor_mode) == (
@@ -62,3 +62,19 @@ def test_without_local_there_is_no_server_and_no_preflight():
         assert server is None
         assert local_preflight(server, ModelOptions().settings(
             timeout=1.0, http_retries=0, reasks=0)) is None  # fmt: skip
+
+
+def test_the_three_modes_have_their_own_names_and_files_keep_theirs(tmp_path):
+    import inspect
+
+    from caseextract.evals.runner import evaluate
+    from caseextract.llm import ModelSettings
+    from caseextract.llm.recording import RecordingStore
+
+    settings = ModelSettings(instructor_mode="json_schema", base_url="http://127.0.0.1:9/v1")
+    public = settings.public()
+    assert public["mode"] == "json_schema" and "instructor_mode" not in public  # as written
+    assert ModelSettings.from_public(public) == settings
+    assert RecordingStore(tmp_path, "cache").record_mode == "cache"
+    assert "record_mode" in inspect.signature(evaluate).parameters
+    assert "mode" not in {f.name for f in fields(ModelSettings)}

@@ -34,7 +34,7 @@ METAVARS = {
     "prompt_set": "NAME|DIR",
     "model": "NAME",
     "base_url": "URL",
-    "mode": "MODE",
+    "instructor_mode": "MODE",
     "record_mode": "MODE",
     "fmt": "jsonl|csv",
     "timeout": "SECONDS",
@@ -156,7 +156,10 @@ BaseUrl = Annotated[
     ),
 ]
 Mode = Annotated[
-    str, typer.Option(help=f"How instructor asks for structure: {', '.join(INSTRUCTOR_MODES)}.")
+    str,
+    typer.Option(
+        "--mode", help=f"How instructor asks for structure: {', '.join(INSTRUCTOR_MODES)}."
+    ),
 ]
 MaxTokens = Annotated[
     int | None,
@@ -259,7 +262,7 @@ def passes_option(default: str) -> object:
 
 
 def pass_config(
-    mode: str,
+    passes: str,
     context_window: int | None,
     server: LocalServer | None,
     resume: bool,
@@ -268,7 +271,7 @@ def pass_config(
 ) -> PassConfig:
     """Multi-pass settings; a local server brings its context window and tokenizer."""
     return PassConfig(
-        mode=mode,
+        mode=passes,
         context_window=context_window or (server.n_ctx if server is not None else None),
         count_tokens=server.count_tokens if server is not None else None,
         resume=resume,
@@ -281,8 +284,8 @@ def pass_config(
 RUN_RECORDINGS = Path("recordings")
 
 
-def open_store(folder: Path, mode: str) -> RecordingStore | None:
-    return None if mode == "off" else RecordingStore(folder, mode)
+def open_store(folder: Path, record_mode: str) -> RecordingStore | None:
+    return None if record_mode == "off" else RecordingStore(folder, record_mode)
 
 
 def check_base_url(url: str) -> None:

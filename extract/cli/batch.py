@@ -53,7 +53,7 @@ def submit(
     output: Results = Path("results.jsonl"),
     model: Model = "gpt-4o-mini",
     base_url: BaseUrl = None,
-    mode: Mode = "tools",
+    instructor_mode: Mode = "tools",
     timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 120.0,
     max_tokens: Annotated[int, typer.Option(help="Answer limit; 0 = server default.")] = 8192,
     http_retries: Annotated[
@@ -77,7 +77,7 @@ def submit(
         raise _fail("no input documents found")
     limits = Limits(max(1, min(max_requests, 50_000)), int(min(max_file_mb, 200.0) * 1024 * 1024))
     try:
-        options = ModelOptions(model, base_url, mode, max_tokens=max_tokens)
+        options = ModelOptions(model, base_url, instructor_mode, max_tokens=max_tokens)
         settings = options.settings(timeout=timeout, http_retries=http_retries, reasks=reasks)
         task = default_task(prompt_set, schema)
         api = BatchAPI(settings)

@@ -51,7 +51,7 @@ class ModelOptions:
 
     model: str = "gpt-4o-mini"
     base_url: str | None = None
-    mode: str = "tools"  # the instructor mode
+    instructor_mode: str = "tools"  # --mode
     max_tokens: int | None = None  # None: by model family; 0: the server's default
     token_param: str = "auto"
     model_family: str = "auto"
@@ -82,7 +82,7 @@ class ModelOptions:
             model=server.alias if server is not None else self.model,
             base_url=None if self.azure_endpoint else base_url,
             api_key=os.environ.get(key_var) or None,
-            instructor_mode=self.mode,
+            instructor_mode=self.instructor_mode,
             timeout=timeout,
             max_tokens="auto" if self.max_tokens is None else (self.max_tokens or None),
             http_retries=http_retries,
@@ -101,7 +101,7 @@ SHARED = ModelOptions()  # `options: ModelOptions = SHARED`: where the shared op
 _OPTION_TYPES = {
     "model": Model,
     "base_url": BaseUrl,
-    "mode": Mode,
+    "instructor_mode": Mode,
     "max_tokens": MaxTokens,
     "token_param": TokenParam,
     "model_family": ModelFamily,
