@@ -151,7 +151,7 @@ def rpm_part(case: str, rpm: float, n: int, concurrency: int, variants: list[str
         f"answers 429 + Retry-After (whole seconds) over it; {n} documents at concurrency "
         f"{concurrency}, {LATENCY * 1000:.0f} ms latency. Rows: the CLI's default retry "
         "settings (--http-retries 3, --reasks 2); more HTTP retries; and a what-if with "
-        "0-1 s more jitter on each Retry-After wait, on top of llm.py's own up to 0.15 s "
+        "0-1 s more jitter on each Retry-After wait, on top of llm/failures.py's own up to 0.15 s "
         "(patched in this process only)\n"
     )
     body = crafted_body(case)

@@ -1,4 +1,5 @@
-"""``ModelClient.extract`` is a thin blocking wrapper over ``aextract``: one call path.
+"""One call path: ``ModelClient.extract`` is a thin blocking wrapper over ``aextract``,
+and each call owns its state (``llm.call.Call``).
 
 Both run against a real HTTP server on 127.0.0.1 answering crafted replies (a
 crafted re-ask scenario: an ungrounded answer, then a good one), and must send the
@@ -86,3 +87,36 @@ def test_errors_come_back_through_the_wrapper_as_they_are():
             client.extract(MESSAGES, CaseReport)
         client.close()
     assert caught.value.context["http_requests"] == 1
+
+
+def test_concurrent_calls_keep_their_own_statistics_and_leave_no_active_call():
+    """Each call owns its ``Call`` (stats, facts): two at once on one client never mix."""
+    from caseextract.llm.call import ACTIVE
+
+    replies = {"reask": [Reply(body=crafted_tool_completion(UNGROUNDED))]}
+    good = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER))
+
+    def responder(payload, _index):
+        user = next(m["content"] for m in payload["messages"] if m["role"] == "user")
+        queue = replies.get("reask") if user.startswith("re-ask") else None
+        return queue.pop(0) if queue else good
+
+    with FakeOpenAIServer(responder) as server:
+
+        async def go():
+            client = client_for(server.base_url)
+            try:
+                reasked = [{"role": "user", "content": "re-ask " + SOURCE}]
+                once = [{"role": "user", "content": "once " + SOURCE}]
+                results = await asyncio.gather(
+                    client.aextract(reasked, CaseReport, source_text=SOURCE),
+                    client.aextract(once, CaseReport, source_text=SOURCE),
+                )
+                return results, ACTIVE.get()
+            finally:
+                await client.aclose()
+
+        (reasked, once), active = asyncio.run(go())
+    assert (reasked.stats.attempts, reasked.stats.http_requests) == (2, 2)
+    assert (once.stats.attempts, once.stats.http_requests) == (1, 1)
+    assert reasked.stats is not once.stats and active is None
