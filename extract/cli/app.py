@@ -1,8 +1,9 @@
-"""Shared pieces of the command line: the app, consoles, options, settings.
+"""Shared pieces of the command line: the app, consoles, option types, checks.
 
 The commands live one group per module (``run``, ``evaluate``, ``review``,
 ``exchange``), above the pipeline, the evals and the review pages; nothing below
-the CLI imports it.
+the CLI imports it. The model options and the settings built from them are in
+``options``.
 """
 
 from __future__ import annotations
