@@ -120,3 +120,34 @@ def test_concurrent_calls_keep_their_own_statistics_and_leave_no_active_call():
     assert (reasked.stats.attempts, reasked.stats.http_requests) == (2, 2)
     assert (once.stats.attempts, once.stats.http_requests) == (1, 1)
     assert reasked.stats is not once.stats and active is None
+
+
+def test_an_interrupt_in_the_callers_thread_stops_the_call_too():
+    """Ctrl-C (here a crafted signal) while ``extract`` waits cancels the call on the
+    client's loop, rather than leaving it running behind the caller's back."""
+    import signal
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(*_):
+        raise Interrupted
+
+    slow = Reply(body=crafted_tool_completion(CRAFTED_SEED_ANSWER), delay=5.0)
+    with FakeOpenAIServer(default=slow) as server:
+        client = client_for(server.base_url, timeout=10.0)
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        try:
+            with pytest.raises(Interrupted):
+                client.extract(MESSAGES, CaseReport)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+        async def pending():
+            await asyncio.sleep(0.5)  # time for a cancelled call to unwind
+            return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+        assert client._portal.run(pending()) == []
+        client.close()

@@ -209,7 +209,12 @@ class _Portal:
                 )
                 self._thread.start()
             loop = self._loop
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result()
+        except BaseException:  # Ctrl-C in the caller's thread: the call stops too
+            future.cancel()
+            raise
 
     @property
     def started(self) -> bool:
@@ -239,8 +244,8 @@ class ModelClient:
         self.store = store
         self._async, self.limiter = openai_client(settings, store)
         self._params = settings.params
-        mode = INSTRUCTOR_MODES[settings.instructor_mode]
-        self._acreate = instructor.patch(create=self._raw_acreate, mode=mode)
+        instructor_mode = INSTRUCTOR_MODES[settings.instructor_mode]
+        self._acreate = instructor.patch(create=self._raw_acreate, mode=instructor_mode)
         self._portal = _Portal()
 
     # -- HTTP layer ------------------------------------------------------------
