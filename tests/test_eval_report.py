@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from conftest import ROOT
 
 # report.json as `caseextract eval --baseline …` wrote it before the report was typed
-# (commit 6a87580, replaying fixtures/recordings/gemma-3-270m; per_case and its entries
-# trimmed to keep the file small: every key is as it was written)
+# (at commit 6a87580, whose report code is a7f2653's; replaying
+# fixtures/recordings/gemma-3-270m). per_case, its entries and its families are trimmed
+# to keep the file small; every key is as it was written.
 OLD = ROOT / "tests" / "data" / "report-before-versioning.json"
 
 
