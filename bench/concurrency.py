@@ -125,8 +125,8 @@ def throughput_part(case: str, n: int, runs: list[tuple[int, float]]) -> None:
 def jittered_retry_after(spread: float) -> Iterator[None]:
     """What-if, inside this process only: add uniform(0, spread) s to every Retry-After wait.
 
-    extract/llm.py adds its own small jitter (up to 0.1 x Retry-After + 0.05 s); this
-    shows what more jitter would do, on top of it. It patches ``extract.llm.retry_after``
+    llm/failures.py adds its own small jitter (up to 0.1 x Retry-After + 0.05 s); this
+    shows what more jitter would do, on top of it. It patches ``caseextract.llm.client.retry_after``
     for the duration and restores it.
     """
     import caseextract.llm.client as llm
@@ -151,7 +151,7 @@ def rpm_part(case: str, rpm: float, n: int, concurrency: int, variants: list[str
         f"answers 429 + Retry-After (whole seconds) over it; {n} documents at concurrency "
         f"{concurrency}, {LATENCY * 1000:.0f} ms latency. Rows: the CLI's default retry "
         "settings (--http-retries 3, --reasks 2); more HTTP retries; and a what-if with "
-        "0-1 s more jitter on each Retry-After wait, on top of llm.py's own up to 0.15 s "
+        "0-1 s more jitter on each Retry-After wait, on top of llm/failures.py's own up to 0.15 s "
         "(patched in this process only)\n"
     )
     body = crafted_body(case)

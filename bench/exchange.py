@@ -41,7 +41,7 @@ def one_round(work: Path) -> dict[str, float]:
     t3 = time.perf_counter()
     report = evaluate(work / "eval", store)
     t4 = time.perf_counter()
-    assert report["extracted"] == len(ids), report["per_case"]
+    assert report.extracted == len(ids), report.per_case
     sizes = [len((out / e["request"]).read_bytes()) for e in result.index["documents"]]
     return {
         "documents": len(ids),
@@ -49,8 +49,8 @@ def one_round(work: Path) -> dict[str, float]:
         "import_s": t3 - t2,
         "eval_s": t4 - t3,
         "request_kb_total": sum(sizes) / 1000,
-        "f1": report["micro"]["f1"],
-        "f1_cited": report["micro"]["f1_cited"],
+        "f1": report.micro.f1,
+        "f1_cited": report.micro.f1_cited,
     }
 
 

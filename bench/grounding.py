@@ -196,7 +196,7 @@ def main() -> None:
     print(f"vs a 300 ms model call (the concurrency bench's latency): {total / 0.3:.0%}")
     print(
         "note: the pipeline grounds each answer once (in validation; the record reuses those "
-        "facts, extract/llm.py), so a re-asked document is grounded once per answer"
+        "facts, extract/llm/call.py), so a re-asked document is grounded once per answer"
     )
 
     if args.part == "both":

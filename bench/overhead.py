@@ -85,7 +85,7 @@ async def raw_arm(base_url: str, request: dict[str, Any], n: int, parse: bool) -
 
 
 async def pipeline_arm(base_url: str, paths: list[Path], out: Path, prewrap: bool = True) -> float:
-    import caseextract.llm.client as llm
+    import caseextract.llm.call as llm
     from caseextract.llm import ModelClient
     from caseextract.pipeline import Runner, default_task
     from caseextract.store import ResultWriter
@@ -128,14 +128,14 @@ STAGES = [
         "instructor/v2/validation/async_validators.py",
         "reject_async_validators",
     ),
-    ("  openai SDK + HTTP (CPU only)", "extract/llm.py", "once"),
+    ("  openai SDK + HTTP (CPU only)", "extract/llm/client.py", "once"),
     (
         "  instructor: parse + validate answer",
         "instructor/v2/providers/openai/handlers.py",
         "parse_response",
     ),
-    ("    grounding inside validation", "extract/llm.py", "_check"),
-    ("  _finish (record; reuses the validator's facts)", "extract/llm.py", "_finish"),
+    ("    grounding inside validation", "extract/llm/call.py", "_check"),
+    ("  _finish (record; reuses the validator's facts)", "extract/llm/client.py", "_finish"),
     ("  grounding.ground (all calls)", "extract/grounding.py", "ground"),
     ("    grounding.number_mismatches", "extract/grounding.py", "number_mismatches"),
     ("    Aligner.align", "extract/grounding.py", "align"),

@@ -42,7 +42,7 @@ def child(args: list[str], cwd: Path) -> tuple[int, float, float, str]:
 
 def main() -> int:
     import caseextract.testing.fault_batch as rel
-    from caseextract.llm.client import MAX_RETRY_AFTER, retry_after_wait
+    from caseextract.llm.failures import MAX_RETRY_AFTER, retry_after_wait
     from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
 
     print_header("Reliability probe, second round (issue 16)")

@@ -108,7 +108,11 @@ def capture(mode: str = "tools", cases: list[Path] | None = None) -> list[tuple[
     paths = cases or sorted(CASES.glob("*.txt"))
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAIServer(default=Reply(body=body)) as srv:
         settings = ModelSettings(
-            model="gpt-4o-mini", base_url=srv.base_url, mode=mode, http_retries=0, reasks=0
+            model="gpt-4o-mini",
+            base_url=srv.base_url,
+            instructor_mode=mode,
+            http_retries=0,
+            reasks=0,
         )
         client = ModelClient(settings)
         with ResultWriter(Path(tmp) / "r.jsonl", resume=False) as writer:

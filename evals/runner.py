@@ -29,12 +29,13 @@ from caseextract.store import ResultWriter, read_records
 from pydantic import BaseModel, ValidationError
 
 from .gold import DEFAULT_SCHEMA, FIXTURES, GoldCase, GoldError, GoldTask, gold_task, load_gold_set
+from .report_model import REPORT_VERSION, EvalReport
 from .scoring import Counts, Entry, Scorer, count
 
-# What `eval` replays with no --recordings: the reference answers (a capable
-# reader's, imported) for the case-report task; for another task, the bundled
-# model's recordings of that task (<model>-<prompt set>).
-DEFAULT_RECORDINGS = FIXTURES / "recordings" / "reference-claude"
+# What `eval` replays with no --recordings (`run`'s own store: cli.app.RUN_RECORDINGS):
+# the reference answers (a capable reader's, imported) for the case-report task; for
+# another task, the bundled model's recordings of that task (<model>-<prompt set>).
+EVAL_RECORDINGS = FIXTURES / "recordings" / "reference-claude"
 BUNDLED_MODEL_RECORDINGS = FIXTURES / "recordings" / "gemma-3-270m"
 DEFAULT_GOLD = FIXTURES / "gold"
 
@@ -42,7 +43,7 @@ DEFAULT_GOLD = FIXTURES / "gold"
 def default_recordings(prompt_set: str) -> Path:
     """The store `eval` replays for a task when no --recordings is given."""
     if prompt_set == DEFAULT_PROMPT_SET:
-        return DEFAULT_RECORDINGS
+        return EVAL_RECORDINGS
     return BUNDLED_MODEL_RECORDINGS.with_name(f"{BUNDLED_MODEL_RECORDINGS.name}-{prompt_set}")
 
 
@@ -62,7 +63,8 @@ def write_manifest(folder: Path, settings: ModelSettings, extra: dict[str, Any])
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / MANIFEST
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    data = old | {k: getattr(settings, k) for k in SETTINGS_KEYS} | extra
+    public = settings.public()
+    data = old | {k: public[k] for k in SETTINGS_KEYS} | extra
     data["server"] = settings.base_url or "the OpenAI API"
     data["recorded_on"] = dt.date.today().isoformat()
     data["caseextract_version"] = __version__
@@ -104,7 +106,7 @@ def settings_from_manifest(manifest: dict[str, Any]) -> ModelSettings:
     data = {k: manifest[k] for k in SETTINGS_KEYS if k in manifest}
     data.setdefault("token_param", "max_tokens")
     data.setdefault("temperature", 0.0)  # dropped for reasoning models all the same
-    return ModelSettings(**data)
+    return ModelSettings.from_public(data)
 
 
 @dataclass
@@ -189,8 +191,8 @@ def records_by_id(results: Path) -> dict[str, ResultRecord]:
 
 def evaluate(
     out_dir: Path,
-    recordings: Path = DEFAULT_RECORDINGS,
-    mode: str = "replay",
+    recordings: Path = EVAL_RECORDINGS,
+    record_mode: str = "replay",
     settings: ModelSettings | None = None,
     gold_dir: Path | None = None,
     results: Path | None = None,
@@ -201,12 +203,12 @@ def evaluate(
     prompt_set: str | None = None,
     schema_in_prompt: bool = False,
     passes: PassConfig | None = None,
-) -> dict[str, Any]:
-    """Score the gold set; returns the report dict (also written by ``report``).
+) -> EvalReport:
+    """Score the gold set; returns the report (written by ``report.write``).
 
     Replaying, the recordings' manifest says whether the schema was in the prompt."""
     gold_dir = gold_dir or DEFAULT_GOLD
-    if mode == "replay" and results is None and recordings.is_dir():
+    if record_mode == "replay" and results is None and recordings.is_dir():
         schema_in_prompt = schema_in_prompt or bool(
             load_manifest(recordings).get("task", {}).get("schema_in_prompt")
         )
@@ -214,24 +216,24 @@ def evaluate(
     cases = load_gold_set(gold_dir, task.response_model, cases_dir)
     if cases_filter:
         cases = [c for c in cases if c.case_id in cases_filter]
-    info: dict[str, Any] = {"mode": mode, "gold": str(gold_dir), "task": task_info(task)}
+    info: dict[str, Any] = {"mode": record_mode, "gold": str(gold_dir), "task": task_info(task)}
     if results is not None:
         records = records_by_id(results)
         info["results"] = str(results)
     else:
-        if mode == "replay":
+        if record_mode == "replay":
             manifest = load_manifest(recordings)
             check_manifest_task(manifest, recordings, named)
             settings = settings_from_manifest(manifest)
             info["recorded"] = manifest
         assert settings is not None
-        store = RecordingStore(recordings, mode) if mode != "off" else None
+        store = RecordingStore(recordings, record_mode) if record_mode != "off" else None
         client = ModelClient(settings, store)
         out_dir.mkdir(parents=True, exist_ok=True)
         concurrency = 1 if preflight is not None else 2  # a local server answers one at a time
         results_path = out_dir / "results.jsonl"
         records = run_gold(cases, task, client, results_path, concurrency, preflight, passes)
-        if mode == "record":
+        if record_mode == "record":
             write_manifest(recordings, settings, {"cases": len(cases), "task": task_info(task)})
         info.update(model=settings.model, settings=settings.public())
         if passes is not None and passes.mode != "single":
@@ -250,7 +252,7 @@ def task_info(task: Task) -> dict[str, Any]:
     }
 
 
-def build_report(scored: list[CaseResult], task: Task, info: dict[str, Any]) -> dict[str, Any]:
+def build_report(scored: list[CaseResult], task: Task, info: dict[str, Any]) -> EvalReport:
     total = Counts()
     families: dict[str, Counts] = {}
     for case in scored:
@@ -263,7 +265,8 @@ def build_report(scored: list[CaseResult], task: Task, info: dict[str, Any]) -> 
     for c in scored:
         if c.grounding:
             pooled.add(GroundingStats.from_dict(c.grounding))
-    return {
+    return EvalReport.model_validate({
+        "report_version": REPORT_VERSION,
         "info": info,
         "prompt_version": task.prompt_set.version,
         "schema": task.response_model.__name__,
@@ -281,4 +284,4 @@ def build_report(scored: list[CaseResult], task: Task, info: dict[str, Any]) -> 
         "grounding": {**asdict(pooled), "summary": pooled.describe()},
         "families": {k: v.summary() for k, v in sorted(families.items())},
         "per_case": [c.to_dict() for c in scored],
-    }
+    })  # fmt: skip

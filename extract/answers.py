@@ -23,7 +23,6 @@ hand are counted before the eval.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -76,12 +75,10 @@ def _source(entry: dict[str, Any]) -> Path:
 
 
 def _settings(index: dict[str, Any], model: str | None) -> ModelSettings:
-    known = {f.name for f in dataclasses.fields(ModelSettings)}
-    values = {k: v for k, v in index.get("settings", {}).items() if k in known}
-    values.update(base_url=None, api_key=None, reasks=0)
+    values: dict[str, Any] = dict(base_url=None, api_key=None, reasks=0)
     if model:
         values["model"] = model  # a parameter: not part of the fingerprint
-    return ModelSettings(**values)
+    return ModelSettings.from_public(index.get("settings", {}), **values)
 
 
 def completion(req: CapturedRequest, arguments: str, answered_by: str, now: dt.datetime) -> dict:
@@ -182,7 +179,8 @@ def import_answers(
     if not keep:
         raise ExchangeError(f"every answer in {folder} is stale: {', '.join(stale)}")
     answers = {e["id"]: _read_answer(folder / e["answer"]) for e, _ in keep}  # all, first
-    replay = {k: getattr(settings, k) for k in REPLAY_SETTINGS}
+    public = settings.public()
+    replay = {k: public[k] for k in REPLAY_SETTINGS}
     manifest = _check_manifest(store_dir, replay)
     doc_of = {e["id"]: d for e, d in zip(entries, docs, strict=True)}
     for entry, _ in keep:

@@ -145,7 +145,8 @@ class BatchJob:
         return self.data.setdefault("batches", [])
 
     def settings(self, api_key: str | None, base_url: str | None) -> ModelSettings:
-        return ModelSettings(**{**self.data["settings"], "api_key": api_key, "base_url": base_url})
+        data = self.data["settings"]
+        return ModelSettings.from_public(data, api_key=api_key, base_url=base_url)
 
     # -- requests --------------------------------------------------------------
 

@@ -43,8 +43,8 @@ class DirectAnswers(RecordingStore):
     """The provider's answers as recorded exchanges, keyed on the request body; for
     ``--direct`` a request without one is sent and stored (cache mode)."""
 
-    def __init__(self, folder: Path, mode: str = "cache") -> None:
-        super().__init__(folder, mode)
+    def __init__(self, folder: Path, record_mode: str = "cache") -> None:
+        super().__init__(folder, record_mode)
 
     def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
         body = _json_body(request)

@@ -146,7 +146,7 @@ class MultiPass:
             "doc": [self.doc.id, self.doc.sha256],
             "prompt": self.version,
             "schema": [self.task.response_model.__name__, self.task.schema_version],
-            "model": [s.model, s.mode, s.max_tokens, s.temperature],
+            "model": [s.model, s.instructor_mode, s.max_tokens, s.temperature],
         }
         self.store = PassStore(folder if self.cfg.resume else None, self.doc.sha256, scope)
 

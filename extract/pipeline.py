@@ -106,7 +106,7 @@ def _base_record(task: Task, client: ModelClient, doc_info: DocumentInfo) -> Res
         record_version=RECORD_VERSION,
         document=doc_info,
         model=client.settings.model,
-        mode=client.settings.mode,
+        mode=client.settings.instructor_mode,
         prompt_set=task.prompt_set.name,
         prompt_version=task.prompt_set.version,
         schema_name=task.response_model.__name__,

@@ -83,3 +83,36 @@ def test_every_package_folder_is_listed_for_the_wheel():
         if (prompt_set / "system.j2").is_file():
             found.add(f"caseextract.prompts.{prompt_set.name}")
     assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
+
+
+def _defined(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+
+
+def test_the_model_client_keeps_the_call_path_and_nothing_else():
+    """Classification lives in llm/failures.py, the HTTP stack in llm/transport.py, answer
+    checks in llm/completion.py, the call's state in llm/call.py; one (async) call path."""
+    llm = PACKAGE / "llm"
+    client = _defined(llm / "client.py")
+    assert {"ModelClient", "ModelSettings"} <= client
+    assert not client & _defined(llm / "failures.py")
+    assert not client & _defined(llm / "transport.py")
+    assert not client & _defined(llm / "completion.py")
+    assert not client & _defined(llm / "call.py")
+    deps = _imports(llm / "client.py")
+    assert "httpx2" not in deps and "tenacity.Retrying" not in deps  # no sync twin
+    for path in llm.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        builds_client = any(f"openai.{c}(" in text for c in ("AsyncOpenAI", "AsyncAzureOpenAI"))
+        assert not builds_client or path.name == "transport.py", path.name
+
+
+def test_recording_files_are_parsed_in_one_module():
+    """Only llm/recording.py knows the recording file's keys (the ledger reads through it)."""
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "recording.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "document (user message)" not in text, path
+        assert '.get("provenance")' not in text, path

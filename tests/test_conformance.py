@@ -11,7 +11,7 @@ import json
 import pytest
 from caseextract.cli import app
 from caseextract.errors import NonRetryableError
-from caseextract.llm import MODES, STRICT_MODES, ModelClient, ModelSettings
+from caseextract.llm import INSTRUCTOR_MODES, STRICT_MODES, ModelClient, ModelSettings
 from caseextract.pipeline import default_task
 from caseextract.testing import MODELS, ConformanceServer, check_strict_schema
 from pydantic import BaseModel
@@ -76,11 +76,17 @@ def openai_settings(monkeypatch, server, model, mode, **extra):
     at the loopback server through its own OPENAI_BASE_URL variable."""
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     return ModelSettings(
-        model=model, api_key=KEY, mode=mode, reasks=0, http_retries=0, timeout=10, **extra
+        model=model,
+        api_key=KEY,
+        instructor_mode=mode,
+        reasks=0,
+        http_retries=0,
+        timeout=10,
+        **extra,
     )
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", list(INSTRUCTOR_MODES))
 @pytest.mark.parametrize("model", CHECKED)
 def test_openai_api_requests_pass_in_every_mode(monkeypatch, server, seed_messages, model, mode):
     task, messages = seed_messages
@@ -101,7 +107,7 @@ def test_openai_api_requests_pass_in_every_mode(monkeypatch, server, seed_messag
         assert ext.stats.reasoning_tokens == ConformanceServer.REASONING_TOKENS
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", list(INSTRUCTOR_MODES))
 @pytest.mark.parametrize("deployment", list(DEPLOYMENTS))
 def test_azure_deployment_requests_pass_in_every_mode(server, seed_messages, deployment, mode):
     task, messages = seed_messages
@@ -110,7 +116,7 @@ def test_azure_deployment_requests_pass_in_every_mode(server, seed_messages, dep
         api_key=AZURE_KEY,
         azure_endpoint=server.endpoint,
         api_version=API_VERSION,
-        mode=mode,
+        instructor_mode=mode,
         reasks=0,
         http_retries=0,
         timeout=10,
@@ -408,7 +414,7 @@ def test_azure_exchanges_record_and_replay_without_the_key(server, seed_messages
         model="prod-reasoner",
         azure_endpoint=server.endpoint,
         api_version=API_VERSION,
-        mode="tools_strict",
+        instructor_mode="tools_strict",
     )
     settings = ModelSettings(api_key=AZURE_KEY, **common)
     ModelClient(settings, RecordingStore(tmp_path, "record")).extract(messages, task.response_model)

@@ -145,3 +145,41 @@ def test_batch_tokens_use_the_tables_batch_prices(tmp_path, monkeypatch):
     assert load_prices(prices)["m"].batch_input_per_million == 1.0
     result = runner.invoke(app, ["cost", str(path), "--prices", str(prices)])
     assert "0.0070 USD" in result.output
+
+
+def test_recordings_are_read_as_typed_exchanges_by_the_one_reader(tmp_path):
+    """The ledger reads recording files through ``recording.read_exchanges`` only: a file
+    without the store's diagnostic ``parts`` counts its document all the same."""
+    import shutil
+
+    from caseextract.llm.recording import read_exchanges
+
+    folder = tmp_path / "rec"
+    shutil.copytree(RECORDED, folder)
+    exchanges = list(read_exchanges(folder))
+    assert len(exchanges) == len([p for p in folder.glob("*.json") if p.name != "manifest.json"])
+    first = exchanges[0]
+    raw = json.loads(first.path.read_text())
+    assert first.request_body == raw["request"]["body"]
+    assert first.response_body == raw["response"]["body"]
+    assert first.usage.completion_tokens == raw["response"]["body"]["usage"]["completion_tokens"]
+    assert first.model == raw["provenance"]["model"] and not first.batch
+    before = ledger_from_recordings(folder)
+    for path in folder.glob("*.json"):
+        data = json.loads(path.read_text())
+        data.pop("parts", None)
+        path.write_text(json.dumps(data))
+    assert ledger_from_recordings(folder) == before
+    assert sum(r.documents for r in before.values()) == len(exchanges)  # one report each
+
+
+def test_a_corrupt_recording_is_named_by_the_cost_command(tmp_path):
+    import shutil
+
+    folder = tmp_path / "rec"
+    shutil.copytree(RECORDED, folder)
+    victim = sorted(p for p in folder.glob("*.json") if p.name != "manifest.json")[0]
+    victim.write_text("{cut off")
+    result = runner.invoke(app, ["cost", "--recordings", str(folder)])
+    assert result.exit_code == 2
+    assert victim.name in result.output and "corrupt" in result.output

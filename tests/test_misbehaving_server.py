@@ -12,13 +12,13 @@ import json
 import math
 import random
 
-import caseextract.llm.client as client_module
+import caseextract.llm.failures as failures_module
 import caseextract.testing.fault_batch as rel
 import pytest
 from caseextract.cli import app
 from caseextract.errors import NonRetryableError, ReplayMiss, TransientError, ValidationFailed
 from caseextract.llm import ModelClient, ModelSettings
-from caseextract.llm.client import MAX_RETRY_AFTER, retry_after_wait
+from caseextract.llm.failures import MAX_RETRY_AFTER, retry_after_wait
 from caseextract.llm.recording import RecordingStore
 from caseextract.schema import CaseReport
 from caseextract.testing import FakeOpenAIServer, Reply, crafted_error, crafted_tool_completion
@@ -63,7 +63,7 @@ def test_retry_after_stays_under_the_cap_after_jitter(after):
 
 @pytest.mark.parametrize("value", ["nan", "-5", "inf"])
 def test_odd_retry_after_values_never_wait_past_the_cap(value, monkeypatch):
-    monkeypatch.setattr(client_module, "MAX_RETRY_AFTER", 0.2)  # our own cap, made small
+    monkeypatch.setattr(failures_module, "MAX_RETRY_AFTER", 0.2)  # our own cap, made small
     script = [crafted_error(429, "slow down", "rate_limit_exceeded", {"retry-after": value}), GOOD]
     with FakeOpenAIServer(script) as server:
         result = aextract(client_for(server.base_url, http_retries=1))
@@ -71,7 +71,7 @@ def test_odd_retry_after_values_never_wait_past_the_cap(value, monkeypatch):
 
 
 def test_a_huge_retry_after_waits_at_most_the_cap(monkeypatch):
-    monkeypatch.setattr(client_module, "MAX_RETRY_AFTER", 0.2)
+    monkeypatch.setattr(failures_module, "MAX_RETRY_AFTER", 0.2)
     script = [crafted_error(429, "slow down", "rate_limit_exceeded", {"retry-after": "86400"}),
               GOOD]  # fmt: skip
     with FakeOpenAIServer(script) as server:

@@ -189,10 +189,11 @@ def test_every_gold_case_scores_perfectly_cited_too():
 
 def test_report_and_baseline_carry_the_cited_figure(seed):
     from caseextract.evals import report as rep
+    from caseextract.evals.report_model import EvalReport
 
     pred = perturbed(seed, _rename_back_pain("dorsalgia"))
     total, fams = families(seed, pred)
-    report = {
+    report = EvalReport.model_validate({
         "info": {"model": "crafted"},
         "prompt_version": "p",
         "schema": "CaseReport",
@@ -203,12 +204,13 @@ def test_report_and_baseline_carry_the_cited_figure(seed):
         "macro": {"f1_over_families": None, "f1_over_cases": None},
         "families": {k: v.summary() for k, v in fams.items()},
         "per_case": [],
-    }
+    })  # fmt: skip
     card = rep.markdown(report)
     f = fams["findings"].summary()
     assert (
         f"| findings | {f['precision']:.3f} | {f['recall']:.3f} | {f['f1']:.3f} | 1.000 |" in card
     )
-    base = dict(report, micro=families(seed, seed.extraction)[0].summary())
-    rows = {(r["scope"], r["metric"]): r for r in rep.compare(report, base)}
-    assert rows[("overall (micro)", "f1_cited")]["delta"] > rows[("overall (micro)", "f1")]["delta"]
+    micro = families(seed, seed.extraction)[0].summary()
+    base = report.model_copy(update={"micro": report.micro.model_validate(micro)})
+    rows = {(r.scope, r.metric): r for r in rep.compare(report, base)}
+    assert rows[("overall (micro)", "f1_cited")].delta > rows[("overall (micro)", "f1")].delta

@@ -1,15 +1,14 @@
-"""Shared pieces of the command line: the app, consoles, options, settings.
+"""Shared pieces of the command line: the app, consoles, option types, checks.
 
 The commands live one group per module (``run``, ``evaluate``, ``review``,
 ``exchange``), above the pipeline, the evals and the review pages; nothing below
-the CLI imports it.
+the CLI imports it. The model options and the settings built from them are in
+``options``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +21,7 @@ from typer.core import TyperArgument, TyperCommand
 
 from .. import redaction as secrets
 from ..errors import ConfigError
-from ..llm import MODES, ModelSettings
+from ..llm import INSTRUCTOR_MODES
 from ..llm.local import LocalServer
 from ..llm.recording import RecordingStore
 from ..passes import PassConfig
@@ -36,7 +35,7 @@ METAVARS = {
     "prompt_set": "NAME|DIR",
     "model": "NAME",
     "base_url": "URL",
-    "mode": "MODE",
+    "instructor_mode": "MODE",
     "record_mode": "MODE",
     "fmt": "jsonl|csv",
     "timeout": "SECONDS",
@@ -157,7 +156,12 @@ BaseUrl = Annotated[
         envvar="OPENAI_BASE_URL", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1"
     ),
 ]
-Mode = Annotated[str, typer.Option(help=f"How instructor asks for structure: {', '.join(MODES)}.")]
+Mode = Annotated[
+    str,
+    typer.Option(
+        "--mode", help=f"How instructor asks for structure: {', '.join(INSTRUCTOR_MODES)}."
+    ),
+]
 MaxTokens = Annotated[
     int | None,
     typer.Option(
@@ -236,6 +240,10 @@ RecordMode = Annotated[
     typer.Option(help="Recorded exchanges: off, replay (no network), record, or cache."),
 ]
 Recordings = Annotated[Path, typer.Option(help="Folder of recorded exchanges.")]
+ModelPath = Annotated[
+    Path | None, typer.Option(help="GGUF model for --local (default: bundled Gemma 3 270M).")
+]
+NCtx = Annotated[int, typer.Option(help="Context window for --local, in tokens.")]
 ContextWindow = Annotated[
     int | None,
     typer.Option(
@@ -255,7 +263,7 @@ def passes_option(default: str) -> object:
 
 
 def pass_config(
-    mode: str,
+    passes: str,
     context_window: int | None,
     server: LocalServer | None,
     resume: bool,
@@ -264,7 +272,7 @@ def pass_config(
 ) -> PassConfig:
     """Multi-pass settings; a local server brings its context window and tokenizer."""
     return PassConfig(
-        mode=mode,
+        mode=passes,
         context_window=context_window or (server.n_ctx if server is not None else None),
         count_tokens=server.count_tokens if server is not None else None,
         resume=resume,
@@ -273,51 +281,12 @@ def pass_config(
     )
 
 
-DEFAULT_RECORDINGS = Path("recordings")
+# the store `run --record-mode …` uses by default (the eval's own: evals.runner.EVAL_RECORDINGS)
+RUN_RECORDINGS = Path("recordings")
 
 
-def open_store(folder: Path, mode: str) -> RecordingStore | None:
-    return None if mode == "off" else RecordingStore(folder, mode)
-
-
-def build_settings(
-    model: str,
-    base_url: str | None,
-    mode: str,
-    timeout: float,
-    max_tokens: int | None,
-    http_retries: int,
-    reasks: int,
-    *,
-    token_param: str = "auto",
-    model_family: str = "auto",
-    reasoning_effort: str | None = None,
-    azure_endpoint: str | None = None,
-    api_version: str | None = None,
-    **extra: Any,
-) -> ModelSettings:
-    """Settings from the options; ``max_tokens`` None = by model family, 0 = server default."""
-    secrets.register_from_env()
-    if base_url is not None:
-        secrets.register_url(base_url)
-        check_base_url(base_url)
-    key_var = "AZURE_OPENAI_API_KEY" if azure_endpoint else "OPENAI_API_KEY"
-    return ModelSettings(
-        model=model,
-        base_url=None if azure_endpoint else base_url,
-        api_key=os.environ.get(key_var) or None,
-        mode=mode,
-        timeout=timeout,
-        max_tokens="auto" if max_tokens is None else (max_tokens or None),
-        http_retries=http_retries,
-        reasks=reasks,
-        token_param=token_param,
-        model_family=model_family,
-        reasoning_effort=reasoning_effort,
-        azure_endpoint=azure_endpoint,
-        api_version=api_version,
-        **extra,
-    )
+def open_store(folder: Path, record_mode: str) -> RecordingStore | None:
+    return None if record_mode == "off" else RecordingStore(folder, record_mode)
 
 
 def check_base_url(url: str) -> None:
@@ -330,15 +299,6 @@ def check_base_url(url: str) -> None:
         raise ConfigError(f"--base-url {shown!r} is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"--base-url {shown!r}: expected http(s)://host[:port]/v1")
-
-
-def start_local(model_path: Path | None, n_ctx: int) -> LocalServer:
-    """Start llama.cpp's server; SIGTERM then ends us through ``finally`` (no orphan)."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    err.print("starting the local llama.cpp server …")
-    server = LocalServer(model_path, n_ctx).start()
-    err.print(f"local model {server.alias} at {server.base_url}")
-    return server
 
 
 def fmt3(x: float | None) -> str:

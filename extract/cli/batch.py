@@ -24,7 +24,8 @@ from ..documents import discover
 from ..errors import ExtractError
 from ..llm.batchapi import BatchAPI
 from ..pipeline import default_task
-from .app import BaseUrl, Mode, Model, _fail, _setup_logging, app, build_settings, err
+from .app import BaseUrl, Mode, Model, _fail, _setup_logging, app, err
+from .options import ModelOptions
 
 batch_app = typer.Typer(
     no_args_is_help=True,
@@ -41,8 +42,8 @@ def _api(results: Path, base_url: str | None, timeout: float = 120.0) -> BatchAP
 
     job = BatchJob.load(results)
     s = job.data["settings"]
-    settings = build_settings(s["model"], base_url, s["mode"], timeout, s["max_tokens"] or 0,
-                              s["http_retries"], s["reasks"])  # fmt: skip
+    options = ModelOptions(s["model"], base_url, s["mode"], max_tokens=s["max_tokens"] or 0)
+    settings = options.settings(timeout=timeout, http_retries=s["http_retries"], reasks=s["reasks"])
     return BatchAPI(settings)
 
 
@@ -52,7 +53,7 @@ def submit(
     output: Results = Path("results.jsonl"),
     model: Model = "gpt-4o-mini",
     base_url: BaseUrl = None,
-    mode: Mode = "tools",
+    instructor_mode: Mode = "tools",
     timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 120.0,
     max_tokens: Annotated[int, typer.Option(help="Answer limit; 0 = server default.")] = 8192,
     http_retries: Annotated[
@@ -76,7 +77,8 @@ def submit(
         raise _fail("no input documents found")
     limits = Limits(max(1, min(max_requests, 50_000)), int(min(max_file_mb, 200.0) * 1024 * 1024))
     try:
-        settings = build_settings(model, base_url, mode, timeout, max_tokens, http_retries, reasks)
+        options = ModelOptions(model, base_url, instructor_mode, max_tokens=max_tokens)
+        settings = options.settings(timeout=timeout, http_retries=http_retries, reasks=reasks)
         task = default_task(prompt_set, schema)
         api = BatchAPI(settings)
         result = submit_batches(paths, output, task, settings, prompt_set, schema, api, limits)

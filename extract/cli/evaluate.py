@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -15,40 +14,34 @@ from ..documents import safe_filename
 from ..errors import ExtractError
 from ..evals import report as rep
 from ..evals.gold import DEFAULT_PROMPT_SET, FIXTURES, gold_task
+from ..evals.report_model import BaselineRow, EvalReport, load_report
 from ..evals.runner import DEFAULT_GOLD, default_recordings, evaluate
 from ..passes import PASS_MODES
 from .app import (
-    ApiVersion,
-    AzureEndpoint,
-    BaseUrl,
     CasesDir,
     ContextWindow,
     GoldDir,
-    MaxTokens,
-    Mode,
-    Model,
-    ModelFamily,
+    ModelPath,
+    NCtx,
     PromptSetOpt,
-    ReasoningEffort,
     SchemaInPrompt,
     SchemaOpt,
-    TokenParam,
     Verbose,
     _fail,
     _setup_logging,
     app,
-    build_settings,
     check_options,
     err,
     out,
     pass_config,
     passes_option,
-    start_local,
 )
 from .app import fmt3 as _fmt
+from .options import SHARED, ModelOptions, local_model, local_preflight, model_options
 
 
 @app.command("eval")
+@model_options
 def eval_(
     out_dir: Annotated[Path, typer.Option("--out", help="Where reports go.")] = Path("eval-out"),
     recordings: Annotated[Path | None, typer.Option(help="Recorded exchanges folder.")] = None,
@@ -64,90 +57,62 @@ def eval_(
     schema: SchemaOpt = None,
     prompt_set: PromptSetOpt = None,
     schema_in_prompt: SchemaInPrompt = False,
-    model: Model = "gpt-4o-mini",
-    base_url: BaseUrl = None,
-    mode: Mode = "tools",
-    max_tokens: MaxTokens = None,
-    token_param: TokenParam = "auto",
-    model_family: ModelFamily = "auto",
-    reasoning_effort: ReasoningEffort = None,
-    azure_endpoint: AzureEndpoint = None,
-    api_version: ApiVersion = None,
+    options: ModelOptions = SHARED,
     reasks: Annotated[int, typer.Option(help="Re-asks after an invalid answer.")] = 2,
     local: Annotated[bool, typer.Option(help="With --live: the local llama.cpp server.")] = False,
-    model_path: Annotated[Path | None, typer.Option(help="GGUF model for --local.")] = None,
-    n_ctx: Annotated[int, typer.Option(help="Context window for --local.")] = 16384,
+    model_path: ModelPath = None,
+    n_ctx: NCtx = 16384,
     passes: Annotated[str, passes_option("single (as the recordings were made)")] = "single",
     context_window: ContextWindow = None,
     verbose: Verbose = 0,
 ) -> None:
     """Score extractions of the gold cases; offline (replayed) by default."""
     _setup_logging(verbose)
-    check_options(max_tokens=max_tokens, reasks_min0=reasks, n_ctx=n_ctx)
+    check_options(max_tokens=options.max_tokens, reasks_min0=reasks, n_ctx=n_ctx)
     if passes not in PASS_MODES:
         raise _fail(f"--passes must be one of {', '.join(PASS_MODES)}, not {passes!r}")
-    settings = None
-    store_mode = "replay"
-    server = None
     try:
-        if live:
-            if local:
-                server = start_local(model_path, n_ctx)
-                base_url, model = server.base_url, server.alias
-            settings = build_settings(
-                model,
-                base_url,
-                mode,
-                1200.0,
-                max_tokens,
-                3,
-                reasks,
-                token_param=token_param,
-                model_family=model_family,
-                reasoning_effort=reasoning_effort,
-                azure_endpoint=azure_endpoint,
-                api_version=api_version,
+        with local_model(live and local, model_path, n_ctx) as server:
+            settings = None
+            if live:  # a long timeout: a local model takes minutes per gold case
+                settings = options.settings(
+                    timeout=1200.0, http_retries=3, reasks=reasks, server=server
+                )
+            # recording: one folder per model and task, <model> for case reports and
+            # <model>-<prompt set> for another task (gemma-3-270m-cement_leakage)
+            named = gold_task(gold or DEFAULT_GOLD)
+            suffix = "" if named.prompt_set == DEFAULT_PROMPT_SET else f"-{named.prompt_set}"
+            folder = recordings or default_recordings(named.prompt_set)
+            if live and record and recordings is None:
+                assert settings is not None
+                folder = FIXTURES / "recordings" / safe_filename(settings.model + suffix)
+            report = evaluate(
+                out_dir,
+                folder,
+                record_mode=("record" if record else "off") if live else "replay",
+                settings=settings,
+                gold_dir=gold,
+                results=results,
+                cases_filter=case,
+                preflight=local_preflight(server, settings) if settings else None,
+                cases_dir=cases,
+                schema=schema,
+                prompt_set=prompt_set,
+                schema_in_prompt=schema_in_prompt,
+                passes=pass_config(passes, context_window, server, False, 2),
             )
-            store_mode = "record" if record else "off"
-        # recording: one folder per model and task, <model> for case reports and
-        # <model>-<prompt set> for another task (gemma-3-270m-cement_leakage)
-        named = gold_task(gold or DEFAULT_GOLD)
-        suffix = "" if named.prompt_set == DEFAULT_PROMPT_SET else f"-{named.prompt_set}"
-        folder = recordings or default_recordings(named.prompt_set)
-        if live and record and recordings is None:
-            folder = FIXTURES / "recordings" / safe_filename(model + suffix)
-        preflight = None
-        if server is not None and settings is not None:
-            preflight = server.preflight(settings.max_tokens)
-        multi = pass_config(passes, context_window, server, False, 2)
-        report = evaluate(
-            out_dir,
-            folder,
-            store_mode,
-            settings,
-            gold_dir=gold,
-            results=results,
-            cases_filter=case,
-            preflight=preflight,
-            cases_dir=cases,
-            schema=schema,
-            prompt_set=prompt_set,
-            schema_in_prompt=schema_in_prompt,
-            passes=multi,
-        )
     except (ExtractError, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    finally:
-        if server is not None:
-            server.stop()
     rows = None
     if baseline is not None:
-        rows = rep.compare(report, json.loads(baseline.read_text(encoding="utf-8")))
+        try:
+            rows = rep.compare(report, load_report(baseline))
+        except ValueError as exc:
+            raise _fail(f"--baseline: {exc}") from None
     rep.write(report, out_dir, rows)
     print_scorecard(report, rows)
     err.print(f"reports: {out_dir / 'report.json'}, {out_dir / 'scorecard.md'}")
-    m = report["micro"]
-    f1, f1s = m["f1"] or 0.0, m["f1_strict"] or 0.0
+    f1, f1s = report.micro.f1 or 0.0, report.micro.f1_strict or 0.0
     if f1 < min_f1 or f1s < min_f1_strict:
         err.print(
             f"[red]below threshold:[/red] F1 {f1:.3f} (min {min_f1}), "
@@ -156,12 +121,11 @@ def eval_(
         raise typer.Exit(1)
 
 
-def print_scorecard(report: dict, rows: list | None) -> None:
-    info = report.get("info", {})
+def print_scorecard(report: EvalReport, rows: list[BaselineRow] | None) -> None:
     # short headers (explained in the caption) so that 80 columns show them whole
     table = Table(
-        title=f"scorecard · {info.get('model', '?')} · {report['extracted']}/"
-        f"{report['cases']} cases extracted, {report.get('empty', 0)} empty",
+        title=f"scorecard · {report.info.model or '?'} · {report.extracted}/"
+        f"{report.cases} cases extracted, {report.empty} empty",
         caption="cited = F1 cited, strict = F1 strict; omit = omission rate, "
         "spur. = spurious rate, hall. = hallucination rate",
         box=box.SIMPLE_HEAD,  # no column rules: nine columns fit 80 characters
@@ -170,52 +134,34 @@ def print_scorecard(report: dict, rows: list | None) -> None:
     )
     # F1 (paired by name), cited (also by the same quoted text), strict (attributes too);
     # omission, spurious and hallucination rates
-    cols = ("scope", "P", "R", "F1", "cited", "strict", "omit", "spur.", "hall.")
-    for col in cols:
-        if col == "scope":
-            table.add_column(col, no_wrap=True, min_width=21)
-        else:
-            table.add_column(col, justify="right", no_wrap=True)
-
-    def add(name: str, c: dict) -> None:
-        def pct(x: float | None) -> str:
-            return "–" if x is None else f"{100 * x:.0f}%"
-
-        table.add_row(
-            name,
-            _fmt(c["precision"]),
-            _fmt(c["recall"]),
-            _fmt(c["f1"]),
-            _fmt(c.get("f1_cited")),
-            _fmt(c["f1_strict"]),
-            pct(c["omission_rate"]),
-            pct(c["spurious_rate"]),
-            pct(c["hallucination_rate"]),
-        )
-
-    add("ALL (micro)", report["micro"])
-    for fam, c in report["families"].items():
-        add(fam, c)
+    table.add_column("scope", no_wrap=True, min_width=21)
+    for col in ("P", "R", "F1", "cited", "strict", "omit", "spur.", "hall."):
+        table.add_column(col, justify="right", no_wrap=True)
+    for row in rep.scorecard_rows(report):
+        name = "ALL (micro)" if row.scope == rep.MICRO else row.scope
+        table.add_row(name, *[_fmt(x) for x in row.scores], *[_pct(x) for x in row.rates])
     out.print(table)
     if note := rep.answers_note(report):
         out.print(escape(f"answers: {note}"))
     out.print(escape(rep.FIGURES + " omit, spur., hall.: omission, spurious, hallucination rates."))
-    macro = report["macro"]
+    macro = report.macro
     out.print(
-        f"macro F1 over families {_fmt(macro['f1_over_families'])}, over cases "
-        f"{_fmt(macro['f1_over_cases'])}"
+        f"macro F1 over families {_fmt(macro.f1_over_families)}, over cases "
+        f"{_fmt(macro.f1_over_cases)}"
     )
-    grounding = (report.get("grounding") or {}).get("summary")
-    if grounding:
+    if grounding := report.grounding.get("summary"):
         out.print(escape(f"grounding: {grounding}"))
-    for case in report["per_case"]:
-        if case["status"] != "ok":
-            out.print(escape(f"  {case['case_id']}: {case['status']} — {case.get('error')}"))
+    for case in report.per_case:
+        if case.status != "ok":
+            out.print(escape(f"  {case.case_id}: {case.status} — {case.error}"))
     if rows:
-        changed = [r for r in rows if r["delta"] not in (None, 0)]
+        changed = [r for r in rows if r.delta not in (None, 0)]
         out.print(f"against baseline: {len(changed)} change(s)")
         for r in changed:
-            colour = "green" if r["delta"] > 0 else "red"
-            out.print(
-                f"  [{colour}]{r['delta']:+.3f}[/{colour}] {escape(r['scope'])} {r['metric']}"
-            )
+            assert r.delta is not None
+            colour = "green" if r.delta > 0 else "red"
+            out.print(f"  [{colour}]{r.delta:+.3f}[/{colour}] {escape(r.scope)} {r.metric}")
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f}%"

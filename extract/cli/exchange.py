@@ -18,42 +18,18 @@ from ..documents import discover
 from ..errors import ExtractError, StaleAnswers
 from ..exchange import export_requests
 from ..pipeline import default_task
-from .app import (
-    ApiVersion,
-    AzureEndpoint,
-    BaseUrl,
-    ContextWindow,
-    MaxTokens,
-    Mode,
-    Model,
-    ModelFamily,
-    ReasoningEffort,
-    TokenParam,
-    _fail,
-    _setup_logging,
-    app,
-    build_settings,
-    err,
-    pass_config,
-    passes_option,
-)
+from .app import ContextWindow, _fail, _setup_logging, app, err, pass_config, passes_option
+from .options import SHARED, ModelOptions, model_options
 
 Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True)]
 
 
 @app.command("export")
+@model_options
 def export(
     inputs: Annotated[list[str], typer.Argument(help="Files, folders or globs (.txt .md .pdf).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the requests.")],
-    model: Model = "gpt-4o-mini",
-    base_url: BaseUrl = None,
-    mode: Mode = "tools",
-    max_tokens: MaxTokens = None,
-    token_param: TokenParam = "auto",
-    model_family: ModelFamily = "auto",
-    reasoning_effort: ReasoningEffort = None,
-    azure_endpoint: AzureEndpoint = None,
-    api_version: ApiVersion = None,
+    options: ModelOptions = SHARED,
     prompt_set: Annotated[str, typer.Option(help="Prompt set name or folder.")] = "case_report",
     schema: Annotated[str | None, typer.Option(help="Response model as module:Class.")] = None,
     passes: Annotated[
@@ -81,20 +57,8 @@ def export(
     if not paths:
         raise _fail("no input documents found")
     try:
-        settings = build_settings(
-            model,
-            base_url,
-            mode,
-            120.0,
-            max_tokens,
-            0,
-            0,
-            token_param=token_param,
-            model_family=model_family,
-            reasoning_effort=reasoning_effort,
-            azure_endpoint=azure_endpoint,
-            api_version=api_version,
-        )
+        # nothing is sent: no retries and no re-asks to count into the request
+        settings = options.settings(timeout=120.0, http_retries=0, reasks=0)
         task = default_task(prompt_set, schema)
         config = pass_config(passes, context_window, None, False, 4)
         result = export_requests(

@@ -148,7 +148,10 @@ def cost(
     if results:
         sources.append(("results", ledger_from_results(results)))
     if recordings:
-        sources.append(("recordings", ledger_from_recordings(recordings)))
+        try:
+            sources.append(("recordings", ledger_from_recordings(recordings)))
+        except ExtractError as exc:  # a corrupt recording, named
+            raise _fail(str(exc)) from None
     if not sources:
         raise _fail("give results files and/or --recordings")
     for name, rows in sources:

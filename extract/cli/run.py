@@ -23,51 +23,36 @@ from ..records import ResultRecord
 from ..safetext import printable
 from ..store import ResultWriter, write_csv
 from .app import (
-    DEFAULT_RECORDINGS,
-    ApiVersion,
-    AzureEndpoint,
-    BaseUrl,
+    RUN_RECORDINGS,
     ContextWindow,
-    MaxTokens,
-    Mode,
-    Model,
-    ModelFamily,
-    ReasoningEffort,
+    ModelPath,
+    NCtx,
     Recordings,
     RecordMode,
     SchemaInPrompt,
-    TokenParam,
     Verbose,
     _fail,
     _setup_logging,
     app,
-    build_settings,
     check_options,
     err,
     open_store,
     out,
     pass_config,
     passes_option,
-    start_local,
 )
+from .options import SHARED, ModelOptions, local_model, local_preflight, model_options
 
 
 @app.command()
+@model_options
 def run(
     inputs: Annotated[list[str], typer.Argument(help="Files, folders or globs (.txt .md .pdf).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="JSONL results.")] = Path(
         "results.jsonl"
     ),
-    model: Model = "gpt-4o-mini",
-    base_url: BaseUrl = None,
-    mode: Mode = "tools",
+    options: ModelOptions = SHARED,
     timeout: Annotated[float, typer.Option(help="Seconds per HTTP request, in all.")] = 120.0,
-    max_tokens: MaxTokens = None,
-    token_param: TokenParam = "auto",
-    model_family: ModelFamily = "auto",
-    reasoning_effort: ReasoningEffort = None,
-    azure_endpoint: AzureEndpoint = None,
-    api_version: ApiVersion = None,
     http_retries: Annotated[int, typer.Option(help="Retries of a failed HTTP request.")] = 3,
     reasks: Annotated[int, typer.Option(help="Re-asks after an invalid answer.")] = 2,
     rpm: Annotated[
@@ -92,15 +77,13 @@ def run(
     schema: Annotated[str | None, typer.Option(help="Response model as module:Class.")] = None,
     schema_in_prompt: SchemaInPrompt = False,
     record_mode: RecordMode = "off",
-    recordings: Recordings = DEFAULT_RECORDINGS,
+    recordings: Recordings = RUN_RECORDINGS,
     local: Annotated[
         bool,
         typer.Option(help="Start a local llama.cpp server (no key, nothing leaves the machine)."),
     ] = False,
-    model_path: Annotated[
-        Path | None, typer.Option(help="GGUF model for --local (default: bundled Gemma 3 270M).")
-    ] = None,
-    n_ctx: Annotated[int, typer.Option(help="Context window for --local, in tokens.")] = 16384,
+    model_path: ModelPath = None,
+    n_ctx: NCtx = 16384,
     passes: Annotated[str, passes_option("auto")] = "auto",
     context_window: ContextWindow = None,
     max_passes: Annotated[
@@ -114,7 +97,7 @@ def run(
     check_options(
         concurrency=concurrency,
         timeout=timeout,
-        max_tokens_min0=max_tokens,
+        max_tokens_min0=options.max_tokens,
         http_retries_min0=http_retries,
         reasks_min0=reasks,
         n_ctx=n_ctx,
@@ -130,49 +113,34 @@ def run(
     if not batch.paths:
         print_skipped(batch.skipped)
         raise _fail("no input documents found (.txt, .md, .pdf)")
-    server = None
     try:
-        if local:
-            server = start_local(model_path, n_ctx)
-            base_url, model = server.base_url, server.alias
-        settings = build_settings(
-            model,
-            base_url,
-            mode,
-            timeout,
-            max_tokens,
-            http_retries,
-            reasks,
-            token_param=token_param,
-            model_family=model_family,
-            reasoning_effort=reasoning_effort,
-            azure_endpoint=azure_endpoint,
-            api_version=api_version,
-            rpm=rpm,
-            tpm=tpm,
-            rate_limit_wait=rate_limit_wait,
-        )
-        task = default_task(prompt_set, schema, schema_in_prompt)
-        client = ModelClient(settings, open_store(recordings, record_mode))
-        preflight = server.preflight(settings.max_tokens) if server is not None else None
-        multi = pass_config(passes, context_window, server, resume, concurrency, max_passes)
-        summary = execute(
-            task,
-            client,
-            batch.paths,
-            output,
-            concurrency,
-            resume,
-            progress,
-            preflight,
-            batch.ids,
-            multi,
-        )
+        with local_model(local, model_path, n_ctx) as server:
+            settings = options.settings(
+                timeout=timeout,
+                http_retries=http_retries,
+                reasks=reasks,
+                server=server,
+                rpm=rpm,
+                tpm=tpm,
+                rate_limit_wait=rate_limit_wait,
+            )
+            task = default_task(prompt_set, schema, schema_in_prompt)
+            client = ModelClient(settings, open_store(recordings, record_mode))
+            multi = pass_config(passes, context_window, server, resume, concurrency, max_passes)
+            summary = execute(
+                task,
+                client,
+                batch.paths,
+                output,
+                concurrency,
+                resume,
+                progress,
+                local_preflight(server, settings),
+                batch.ids,
+                multi,
+            )
     except (ExtractError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    finally:
-        if server is not None:
-            server.stop()
     if fmt == "csv":
         rows = write_csv(output, output.with_suffix(".csv"))
         err.print(f"wrote {rows} CSV row(s) to {output.with_suffix('.csv')}")

@@ -9,14 +9,14 @@ than ``max_bytes`` (a never-ending chunked 200) is cut off with
 
 Redirects are not followed: a document goes only to the host the user named
 (openai's own default client follows them; record mode never did; now neither
-does). The async client is also bounded by an ``asyncio`` deadline in
-``ModelClient`` that covers the headers as well.
+does). The client is also bounded by an ``asyncio`` deadline in ``ModelClient``
+that covers the headers as well; ``transport`` assembles the stack.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx2
 import openai
@@ -42,24 +42,6 @@ def _check(
         raise httpx2.ReadTimeout(f"no complete answer within {timeout:g}s", request=request)
 
 
-class _Stream(httpx2.SyncByteStream):
-    def __init__(self, inner: httpx2.SyncByteStream, guard: tuple[int, float, float]) -> None:
-        self.inner, self.guard = inner, guard
-        self.request: httpx2.Request | None = None
-
-    def __iter__(self) -> Iterator[bytes]:
-        limit, deadline, timeout = self.guard
-        total = 0
-        for chunk in self.inner:
-            total += len(chunk)
-            assert self.request is not None
-            _check(total, limit, deadline, timeout, self.request)
-            yield chunk
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 class _AsyncStream(httpx2.AsyncByteStream):
     def __init__(self, inner: httpx2.AsyncByteStream, guard: tuple[int, float, float]) -> None:
         self.inner, self.guard = inner, guard
@@ -78,23 +60,6 @@ class _AsyncStream(httpx2.AsyncByteStream):
         await self.inner.aclose()
 
 
-class GuardedTransport(httpx2.BaseTransport):
-    def __init__(self, timeout: float, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
-        self.timeout, self.max_bytes = timeout, max_bytes
-        self.inner = httpx2.HTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS)
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        deadline = time.monotonic() + self.timeout
-        response = self.inner.handle_request(request)
-        stream = _Stream(response.stream, (self.max_bytes, deadline, self.timeout))  # type: ignore[arg-type]
-        stream.request = request
-        response.stream = stream
-        return response
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 class AsyncGuardedTransport(httpx2.AsyncBaseTransport):
     def __init__(self, timeout: float, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self.timeout, self.max_bytes = timeout, max_bytes
@@ -110,24 +75,3 @@ class AsyncGuardedTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-def guarded_clients(
-    timeout: float,
-    max_bytes: int = MAX_RESPONSE_BYTES,
-    sync_transport: httpx2.BaseTransport | None = None,
-    async_transport: httpx2.AsyncBaseTransport | None = None,
-) -> tuple[httpx2.Client, httpx2.AsyncClient]:
-    """A sync and an async client for the openai SDK; transports default to guarded ones."""
-    return (
-        httpx2.Client(
-            transport=sync_transport or GuardedTransport(timeout, max_bytes),
-            timeout=timeout,
-            follow_redirects=False,
-        ),
-        httpx2.AsyncClient(
-            transport=async_transport or AsyncGuardedTransport(timeout, max_bytes),
-            timeout=timeout,
-            follow_redirects=False,
-        ),
-    )

@@ -203,7 +203,8 @@ def refusal_advice(exc: BaseException, settings: Any) -> str | None:
         "Invalid schema" in message
     ):
         return (
-            f"the server refused the structured-output schema in --mode {settings.mode}: "
+            "the server refused the structured-output schema in "
+            f"--mode {settings.instructor_mode}: "
             f"try --mode tools [{_short(message)}]"
         )
     if code == "DeploymentNotFound":

@@ -18,7 +18,7 @@ Contracts:
   remaining − what was reserved after that request + the refill since it went.
 * A 429 without those headers pauses every call of the client for its
   ``Retry-After`` (with them, the buckets already hold the server's view).
-* ``RateLimitedTransport`` applies it at the HTTP boundary, under the recording
+* ``AsyncRateLimitedTransport`` applies it at the HTTP boundary, under the recording
   store: replayed exchanges spend nothing.
 """
 
@@ -179,24 +179,6 @@ def _retry_after(headers: Any) -> float | None:
         except ValueError:
             pass
     return _number(headers.get("retry-after"))
-
-
-class RateLimitedTransport(httpx2.BaseTransport):
-    def __init__(self, limiter: RateLimiter, inner: httpx2.BaseTransport) -> None:
-        self.limiter = limiter
-        self.inner = inner
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        seq, delay = self.limiter.reserve(estimate_tokens(request.read()))
-        if delay:
-            time.sleep(delay)
-        response = self.inner.handle_request(request)
-        headers = response.headers
-        self.limiter.observe(seq, response.status_code, headers, _retry_after(headers))
-        return response
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class AsyncRateLimitedTransport(httpx2.AsyncBaseTransport):

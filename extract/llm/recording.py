@@ -7,9 +7,13 @@ are never written; response headers pass an allow-list. Each file says where it
 came from: the model the server named, the server's host, the date and the
 caseextract version.
 
-Modes: ``replay`` (a miss fails and says what differs from the nearest
-recording), ``record`` (always forward and store), ``cache`` (replay when
-present, else forward and store), ``off``.
+``read_exchanges`` is the one reader of recording files outside the store (the
+cost ledger reads them through it).
+
+Record modes (``record_mode``; the CLI's ``--record-mode``): ``replay`` (a miss
+fails and says what differs from the nearest recording), ``record`` (always
+forward and store), ``cache`` (replay when present, else forward and store),
+``off``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,7 @@ from .. import __version__
 from ..errors import CorruptRecording
 from ..redaction import redact
 
-MODES = ("off", "replay", "record", "cache")
+RECORD_MODES = ("off", "replay", "record", "cache")
 RESPONSE_HEADERS = {
     "content-type",
     "retry-after",
@@ -59,17 +64,24 @@ def exchange_key(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(f"{method.upper()} {path}\n{canonical(body)}".encode()).hexdigest()
 
 
+def _message(body: dict[str, Any], role: str) -> dict[str, Any]:
+    return next((m for m in body.get("messages") or [] if m.get("role") == role), {})
+
+
+def document_fingerprint(body: Any) -> str:
+    """The fingerprint of the document a chat request carries (its first user message)."""
+    return _h(_message(body, "user").get("content", "")) if isinstance(body, dict) else ""
+
+
 def request_parts(body: Any) -> dict[str, str]:
     """Named fingerprints of a chat request, for telling why a replay missed."""
     if not isinstance(body, dict):
         return {"body": _h(body)}
     messages = body.get("messages") or []
-    first_user = next((m for m in messages if m.get("role") == "user"), {})
-    system = next((m for m in messages if m.get("role") == "system"), {})
     return {
         "model": str(body.get("model")),
-        "prompt (system message)": _h(system.get("content", "")),
-        "document (user message)": _h(first_user.get("content", "")),
+        "prompt (system message)": _h(_message(body, "system").get("content", "")),
+        "document (user message)": document_fingerprint(body),
         "schema (tools/response_format)": _h(
             [body.get("tools"), body.get("tool_choice"), body.get("response_format")]
         ),
@@ -85,14 +97,82 @@ class Exchange:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Tokens of one recorded answer (zero where the answer says nothing)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens
+    reasoning_tokens: int = 0  # of completion_tokens
+
+    @classmethod
+    def of(cls, body: Any) -> Usage:
+        usage = (body.get("usage") or {}) if isinstance(body, dict) else {}
+        prompt = usage.get("prompt_tokens_details") or {}
+        completion = usage.get("completion_tokens_details") or {}
+        return cls(
+            usage.get("prompt_tokens", 0) or 0,
+            usage.get("completion_tokens", 0) or 0,
+            prompt.get("cached_tokens", 0) or 0,
+            completion.get("reasoning_tokens", 0) or 0,
+        )
+
+
+@dataclass(frozen=True)
+class RecordedExchange:
+    """One recording file, typed: what was asked, what came back, and where it came from."""
+
+    path: Path
+    request_body: Any
+    status: int
+    response_body: Any
+    usage: Usage
+    provenance: dict[str, Any]
+
+    @property
+    def model(self) -> str | None:
+        """The model the server named; for an error answer, the model that was asked."""
+        asked = self.request_body.get("model") if isinstance(self.request_body, dict) else None
+        return self.provenance.get("model") or asked
+
+    @property
+    def document(self) -> str:
+        """The fingerprint of the document the request carried (``document_fingerprint``)."""
+        return document_fingerprint(self.request_body)
+
+    @property
+    def batch(self) -> bool:
+        """Answered through the provider's Batch API (``caseextract batch``)."""
+        return self.provenance.get("kind") == "batch answer"
+
+
+def read_exchanges(folder: Path) -> Iterator[RecordedExchange]:
+    """Every recording in ``folder``, in file-name order; ``CorruptRecording`` naming a
+    file that cannot be read."""
+    for path in sorted(Path(folder).glob("*.json")):
+        if path.name == "manifest.json":
+            continue
+        data = RecordingStore.read(path)
+        request, response = data.get("request") or {}, data["response"]
+        yield RecordedExchange(
+            path=path,
+            request_body=request.get("body") if isinstance(request, dict) else None,
+            status=int(response.get("status", 200)),
+            response_body=response.get("body"),
+            usage=Usage.of(response.get("body")),
+            provenance=data.get("provenance") or {},
+        )
+
+
 class RecordingStore:
     """A folder of recorded exchanges; safe to share between threads and tasks."""
 
-    def __init__(self, folder: Path, mode: str = "replay") -> None:
-        if mode not in MODES:
-            raise ValueError(f"recording mode must be one of {', '.join(MODES)}")
+    def __init__(self, folder: Path, record_mode: str = "replay") -> None:
+        if record_mode not in RECORD_MODES:
+            raise ValueError(f"recording mode must be one of {', '.join(RECORD_MODES)}")
         self.folder = Path(folder)
-        self.mode = mode
+        self.record_mode = record_mode
         self.hits = 0
         self.misses: list[str] = []
         self.recorded = 0
@@ -211,13 +291,13 @@ class RecordingStore:
     def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
         body = _json_body(request)
         key = exchange_key(request.method, request.url.path, body)
-        if self.mode in ("replay", "cache"):
+        if self.record_mode in ("replay", "cache"):
             data = self.get(key)
             if data is not None:
                 with self._lock:
                     self.hits += 1
                 return key, body, response_of(data["response"], request)
-        if self.mode == "replay":
+        if self.record_mode == "replay":
             message = self.explain_miss(body)
             with self._lock:
                 self.misses.append(message)
@@ -274,23 +354,6 @@ def response_of(stored: dict[str, Any], request: httpx2.Request) -> httpx2.Respo
     return httpx2.Response(
         stored.get("status", 200), headers=headers, content=content, request=request
     )
-
-
-class RecordingTransport(httpx2.BaseTransport):
-    def __init__(self, store: RecordingStore, inner: httpx2.BaseTransport | None = None) -> None:
-        self.store = store
-        self.inner = inner or httpx2.HTTPTransport()
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        key, body, replayed = self.store.lookup(request)
-        if replayed is not None:
-            return replayed
-        response = self.inner.handle_request(request)
-        response.read()
-        return self.store.store(key, body, request, response)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class AsyncRecordingTransport(httpx2.AsyncBaseTransport):

@@ -13,12 +13,12 @@ prices. A table that says neither gives no cost for them (never a guess).
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..llm.recording import read_exchanges
 from ..store import read_records
 
 
@@ -127,32 +127,23 @@ def ledger_from_results(paths: Iterable[Path]) -> dict[str, Spend]:
 
 
 def ledger_from_recordings(folder: Path) -> dict[str, Spend]:
+    """Tokens of every recorded exchange in ``folder``, per model (read through
+    ``llm.recording.read_exchanges``); documents counted by the document each carried."""
     rows: dict[str, Spend] = {}
     docs: dict[str, set[str]] = {}
-    for path in sorted(folder.glob("*.json")):
-        if path.name == "manifest.json":
-            continue
-        data = json.loads(path.read_text(encoding="utf-8"))
-        body = (data.get("response") or {}).get("body") or {}
-        # an error response names no model: count it under the model that was asked
-        request = (data.get("request") or {}).get("body") or {}
-        asked = request.get("model") if isinstance(request, dict) else None
-        name = (data.get("provenance") or {}).get("model") or asked or "unknown model"
+    for exchange in read_exchanges(folder):
+        name = exchange.model or "unknown model"
         spend = rows.setdefault(name, Spend())
-        usage = body.get("usage") or {} if isinstance(body, dict) else {}
+        usage = exchange.usage
         spend.calls += 1
-        spend.prompt_tokens += usage.get("prompt_tokens", 0) or 0
-        spend.completion_tokens += usage.get("completion_tokens", 0) or 0
-        details = usage.get("prompt_tokens_details") or {}
-        spend.cached_tokens += details.get("cached_tokens", 0) or 0
-        details = usage.get("completion_tokens_details") or {}
-        spend.reasoning_tokens += details.get("reasoning_tokens", 0) or 0
-        if (data.get("provenance") or {}).get("kind") == "batch answer":  # caseextract batch
-            spend.batch_prompt_tokens += usage.get("prompt_tokens", 0) or 0
-            spend.batch_completion_tokens += usage.get("completion_tokens", 0) or 0
-        docs.setdefault(name, set()).add(
-            (data.get("parts") or {}).get("document (user message)", "")
-        )
+        spend.prompt_tokens += usage.prompt_tokens
+        spend.completion_tokens += usage.completion_tokens
+        spend.cached_tokens += usage.cached_tokens
+        spend.reasoning_tokens += usage.reasoning_tokens
+        if exchange.batch:  # caseextract batch
+            spend.batch_prompt_tokens += usage.prompt_tokens
+            spend.batch_completion_tokens += usage.completion_tokens
+        docs.setdefault(name, set()).add(exchange.document)
     for name, seen in docs.items():
         rows[name].documents = len(seen)
     return rows

@@ -109,7 +109,7 @@ def make_documents(folder: Path, n: int) -> list[Path]:
 
 @dataclass
 class Expected:
-    """What the documented retry policy (extract/llm.py) must do with a document."""
+    """What the documented retry policy (llm/client.py, llm/failures.py) must do with a document."""
 
     status: str  # "ok" or "failed"
     error_kind: str | None

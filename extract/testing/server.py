@@ -100,7 +100,7 @@ def crafted_error(
 
 # ------------------------------------------------------------------ faults
 
-# Faults a batch can meet, grouped by how the client must treat them (llm.py):
+# Faults a batch can meet, grouped by how the client must treat them (llm/failures.py):
 # transient ones are retried at the HTTP layer, "answer" faults cost a re-ask,
 # final ones fail the document at once with the error kind named here.
 TRANSIENT_FAULTS = (
