@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from .server import Reply, _LoopbackServer
+from .server import LoopbackService, Reply, _LoopbackServer
 
 DOCS_BATCH = "https://platform.openai.com/docs/guides/batch"
 DOCS_BATCH_CREATE = "https://platform.openai.com/docs/api-reference/batch/create"
@@ -97,7 +97,7 @@ class _Batch:
     error_file_id: str | None = None
 
 
-class FakeBatchServer:
+class FakeBatchServer(LoopbackService):
     """``with FakeBatchServer(responder) as server: OpenAI(base_url=server.base_url)``."""
 
     def __init__(self, responder: LineResponder, plan: BatchPlan | None = None) -> None:
@@ -420,22 +420,7 @@ class FakeBatchServer:
             def do_POST(self) -> None:  # noqa: N802
                 self._handle("POST")
 
-        self._server = _LoopbackServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeBatchServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self._serve(Handler)
 
 
 def _error(message: str, code: str) -> dict[str, Any]:

@@ -21,11 +21,12 @@ import socket
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass
@@ -253,7 +254,35 @@ class _LoopbackServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class FakeOpenAIServer:
+class LoopbackService(ABC):
+    """A test server's life on 127.0.0.1: one serving thread, stopped on exit."""
+
+    _server: ThreadingHTTPServer | None = None
+
+    @abstractmethod
+    def start(self) -> Self:
+        """Bind, serve in a thread (``_serve``) and return the running server."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> Self:
+        self._server = _LoopbackServer(("127.0.0.1", port), handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class FakeOpenAIServer(LoopbackService):
     """Start with ``with FakeOpenAIServer(script) as server: server.base_url``."""
 
     def __init__(
@@ -270,7 +299,6 @@ class FakeOpenAIServer:
         self.pass_headers = False  # True: the responder sees them as payload["_headers"]
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -372,20 +400,4 @@ class FakeOpenAIServer:
                 except (BrokenPipeError, ConnectionResetError, OSError):
                     self.close_connection = True
 
-        self._server = _LoopbackServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self._serve(Handler, port)
