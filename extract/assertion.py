@@ -53,6 +53,8 @@ PRE_NEGATION = (
     "no signs of",
     "resolution of",
     # how authors set a differential diagnosis aside
+    "dismissed",
+    "excluded",
     "argue against",
     "argues against",
     "argued against",

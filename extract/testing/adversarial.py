@@ -50,7 +50,8 @@ SOURCE = (
     "out. The pa-\ntient received a 5 mg dose of morphine. Her Sj\u00f6gren\u2019s syndrome "
     "was stable; \u03b2-blocker therapy was continued. At follow-up 2 years after leakage, "
     "she could not walk on her own. She had no history of trauma. Spondylodiscitis was "
-    "unlikely, and the normal CRP argued against infection.\n"
+    "unlikely, and the normal CRP argued against infection. Lumbar puncture dismissed the "
+    "hypothesis of meningitis.\n"
 )
 PROMPT = (
     "You extract facts from one clinical case report.\n"
@@ -266,6 +267,24 @@ CASES: list[Case] = [
         "confirmed, but 'unlikely'",
         Diagnosis(
             name="spondylodiscitis", status="confirmed", evidence=["Spondylodiscitis was unlikely"]
+        ),
+        A,
+    ),  # fmt: skip
+    Case(
+        "ruled out, 'dismissed the hypothesis of'",
+        Diagnosis(
+            name="meningitis",
+            status="ruled_out",
+            evidence=["Lumbar puncture dismissed the hypothesis of meningitis"],
+        ),
+        G,
+    ),  # fmt: skip
+    Case(
+        "confirmed, but 'dismissed'",
+        Diagnosis(
+            name="meningitis",
+            status="confirmed",
+            evidence=["Lumbar puncture dismissed the hypothesis of meningitis"],
         ),
         A,
     ),  # fmt: skip
