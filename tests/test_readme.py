@@ -50,6 +50,8 @@ OUTPUTS = [
     "requests-multi",
     "answered-multi",
     "eval-multi",
+    "heldout-eval",
+    "heldout-eval-first",
 ]
 # Crafted: the cement-leakage answer a good model would give on the seed report.
 CRAFTED_CEMENT_ANSWER = {
