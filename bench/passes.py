@@ -30,10 +30,10 @@ from typing import Any
 from _common import GOLD, print_header, table
 
 MODES = {
-    "single": {"mode": "single"},
-    "auto": {"mode": "auto"},
-    "multi": {"mode": "multi"},
-    "multi 16k": {"mode": "multi", "context_window": 16384},
+    "single": {"strategy": "single"},
+    "auto": {"strategy": "auto"},
+    "multi": {"strategy": "multi"},
+    "multi 16k": {"strategy": "multi", "context_window": 16384},
 }
 
 

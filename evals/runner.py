@@ -236,8 +236,8 @@ def evaluate(
         if record_mode == "record":
             write_manifest(recordings, settings, {"cases": len(cases), "task": task_info(task)})
         info.update(model=settings.model, settings=settings.public())
-        if passes is not None and passes.mode != "single":
-            info["passes"] = passes.mode
+        if passes is not None and passes.strategy != "single":
+            info["passes"] = passes.strategy
     scored = [score_case(c, records.get(c.case_id), task.response_model) for c in cases]
     return build_report(scored, task, info)
 

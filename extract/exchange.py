@@ -73,7 +73,7 @@ def capture_requests(
 
 
 def multi_pass(passes: PassConfig | None) -> bool:
-    return passes is not None and passes.mode != "single"
+    return passes is not None and passes.strategy != "single"
 
 
 async def _acapture_passes(
@@ -290,7 +290,7 @@ def export_requests(
     if by_pass:
         if answers is not None and not Path(answers).is_dir():
             raise ExchangeError(f"{answers}: no such answer store (import the answers first)")
-        config = passes or PassConfig(mode="single")
+        config = passes or PassConfig(strategy="single")
         pairs = capture_pass_requests(task, settings, docs, config, answers, replayed)
     else:
         pairs = list(zip(docs, capture_requests(task, settings, docs), strict=True))
@@ -363,7 +363,7 @@ def export_requests(
         "documents": entries,
     }
     if by_pass:
-        index["passes"] = passes.mode if passes is not None else "single"
+        index["passes"] = passes.strategy if passes is not None else "single"
         index["passes_version"] = task.prompt_set.passes_version
         if passes is not None and passes.context_window:
             index["context_window"] = passes.context_window

@@ -70,7 +70,7 @@ PASS_TEXT_TOKENS = 300  # the pass instructions with a roster's quotes, at most
 class PassConfig:
     """How documents are split into passes (see the module docstring)."""
 
-    mode: str = "auto"
+    strategy: str = "auto"  # --passes: auto, single or multi
     context_window: int | None = None  # tokens; None = unknown (no chunking)
     count_tokens: TokenCounter | None = None  # a real tokenizer, else chars / 4
     store_dir: Path | None = None  # finished passes; None = beside the results file
@@ -81,8 +81,9 @@ class PassConfig:
     max_passes: int = 100  # model calls one document may take, splits included
 
     def __post_init__(self) -> None:
-        if self.mode not in PASS_MODES:
-            raise ConfigError(f"--passes must be one of {', '.join(PASS_MODES)}, not {self.mode!r}")
+        if self.strategy not in PASS_MODES:
+            choices = ", ".join(PASS_MODES)
+            raise ConfigError(f"--passes must be one of {choices}, not {self.strategy!r}")
         if self.max_passes < 1:
             raise ConfigError("--max-passes must be 1 or more")
         if self.context_window is not None and self.context_window <= 0:
@@ -401,7 +402,7 @@ async def run_passes(runner: Runner, doc: Document, messages: list[dict[str, str
     cfg: PassConfig = runner.passes  # type: ignore[assignment]
     started = time.perf_counter()
     job = MultiPass(runner, doc)
-    if cfg.mode == "auto" and _wants_multi(runner, doc, messages) is None:
+    if cfg.strategy == "auto" and _wants_multi(runner, doc, messages) is None:
         single = Unit("single", ())
         try:
             if runner.preflight is not None:

@@ -252,7 +252,7 @@ class Runner:
                 return None
             self._started.add(key)
             messages = self.task.messages(doc)
-            if self.passes is not None and self.passes.mode != "single":
+            if self.passes is not None and self.passes.strategy != "single":
                 from .passes import run_passes
 
                 return await run_passes(self, doc, messages)

@@ -206,7 +206,7 @@ def test_multi_pass_plans_then_fills_one_call_per_patient(series, tmp_path):
     path, text, answer = series
     crafted = CraftedPasses([(text, answer)])
     with FakeOpenAIServer(crafted) as server:
-        record = run_one(path, server.base_url, tmp_path / "r.jsonl", PassConfig(mode="multi"))
+        record = run_one(path, server.base_url, tmp_path / "r.jsonl", PassConfig(strategy="multi"))
     assert record.ok, record.error
     kinds = [r.kind for r in crafted.seen]
     assert kinds == ["plan", "fill", "fill", "fill", "fill"]  # 3 patients + figures
@@ -224,8 +224,8 @@ def test_same_answer_single_and_multi_for_the_seed(tmp_path):
     text = SEED.read_text(encoding="utf-8")
     crafted = CraftedPasses([(text, CRAFTED_SEED_ANSWER)])
     with FakeOpenAIServer(crafted) as server:
-        single = run_one(SEED, server.base_url, tmp_path / "s.jsonl", PassConfig(mode="single"))
-        multi = run_one(SEED, server.base_url, tmp_path / "m.jsonl", PassConfig(mode="multi"))
+        single = run_one(SEED, server.base_url, tmp_path / "s.jsonl", PassConfig(strategy="single"))
+        multi = run_one(SEED, server.base_url, tmp_path / "m.jsonl", PassConfig(strategy="multi"))
     assert single.ok and multi.ok and single.passes is None
     assert multi.extraction == single.extraction
     assert multi.grounding.facts == single.grounding.facts
@@ -235,7 +235,7 @@ def test_a_truncated_answer_recovers_by_splitting(series, tmp_path):
     path, text, answer = series
     crafted = CraftedPasses([(text, answer)], budget=120)  # tokens per crafted answer
     with FakeOpenAIServer(crafted) as server:
-        record = run_one(path, server.base_url, tmp_path / "r.jsonl", PassConfig(mode="multi"))
+        record = run_one(path, server.base_url, tmp_path / "r.jsonl", PassConfig(strategy="multi"))
     assert record.ok, record.error
     statuses = [p.status for p in record.passes]
     assert "split" in statuses and statuses.count("ok") > 5
@@ -254,7 +254,7 @@ def test_a_unit_that_cannot_be_split_further_fails_with_its_reason(tmp_path):
     text = SEED.read_text(encoding="utf-8")
     crafted = CraftedPasses([(text, CRAFTED_SEED_ANSWER)], budget=3)
     with FakeOpenAIServer(crafted) as server:
-        record = run_one(SEED, server.base_url, tmp_path / "r.jsonl", PassConfig(mode="multi"))
+        record = run_one(SEED, server.base_url, tmp_path / "r.jsonl", PassConfig(strategy="multi"))
     assert not record.ok
     assert record.error.kind == "truncated"
     assert record.error.message.startswith("pass plan:")
@@ -266,7 +266,7 @@ def test_a_unit_that_cannot_be_split_further_fails_with_its_reason(tmp_path):
 def test_splitting_stops_at_the_pass_budget(series, tmp_path):
     path, text, answer = series
     crafted = CraftedPasses([(text, answer)], budget=120)
-    cfg = PassConfig(mode="multi", max_passes=8)
+    cfg = PassConfig(strategy="multi", max_passes=8)
     with FakeOpenAIServer(crafted) as server:
         record = run_one(path, server.base_url, tmp_path / "r.jsonl", cfg)
     assert record.error.kind == "truncated"
@@ -284,7 +284,7 @@ def test_long_document_is_read_in_overlapping_chunks_and_duplicates_merge(series
     max_tokens = 1000
     window = prompt_overhead(task, "series") + max_tokens + 800  # ~3k characters of report
     crafted = CraftedPasses([(text, answer)])
-    cfg = PassConfig(mode="multi", context_window=window, overlap=700)
+    cfg = PassConfig(strategy="multi", context_window=window, overlap=700)
     with FakeOpenAIServer(crafted) as server:
         record = run_one(path, server.base_url, tmp_path / "r.jsonl", cfg, max_tokens=max_tokens)
     assert record.ok, record.error
@@ -312,7 +312,7 @@ def test_auto_picks_single_for_short_and_multi_for_long_or_cut_answers(series, t
     path, text, answer = series
     seed_text = SEED.read_text(encoding="utf-8")
     crafted = CraftedPasses([(text, answer), (seed_text, CRAFTED_SEED_ANSWER)])
-    auto = PassConfig(mode="auto")
+    auto = PassConfig(strategy="auto")
     with FakeOpenAIServer(crafted) as server:
         short = run_one(SEED, server.base_url, tmp_path / "a.jsonl", auto)
         assert [p.unit for p in short.passes] == ["single"] and len(crafted.seen) == 1
@@ -329,7 +329,7 @@ def test_auto_goes_multi_in_chunks_when_the_prompt_exceeds_the_context(series, t
     path, text, answer = series
     window = prompt_overhead(default_task(), "series") + 1000 + 800
     crafted = CraftedPasses([(text, answer)])
-    cfg = PassConfig(mode="auto", context_window=window)
+    cfg = PassConfig(strategy="auto", context_window=window)
     with FakeOpenAIServer(crafted) as server:
         record = run_one(path, server.base_url, tmp_path / "r.jsonl", cfg, max_tokens=1000)
     assert record.ok and crafted.seen[0].kind == "plan"  # no single call was tried
@@ -380,14 +380,14 @@ def test_resume_does_not_redo_finished_passes(series, tmp_path):
 
     out = tmp_path / "r.jsonl"
     with FakeOpenAIServer(case_2_fails) as server:
-        failed = run_one(path, server.base_url, out, PassConfig(mode="multi"))
+        failed = run_one(path, server.base_url, out, PassConfig(strategy="multi"))
     assert failed.error.kind == "not_retryable"
     assert failed.error.message.startswith("pass item[1]:")
     assert (tmp_path / "r.jsonl.passes").is_dir()
     assert len(crafted.seen) == 4  # every other pass finished (and was stored)
     crafted.seen.clear()
     with FakeOpenAIServer(crafted) as server:
-        done = run_one(path, server.base_url, out, PassConfig(mode="multi"))
+        done = run_one(path, server.base_url, out, PassConfig(strategy="multi"))
     assert done.ok
     assert [r.label for r in crafted.seen] == ["Case 2"]  # only the unfinished pass
     assert sorted(p.status for p in done.passes) == ["ok"] + ["resumed"] * 4
@@ -403,7 +403,7 @@ def test_every_pass_is_recorded_and_replays_without_the_server(series, tmp_path)
     path, text, answer = series
     folder = tmp_path / "recordings"
     crafted = CraftedPasses([(text, answer)])
-    cfg = PassConfig(mode="multi", resume=False)
+    cfg = PassConfig(strategy="multi", resume=False)
     with FakeOpenAIServer(crafted) as server:
         url = server.base_url
         store = RecordingStore(folder, "record")

@@ -272,7 +272,7 @@ def pass_config(
 ) -> PassConfig:
     """Multi-pass settings; a local server brings its context window and tokenizer."""
     return PassConfig(
-        mode=passes,
+        strategy=passes,
         context_window=context_window or (server.n_ctx if server is not None else None),
         count_tokens=server.count_tokens if server is not None else None,
         resume=resume,
