@@ -130,6 +130,44 @@ def _check_manifest(store: Path, settings: dict[str, Any]) -> dict[str, Any]:
     return old
 
 
+def _fresh(
+    folder: Path,
+    entries: list[dict[str, Any]],
+    docs: list[Document],
+    fresh: list[CapturedRequest | None],
+) -> tuple[list[tuple[dict[str, Any], CapturedRequest]], list[str]]:
+    """The entries whose answer answers the request sent today, and the stale ones."""
+    keep, stale = [], []
+    for entry, doc, req in zip(entries, docs, fresh, strict=True):
+        answered_for = answered_fingerprint(entry, folder / entry["answer"])
+        if doc.sha256 != entry["sha256"]:
+            stale.append(f"{entry['id']} (the document changed)")
+        elif req is None or answered_for != request_fingerprint(req.body):
+            stale.append(f"{entry['id']} (prompt or schema changed)")
+        else:
+            keep.append((entry, req))
+    return keep, stale
+
+
+def _store_answer(
+    store: RecordingStore,
+    req: CapturedRequest,
+    text: str,
+    answered_by: str,
+    now: dt.datetime,
+    provenance: dict[str, Any],
+) -> Path:
+    """One answer as the recorded exchange of its request."""
+    response = {
+        "status": 200,
+        "headers": {"content-type": "application/json"},
+        "body": completion(req, text, answered_by, now),
+    }
+    request = {"method": req.method, "path": req.path, "body": req.body}
+    key = exchange_key(req.method, req.path, req.body)
+    return store.put(key, request, response, None, provenance=provenance)
+
+
 def import_answers(
     folder: Path,
     store_dir: Path,
@@ -159,16 +197,8 @@ def import_answers(
     if "passes" in index:
         fresh = _pass_requests(index, entries, folder, task, model)
     else:
-        fresh = capture_requests(task, settings, docs)
-    stale, keep = [], []
-    for entry, doc, req in zip(entries, docs, fresh, strict=True):
-        answered_for = answered_fingerprint(entry, folder / entry["answer"])
-        if doc.sha256 != entry["sha256"]:
-            stale.append(f"{entry['id']} (the document changed)")
-        elif req is None or answered_for != request_fingerprint(req.body):
-            stale.append(f"{entry['id']} (prompt or schema changed)")
-        else:
-            keep.append((entry, req))
+        fresh = list(capture_requests(task, settings, docs))
+    keep, stale = _fresh(folder, entries, docs, fresh)
     if stale and not skip_stale:
         raise StaleAnswers(
             f"{len(stale)} answer(s) were written for a request the pipeline no longer sends: "
@@ -193,7 +223,6 @@ def import_answers(
     store = RecordingStore(store_dir, "record")
     imported = dict(manifest.get("answers") or {})
     for entry, req in keep:
-        text = answers[entry["id"]]
         answer_path = folder / entry["answer"]
         origin = {
             "answer_file": entry["answer"],
@@ -203,24 +232,10 @@ def import_answers(
             ).isoformat(timespec="seconds"),
             "request_fingerprint": request_fingerprint(req.body),
         }
-        prov = {
-            "kind": KIND,
-            "model": answered_by,
-            "answered_by": answered_by,
-            "statement": provenance,
-            "imported_at": now.isoformat(),
-            **origin,
-            "usage": USAGE_NOTE,
-            "caseextract_version": __version__,
-        }
-        response = {
-            "status": 200,
-            "headers": {"content-type": "application/json"},
-            "body": completion(req, text, answered_by, now),
-        }
-        request = {"method": req.method, "path": req.path, "body": req.body}
-        key = exchange_key(req.method, req.path, req.body)
-        path = store.put(key, request, response, None, provenance=prov)
+        prov = {"kind": KIND, "model": answered_by, "answered_by": answered_by,
+                "statement": provenance, "imported_at": now.isoformat(), **origin,
+                "usage": USAGE_NOTE, "caseextract_version": __version__}  # fmt: skip
+        path = _store_answer(store, req, answers[entry["id"]], answered_by, now, prov)
         imported[entry["id"]] = {
             **origin,
             "document": entry.get("document", entry["id"]),

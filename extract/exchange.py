@@ -256,6 +256,96 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "pass"
 
 
+def _load_documents(paths: Sequence[Path]) -> list[Document]:
+    docs = [load_document(Path(p)) for p in paths]
+    seen: dict[str, str] = {}
+    for doc in docs:
+        stem = file_stem(doc.id)
+        if stem in seen and seen[stem] != str(doc.path):
+            raise ExchangeError(f"two documents export to {stem}: {seen[stem]} and {doc.path}")
+        seen[stem] = str(doc.path)
+    return docs
+
+
+def _entry(doc: Document, req: CapturedRequest, by_pass: bool) -> dict[str, Any]:
+    """The index entry of one exported request (one per pass when ``by_pass``)."""
+    stem, entry_id = file_stem(doc.id), doc.id
+    fingerprint = request_fingerprint(req.body)
+    extra: dict[str, Any] = {}
+    if by_pass:
+        name = pass_name(req.body)
+        suffix = f"{_slug(name)}-{fingerprint[:8]}"
+        stem, entry_id = f"{stem}.{suffix}", f"{doc.id}.{suffix}"
+        extra = {"document": doc.id, "pass": name}
+    return {
+        "id": entry_id,
+        **extra,
+        "sha256": doc.sha256,
+        "chars": len(doc.text),
+        "source": str(doc.path),
+        "source_abs": str(doc.path.resolve()),
+        "request": f"{stem}.request.json",
+        "brief": f"{stem}.brief.txt",
+        "answer": f"{stem}.answer.json",
+        "method": req.method,
+        "path": req.path,
+        "fingerprint": fingerprint,
+        "body_sha256": hashlib.sha256(req.raw).hexdigest(),
+    }
+
+
+def _earlier_rounds(
+    old: dict[str, dict[str, Any]],
+    entries: list[dict[str, Any]],
+    docs: Sequence[Document],
+    replayed: set[str],
+    out_dir: Path,
+) -> list[str]:
+    """Keep the entries of earlier rounds whose answers the pipeline still replays;
+    return those with an answer file that it no longer asks for (stale)."""
+    stale = []
+    taken = {e["id"] for e in entries}
+    exported = {d.id for d in docs}
+    for entry in old.values():
+        if entry["id"] in taken or entry.get("document") not in exported:
+            continue
+        if entry["fingerprint"] in replayed:
+            entries.append(entry)
+        elif (out_dir / entry["answer"]).is_file():
+            stale.append(entry["id"])
+    entries.sort(key=lambda e: (e["document"], e["pass"] != "plan", e["id"]))
+    return stale
+
+
+def _index(
+    task: Task,
+    settings: ModelSettings,
+    prompt_set_arg: str,
+    schema_arg: str | None,
+    first: dict[str, Any] | None,
+    entries: list[dict[str, Any]],
+) -> dict[str, Any]:
+    instruction = None
+    if first:
+        instruction = " ".join(answer_instruction("<doc>.answer.json", answer_schema(first)[0]))
+    return {
+        "format": INDEX_FORMAT,
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "caseextract_version": __version__,
+        "prompt_set": prompt_set_arg,
+        "prompt_version": task.prompt_set.version,
+        "schema": schema_arg,
+        "schema_name": task.response_model.__name__,
+        "schema_version": task.schema_version,
+        # the server address is not part of a request body, and may hold credentials
+        "settings": {k: v for k, v in settings.public().items() if k != "base_url"},
+        "brief_instruction": instruction,
+        "fingerprint": "sha256 of the canonical JSON of messages, tools, tool_choice and "
+        "response_format: what the model reads, not the parameters",
+        "documents": entries,
+    }
+
+
 def export_requests(
     paths: Sequence[Path],
     out_dir: Path,
@@ -275,13 +365,7 @@ def export_requests(
     docstring); ``answers`` is the store holding the answers of earlier rounds.
     """
     out_dir = Path(out_dir)
-    docs = [load_document(Path(p)) for p in paths]
-    seen: dict[str, str] = {}
-    for doc in docs:
-        stem = file_stem(doc.id)
-        if stem in seen and seen[stem] != str(doc.path):
-            raise ExchangeError(f"two documents export to {stem}: {seen[stem]} and {doc.path}")
-        seen[stem] = str(doc.path)
+    docs = _load_documents(paths)
     old: dict[str, dict[str, Any]] = {}
     if (out_dir / INDEX).is_file():
         old = {e["id"]: e for e in read_index(out_dir).get("documents", [])}
@@ -297,71 +381,21 @@ def export_requests(
     out_dir.mkdir(parents=True, exist_ok=True)
     entries, stale = [], []
     for doc, req in pairs:
-        stem, entry_id = file_stem(doc.id), doc.id
-        fingerprint = request_fingerprint(req.body)
-        extra: dict[str, Any] = {}
-        if by_pass:
-            name = pass_name(req.body)
-            suffix = f"{_slug(name)}-{fingerprint[:8]}"
-            stem, entry_id = f"{stem}.{suffix}", f"{doc.id}.{suffix}"
-            extra = {"document": doc.id, "pass": name}
-        entry: dict[str, Any] = {
-            "id": entry_id,
-            **extra,
-            "sha256": doc.sha256,
-            "chars": len(doc.text),
-            "source": str(doc.path),
-            "source_abs": str(doc.path.resolve()),
-            "request": f"{stem}.request.json",
-            "brief": f"{stem}.brief.txt",
-            "answer": f"{stem}.answer.json",
-            "method": req.method,
-            "path": req.path,
-            "fingerprint": fingerprint,
-            "body_sha256": hashlib.sha256(req.raw).hexdigest(),
-        }
+        entry = _entry(doc, req, by_pass)
         answer = out_dir / entry["answer"]
         if answer.is_file():
-            before = old.get(entry_id)
+            before = old.get(entry["id"])
             answer_for = answered_fingerprint(before, answer) if before else "unknown"
             entry["answer_seen"] = {"sha256": file_sha256(answer), "for": answer_for}
             if answer_for != entry["fingerprint"]:
-                stale.append(entry_id)
-        _write(out_dir / entry["request"], json.dumps(req.body, indent=1, ensure_ascii=False))
-        _write(out_dir / entry["brief"], render_brief(entry_id, entry["answer"], req.body))
-        entries.append(entry)
-    if by_pass:  # earlier rounds: kept while the pipeline still replays their answers
-        taken = {e["id"] for e in entries}
-        exported = {d.id for d in docs}
-        for entry in old.values():
-            if entry["id"] in taken or entry.get("document") not in exported:
-                continue
-            if entry["fingerprint"] in replayed:
-                entries.append(entry)
-            elif (out_dir / entry["answer"]).is_file():
                 stale.append(entry["id"])
-        entries.sort(key=lambda e: (e["document"], e["pass"] != "plan", e["id"]))
-    first = pairs[0][1].body if pairs else None
-    index = {
-        "format": INDEX_FORMAT,
-        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "caseextract_version": __version__,
-        "prompt_set": prompt_set_arg,
-        "prompt_version": task.prompt_set.version,
-        "schema": schema_arg,
-        "schema_name": task.response_model.__name__,
-        "schema_version": task.schema_version,
-        # the server address is not part of a request body, and may hold credentials
-        "settings": {k: v for k, v in settings.public().items() if k != "base_url"},
-        "brief_instruction": " ".join(
-            answer_instruction("<doc>.answer.json", answer_schema(first)[0])
-        )
-        if first
-        else None,
-        "fingerprint": "sha256 of the canonical JSON of messages, tools, tool_choice and "
-        "response_format: what the model reads, not the parameters",
-        "documents": entries,
-    }
+        _write(out_dir / entry["request"], json.dumps(req.body, indent=1, ensure_ascii=False))
+        _write(out_dir / entry["brief"], render_brief(entry["id"], entry["answer"], req.body))
+        entries.append(entry)
+    if by_pass:
+        stale += _earlier_rounds(old, entries, docs, replayed, out_dir)
+    index = _index(task, settings, prompt_set_arg, schema_arg, pairs[0][1].body if pairs else None,
+                   entries)  # fmt: skip
     if by_pass:
         index["passes"] = passes.strategy if passes is not None else "single"
         index["passes_version"] = task.prompt_set.passes_version
