@@ -225,3 +225,28 @@ def test_reviewer_name_from_the_environment(results, tmp_path):
     done = CliRunner().invoke(app, args, env={"CASEEXTRACT_REVIEWER": "zoe"})
     assert done.exit_code == 0, done.output
     assert json.loads(out.read_text())["review"]["reviewers"] == ["zoe"]
+
+
+def _raw_post(url: str, path: str, data: bytes):
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    origin = f"http://{parts.netloc}"
+    conn.request("POST", path, data, {"Origin": origin, "Content-Type": "application/json"})
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    return response.status, json.loads(payload)
+
+
+def test_a_body_that_is_not_a_json_object_is_a_clear_400(results):
+    """Both POST endpoints, in review and in adjudication mode; nothing is saved."""
+    session = ReviewSession(results, "cy")
+    with running(session, disagreements=[], reviewers=("ana", "ben")) as url:
+        for path in ("/api/doc/0/decide", "/api/adjudicate/take"):
+            status, payload = _raw_post(url, path, b"{not json")
+            assert status == 400 and payload["errors"] == ["the body is not JSON"], path
+            status, payload = _raw_post(url, path, b"[1, 2]")
+            assert status == 400 and payload["errors"] == ["the body is not a JSON object"]
+        status, payload = _raw_post(url, "/api/adjudicate/take", b'{"document": "x"}')
+        assert status == 422 and payload["errors"] == ["no such decision to take"]
+    assert not session.review.path.exists()

@@ -137,20 +137,56 @@ def _counts(facts: list[FactView]) -> dict[str, int]:
     return counts
 
 
-def build_app(
-    session: ReviewSession,
-    port: int,
-    disagreements: list[Disagreement] | None = None,
-    reviewers: tuple[str, str] | None = None,
-) -> ASGIApp:
+async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
+    """The request's JSON object, or the 400 that says why there is none."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return JSONResponse({"errors": ["the body is not JSON"]}, status_code=400)
+    if not isinstance(body, dict):
+        return JSONResponse({"errors": ["the body is not a JSON object"]}, status_code=400)
+    return body
+
+
+def _refused(exc: ExtractError, status: int) -> JSONResponse:
+    errors = getattr(exc, "errors", [str(exc)])
+    return JSONResponse({"error": str(exc), "errors": errors}, status_code=status)
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+async def _failed(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ExtractError):
+        return JSONResponse({"error": str(exc)}, status_code=404)
+    raise exc
+
+
+class _Pages:
+    """The review app's pages and API over one review session (see ``build_app``)."""
+
+    def __init__(
+        self,
+        session: ReviewSession,
+        disagreements: list[Disagreement] | None,
+        reviewers: tuple[str, str] | None,
+    ) -> None:
+        self.session, self.disagreements, self.reviewers = session, disagreements, reviewers
+
+    @staticmethod
     def index_of(request: Request) -> int:
         try:
             return int(request.path_params["n"])
         except ValueError:
             raise ReviewError("bad document number") from None
 
-    async def index(request: Request) -> Response:
-        log = session.log()
+    async def index(self, request: Request) -> Response:
+        session, log = self.session, self.session.log()
         rows = []
         for n, record in enumerate(session.records):
             facts = document_facts(record, session.decisions(record, log))
@@ -160,40 +196,39 @@ def build_app(
             session=session,
             rows=rows,
             log=log,
-            adjudication=disagreements is not None,
+            adjudication=self.disagreements is not None,
         )
         return HTMLResponse(page)
 
-    def parts(n: int) -> dict[str, Any]:
-        record = session.record(n)
-        facts = session.facts(n)
-        src = session.source(record)
+    def parts(self, n: int) -> dict[str, Any]:
+        record = self.session.record(n)
+        facts = self.session.facts(n)
+        src = self.session.source(record)
         return {
             "record": record,
             "facts": facts,
             "source": src,
             "source_html": source_html(src.text, facts) if src.text else "",
             "counts": _counts(facts),
-            "lists": session.addable_lists(n),
-            "stale": session.stale(record),
+            "lists": self.session.addable_lists(n),
+            "stale": self.session.stale(record),
         }
 
-    async def document(request: Request) -> Response:
-        n = index_of(request)
-        ctx = parts(n)
+    async def document(self, request: Request) -> Response:
+        n = self.index_of(request)
+        ctx = self.parts(n)
         page = _render(
             "document.html",
             n=n,
-            total=len(session.records),
-            session=session,
+            total=len(self.session.records),
+            session=self.session,
             facts_json=script_json([f.to_json() for f in ctx["facts"]]),
             **ctx,
         )
         return HTMLResponse(page)
 
-    async def document_parts(request: Request) -> Response:
-        n = index_of(request)
-        ctx = parts(n)
+    async def document_parts(self, request: Request) -> Response:
+        ctx = self.parts(self.index_of(request))
         return JSONResponse(
             {
                 "source": ctx["source_html"],
@@ -203,16 +238,13 @@ def build_app(
             }
         )
 
-    async def decide(request: Request) -> Response:
-        n = index_of(request)
+    async def decide(self, request: Request) -> Response:
+        n = self.index_of(request)
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
         try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse({"errors": ["the body is not JSON"]}, status_code=400)
-        if not isinstance(body, dict):
-            return JSONResponse({"errors": ["the body is not a JSON object"]}, status_code=400)
-        try:
-            decision = session.decide(
+            decision = self.session.decide(
                 n,
                 str(body.get("path", "")),
                 str(body.get("action", "")),
@@ -221,46 +253,38 @@ def build_app(
                 body.get("note"),
             )
         except ExtractError as exc:  # ReviewError, or e.g. an unknown schema
-            errors = getattr(exc, "errors", [str(exc)])
-            return JSONResponse({"error": str(exc), "errors": errors}, status_code=422)
+            return _refused(exc, 422)
         return JSONResponse({"ok": True, "decision": decision.model_dump(mode="json")})
 
-    async def export(request: Request) -> Response:
-        n = index_of(request)
+    async def export(self, request: Request) -> Response:
+        n = self.index_of(request)
         kind = request.path_params["kind"]
         if kind not in ("gold.json", "record.jsonl", "record.csv"):
             return HTMLResponse("not found", status_code=404)
-        record = session.record(n)
-        name = safe_filename(str(record.document.id))
+        name = safe_filename(str(self.session.record(n).document.id))
         try:
             if kind == "gold.json":
                 allow = request.query_params.get("partial") == "1"
-                body = json.dumps(session.gold(n, allow), indent=1, ensure_ascii=False) + "\n"
+                gold = self.session.gold(n, allow)
+                body = json.dumps(gold, indent=1, ensure_ascii=False) + "\n"
                 media = "application/json"
             elif kind == "record.jsonl":
-                body, media = session.corrected(n).to_line(), "application/x-ndjson"
+                body, media = self.session.corrected(n).to_line(), "application/x-ndjson"
             else:
-                rows = session.csv(n)
-                buf = io.StringIO()
-                columns = list(dict.fromkeys(k for row in rows for k in row))
-                writer = csv.DictWriter(buf, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows(rows)
-                body, media = buf.getvalue(), "text/csv"
+                body, media = _csv_text(self.session.csv(n)), "text/csv"
         except ExtractError as exc:
-            errors = getattr(exc, "errors", [str(exc)])
-            return JSONResponse({"error": str(exc), "errors": errors}, status_code=409)
+            return _refused(exc, 409)
         disposition = f'attachment; filename="{name}.{kind}"'
         return Response(body, media_type=media, headers={"content-disposition": disposition})
 
-    async def adjudicate(request: Request) -> Response:
-        if disagreements is None:
+    async def adjudicate(self, request: Request) -> Response:
+        if self.disagreements is None:
             return HTMLResponse("not in adjudication mode", status_code=404)
-        log = session.log()
-        mine = {(d.document, d.path): d for d in log.decisions}
+        session = self.session
+        mine = {(d.document, d.path): d for d in session.log().decisions}
         by_doc = {str(r.document.id): n for n, r in enumerate(session.records)}
         rows = []
-        for d in disagreements:
+        for d in self.disagreements:
             n = by_doc.get(d.document)
             label = d.path
             if n is not None:
@@ -271,56 +295,65 @@ def build_app(
             keys = [k for k in dict.fromkeys([*va, *vb]) if va.get(k) != vb.get(k)]
             mine_d = mine.get((d.document, d.path))
             rows.append({"d": d, "n": n, "label": label, "mine": mine_d, "changed": keys})
-        page = _render("adjudicate.html", rows=rows, reviewers=reviewers, session=session)
+        page = _render("adjudicate.html", rows=rows, reviewers=self.reviewers, session=session)
         return HTMLResponse(page)
 
-    async def take(request: Request) -> Response:
-        if disagreements is None:
+    async def take(self, request: Request) -> Response:
+        if self.disagreements is None:
             return JSONResponse({"error": "not in adjudication mode"}, status_code=404)
-        body = await request.json()
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
         found = next(
             (
                 d
-                for d in disagreements
+                for d in self.disagreements
                 if d.document == body.get("document") and d.path == body.get("path")
             ),
             None,
         )
         side = body.get("side")
         chosen = (found.a if side == "a" else found.b) if found else None
-        if chosen is None:
+        if found is None or chosen is None:
             return JSONResponse({"errors": ["no such decision to take"]}, status_code=422)
-        n = next(i for i, r in enumerate(session.records) if r.document.id == found.document)
-        views = {v.path: v for v in session.facts(n)}
+        records = self.session.records
+        n = next(i for i, r in enumerate(records) if r.document.id == found.document)
+        views = {v.path: v for v in self.session.facts(n)}
         spec = taken_from(chosen, views[chosen.path].value if chosen.path in views else None)
         path = chosen.path
         if spec["action"] == "add":
             path = path.rsplit("[", 1)[0]
         try:
-            decision = session.decide(n, path, spec["action"], spec["value"], 0, spec["note"])
+            decision = self.session.decide(n, path, spec["action"], spec["value"], 0, spec["note"])
         except ExtractError as exc:
-            errors = getattr(exc, "errors", [str(exc)])
-            return JSONResponse({"error": str(exc), "errors": errors}, status_code=422)
+            return _refused(exc, 422)
         return JSONResponse({"ok": True, "decision": decision.model_dump(mode="json")})
 
-    async def failed(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, ExtractError):
-            return JSONResponse({"error": str(exc)}, status_code=404)
-        raise exc
+    def routes(self) -> list[Route | Mount]:
+        return [
+            Route("/", self.index),
+            Route("/favicon.ico", lambda request: Response(status_code=204)),
+            Route("/doc/{n}", self.document),
+            Route("/doc/{n}/{kind:str}", self.export),
+            Route("/api/doc/{n}", self.document_parts),
+            Route("/api/doc/{n}/decide", self.decide, methods=["POST"]),
+            Route("/adjudicate", self.adjudicate),
+            Route("/api/adjudicate/take", self.take, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ]
 
-    routes = [
-        Route("/", index),
-        Route("/favicon.ico", lambda request: Response(status_code=204)),
-        Route("/doc/{n}", document),
-        Route("/doc/{n}/{kind:str}", export),
-        Route("/api/doc/{n}", document_parts),
-        Route("/api/doc/{n}/decide", decide, methods=["POST"]),
-        Route("/adjudicate", adjudicate),
-        Route("/api/adjudicate/take", take, methods=["POST"]),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
-    ]
-    handlers = {ExtractError: failed}
-    app = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
+
+def build_app(
+    session: ReviewSession,
+    port: int,
+    disagreements: list[Disagreement] | None = None,
+    reviewers: tuple[str, str] | None = None,
+) -> ASGIApp:
+    """The review app for ``session`` on ``port`` (127.0.0.1 only, behind the Host and
+    Origin guard); with ``disagreements``, also the adjudication page of two reviews."""
+    pages = _Pages(session, disagreements, reviewers)
+    handlers = {ExtractError: _failed}
+    app = Starlette(routes=pages.routes(), exception_handlers=handlers)  # type: ignore[arg-type]
     return Guard(app, allowed_hosts(port))
 
 
