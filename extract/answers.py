@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from . import __version__
 from .documents import Document, load_document
 from .errors import ExchangeError, StaleAnswers
+from .evidence import quotes_in
 from .exchange import (
     answered_fingerprint,
     capture_requests,
@@ -278,26 +279,11 @@ def _pass_requests(
     return out
 
 
-def _quotes(value: Any) -> list[str]:
-    """Every string held in an ``evidence`` or ``quotes`` list, anywhere in an answer."""
-    found: list[str] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in ("evidence", "quotes") and isinstance(item, list):
-                found += [q for q in item if isinstance(q, str)]
-            else:
-                found += _quotes(item)
-    elif isinstance(value, list):
-        for item in value:
-            found += _quotes(item)
-    return found
-
-
 def _quote_stats(value: Any, text: str) -> GroundingStats:
     """Where a pass answer's quotes are in the document (its facts are judged on replay)."""
     aligner = Aligner(text)
     out = GroundingStats()
-    for quote in _quotes(value):
+    for quote in quotes_in(value):
         out.quotes += 1
         status = aligner.align(quote).status.value
         setattr(out, status, getattr(out, status) + 1)

@@ -111,6 +111,11 @@ _FILE_KINDS = {
 }
 
 
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, for a message ("FIFO", "socket", ...)."""
+    return _FILE_KINDS.get(stat.S_IFMT(mode), "special file")
+
+
 def _too_large(path: Path, size: str) -> InputError:
     return InputError(f"{path}: {size} bytes is larger than the {MAX_BYTES:,}-byte limit")
 
@@ -131,7 +136,7 @@ def read_limited(path: Path, limit: int = MAX_BYTES) -> bytes:
         if stat.S_ISDIR(st.st_mode):
             raise InputError(f"{path}: is a folder")
         if not stat.S_ISREG(st.st_mode):
-            kind = _FILE_KINDS.get(stat.S_IFMT(st.st_mode), "special file")
+            kind = file_kind(st.st_mode)
             raise InputError(f"{path}: not a regular file ({kind}); only files are read")
         if st.st_size > limit:
             raise _too_large(path, f"{st.st_size:,}")

@@ -159,6 +159,17 @@ _SUFFIXES = (
 )
 
 
+def quotes_in(value: Any) -> list[str]:
+    """Every quote of a JSON answer: the strings of each ``evidence`` list, anywhere in
+    it, an object's own quotes before those of what it holds."""
+    if isinstance(value, list):
+        return [q for v in value for q in quotes_in(v)]
+    if isinstance(value, dict):
+        own = [q for q in value.get("evidence") or [] if isinstance(q, str)]
+        return own + [q for k, v in value.items() if k != "evidence" for q in quotes_in(v)]
+    return []
+
+
 def deaccent(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))

@@ -32,7 +32,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import logging
 import os
 import re
 import tempfile
@@ -44,8 +43,8 @@ from typing import Any
 from . import __version__
 from .documents import Document, load_document, safe_filename
 from .errors import ExchangeError
-from .llm import ModelClient, ModelSettings
-from .llm.capture import Call, CapturedRequest, CaptureStore, capture
+from .llm import ModelSettings
+from .llm.capture import Call, CapturedRequest, capture, capturing_client
 from .llm.recording import canonical
 from .passes import PassConfig
 from .pipeline import Runner, Task
@@ -84,31 +83,19 @@ async def _acapture_passes(
     answers: Path | None,
     replayed: set[str],
 ) -> list[tuple[Document, CapturedRequest]]:
-    store = CaptureStore(answers)
-    client = ModelClient(dataclasses.replace(settings, api_key=None), store)  # nothing is sent
     config = dataclasses.replace(passes, resume=False, store_dir=None)
-    quiet = logging.getLogger("instructor")  # it would log every capture as a failed call
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)
     out: list[tuple[Document, CapturedRequest]] = []
     replayed.clear()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            writer = ResultWriter(Path(tmp) / "results.jsonl", resume=False)
-            try:
-                runner = Runner(
-                    task, client, writer, 1, ids={d.path: d.id for d in docs}, passes=config
-                )
-                for doc in docs:
-                    before = len(store.captured)
-                    await runner.process(doc.path)
-                    out += [(doc, req) for req in store.captured[before:]]
-            finally:
-                writer.close()
+    async with capturing_client(settings, answers) as (client, store):
+        tmp = tempfile.TemporaryDirectory()  # the throwaway results of the replayed runs
+        with tmp, ResultWriter(Path(tmp.name) / "results.jsonl", resume=False) as writer:
+            ids = {d.path: d.id for d in docs}
+            runner = Runner(task, client, writer, 1, ids=ids, passes=config)
+            for doc in docs:
+                before = len(store.captured)
+                await runner.process(doc.path)
+                out += [(doc, req) for req in store.captured[before:]]
         replayed.update(request_fingerprint(b) for b in store.replayed)
-    finally:
-        quiet.setLevel(level)
-        await client.aclose()
     return out
 
 

@@ -45,6 +45,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
+from .documents import file_kind
 from .errors import OutputBusy, OutputError
 from .records import ResultRecord, fact_label
 from .redaction import redact
@@ -142,17 +143,9 @@ def resolve_output(path: Path) -> Path:
             f"{path} is a folder; give a file for the results, e.g. {path / 'results.jsonl'}"
         )
     if not stat.S_ISREG(st.st_mode):
-        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "special file")
+        kind = file_kind(st.st_mode)
         raise OutputError(f"{path} is not a regular file ({kind}); give a file path for -o")
     return target
-
-
-_KINDS = {
-    stat.S_IFCHR: "character device",
-    stat.S_IFBLK: "block device",
-    stat.S_IFIFO: "FIFO",
-    stat.S_IFSOCK: "socket",
-}
 
 
 def replace_keeping_owner(tmp: Path, dest: Path) -> None:

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,15 +78,28 @@ class CaptureStore(RecordingStore):
         return "", body, httpx2.Response(400, json=error, request=request)
 
 
-async def acapture(settings: ModelSettings, calls: Sequence[Call]) -> list[CapturedRequest]:
-    """The first request of each call, through ``ModelClient.aextract`` as the Runner calls it."""
-    store = CaptureStore()
+@contextlib.asynccontextmanager
+async def capturing_client(
+    settings: ModelSettings, answers: Path | None = None
+) -> AsyncIterator[tuple[ModelClient, CaptureStore]]:
+    """A client whose requests are captured, not sent (no key), over a ``CaptureStore``;
+    instructor's logging of each refused call is silenced meanwhile."""
+    store = CaptureStore(answers)
     client = ModelClient(dataclasses.replace(settings, api_key=None), store)  # nothing is sent
     quiet = logging.getLogger("instructor")  # it would log every capture as a failed call
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)
-    out = []
     try:
+        yield client, store
+    finally:
+        quiet.setLevel(level)
+        await client.aclose()
+
+
+async def acapture(settings: ModelSettings, calls: Sequence[Call]) -> list[CapturedRequest]:
+    """The first request of each call, through ``ModelClient.aextract`` as the Runner calls it."""
+    out = []
+    async with capturing_client(settings) as (client, store):
         for call in calls:
             before = len(store.captured)
             with contextlib.suppress(ExtractError):  # the call fails by design
@@ -94,9 +107,6 @@ async def acapture(settings: ModelSettings, calls: Sequence[Call]) -> list[Captu
             if len(store.captured) != before + 1:
                 raise ExtractError("the request could not be captured")
             out.append(store.captured[-1])
-    finally:
-        quiet.setLevel(level)
-        await client.aclose()
     return out
 
 

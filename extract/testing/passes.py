@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..documents import tidy
+from ..evidence import quotes_in
 from .server import Reply, crafted_error, crafted_tool_completion
 
 _REPORT = re.compile(r"<<<REPORT\n(.*)\nREPORT>>>", re.S)
@@ -100,20 +101,12 @@ class CraftedPasses:
             out["evidence"] = quotes
         return out
 
-    def _quotes(self, value: Any) -> list[str]:
-        if isinstance(value, list):
-            return [q for v in value for q in self._quotes(v)]
-        if isinstance(value, dict):
-            own = [q for q in value.get("evidence") or [] if isinstance(q, str)]
-            return own + [q for k, v in value.items() if k != "evidence" for q in self._quotes(v)]
-        return []
-
     def _roster(self, units: list[dict[str, Any]], text: str, start: int, end: int) -> list[Any]:
         roster = []
         for unit in units:
             found = sorted(
                 (at, q)
-                for q in self._quotes(unit)
+                for q in quotes_in(unit)
                 if (at := self._positions(text, q, start, end)) is not None
             )
             if not found:
