@@ -100,6 +100,14 @@ def busy_processes(min_cpu: float = 20.0) -> list[str]:
     return busy
 
 
+def replayed_eval(store: Path, out: Path, *options: str) -> dict[str, Any]:
+    """``caseextract eval --recordings STORE`` replayed offline; its report.json."""
+    cli = Path(sys.executable).parent / "caseextract"
+    args = [str(cli), "eval", "--recordings", str(store), "--out", str(out), *options]
+    subprocess.run(args, check=True, capture_output=True, cwd=ROOT)
+    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
 def machine_line() -> str:
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
     busy = busy_processes()

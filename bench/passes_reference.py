@@ -22,12 +22,10 @@ answer: what has to fit the completion budget), and F1 by name / cited / strict.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from _common import ROOT, print_header, table
+from _common import ROOT, print_header, replayed_eval, table
 
 SINGLE = ROOT / "fixtures" / "recordings" / "reference-claude"
 MULTI = ROOT / "fixtures" / "recordings" / "reference-claude-multipass"
@@ -50,12 +48,7 @@ def answers_by_case(store: Path) -> dict[str, list[int]]:
 
 
 def scored(store: Path, passes: str, cases: list[str], out: Path) -> dict[str, dict]:
-    args = ["eval", "--recordings", str(store), "--passes", passes, "--out", str(out)]
-    for case in cases:
-        args += ["--case", case]
-    cli = Path(sys.executable).parent / "caseextract"
-    subprocess.run([str(cli), *args], check=True, capture_output=True, cwd=ROOT)
-    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    report = replayed_eval(store, out, "--passes", passes, *[f"--case={c}" for c in cases])
     return {c["case_id"]: c["totals"] for c in report["per_case"]} | {"ALL": report["micro"]}
 
 

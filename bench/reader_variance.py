@@ -16,24 +16,15 @@ two human labellings' agreement on the same kind of reports.
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import ROOT, print_header, table
+from _common import ROOT, print_header, replayed_eval, table
 
 A = ROOT / "fixtures" / "recordings" / "reference-claude"
 B = ROOT / "fixtures" / "recordings" / "reference-claude-b"
-
-
-def evaluate(store: Path, out: Path) -> dict:
-    cli = Path(sys.executable).parent / "caseextract"
-    args = [str(cli), "eval", "--recordings", str(store), "--out", str(out)]
-    subprocess.run(args, check=True, capture_output=True, cwd=ROOT)
-    return json.loads((out / "report.json").read_text(encoding="utf-8"))
 
 
 def reader_agreement(results_a: Path, results_b: Path) -> tuple[object, list[float]]:
@@ -63,8 +54,8 @@ def main(argv: list[str]) -> None:
     store_b = Path(argv[1]) if len(argv) > 1 else B
     print_header("reader variance: two reference answer sets for the same requests")
     with tempfile.TemporaryDirectory() as tmp:
-        ra = evaluate(store_a, Path(tmp) / "a")
-        rb = evaluate(store_b, Path(tmp) / "b")
+        ra = replayed_eval(store_a, Path(tmp) / "a")
+        rb = replayed_eval(store_b, Path(tmp) / "b")
         agree, per_case = reader_agreement(Path(tmp) / "a" / "results.jsonl",
                                            Path(tmp) / "b" / "results.jsonl")  # fmt: skip
     rows = []
