@@ -53,8 +53,9 @@ async def run_batch(
     base_url: str, paths: list[Path], out: Path, concurrency: int, **settings: Any
 ) -> dict[str, Any]:
     from caseextract.llm import ModelClient
-    from caseextract.pipeline import Runner, default_task
+    from caseextract.pipeline.runner import Runner
     from caseextract.store import ResultWriter
+    from caseextract.tasks import default_task
 
     done: list[float] = []
     client = ModelClient(bench_settings(base_url, **settings))

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 from _common import CASES, GOLD, gold_extraction, print_header
-from caseextract.answers import import_answers
 from caseextract.evals.runner import evaluate
-from caseextract.exchange import export_requests
+from caseextract.exchange.answers import import_answers
+from caseextract.exchange.export import export_requests
 from caseextract.llm import ModelSettings
-from caseextract.pipeline import default_task
+from caseextract.tasks import default_task
 
 
 def one_round(work: Path) -> dict[str, float]:

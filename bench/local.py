@@ -20,7 +20,7 @@ from caseextract.documents import load_document
 from caseextract.errors import ExtractError
 from caseextract.llm import ModelClient, ModelSettings
 from caseextract.llm.local import LocalServer
-from caseextract.pipeline import default_task
+from caseextract.tasks import default_task
 
 SEED = (
     Path(__file__).resolve().parent.parent / "fixtures/cases/seed-vertebroplasty-cement-leakage.txt"

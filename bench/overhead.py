@@ -52,8 +52,9 @@ from _common import (
 def capture_request(body: bytes) -> dict[str, Any]:
     """The request body the pipeline sends for the ada-09 report (captured in-process)."""
     from caseextract.llm import ModelClient
-    from caseextract.pipeline import Runner, default_task
+    from caseextract.pipeline.runner import Runner
     from caseextract.store import ResultWriter
+    from caseextract.tasks import default_task
     from caseextract.testing import FakeOpenAIServer, Reply
 
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAIServer(default=Reply(body=body)) as srv:
@@ -87,8 +88,9 @@ async def raw_arm(base_url: str, request: dict[str, Any], n: int, parse: bool) -
 async def pipeline_arm(base_url: str, paths: list[Path], out: Path, prewrap: bool = True) -> float:
     import caseextract.llm.call as llm
     from caseextract.llm import ModelClient
-    from caseextract.pipeline import Runner, default_task
+    from caseextract.pipeline.runner import Runner
     from caseextract.store import ResultWriter
+    from caseextract.tasks import default_task
 
     task = default_task()
     client = ModelClient(bench_settings(base_url))

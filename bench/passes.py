@@ -53,9 +53,10 @@ def main() -> None:
     from caseextract.evals.gold import load_gold_set
     from caseextract.evals.runner import score_case
     from caseextract.llm import ModelClient, ModelSettings
-    from caseextract.passes import PassConfig
-    from caseextract.pipeline import Runner, default_task
+    from caseextract.pipeline.passes.multipass import PassConfig
+    from caseextract.pipeline.runner import Runner
     from caseextract.store import ResultWriter
+    from caseextract.tasks import default_task
     from caseextract.testing import CraftedPasses, FakeOpenAIServer, Reply
 
     task = default_task()

@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 
 from caseextract.llm.local import bundled_model_path, rendered_prompt
-from caseextract.pipeline import Runner, default_task
+from caseextract.pipeline.runner import Runner
 from caseextract.store import ResultWriter
+from caseextract.tasks import default_task
 from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
 
 ROOT = Path(__file__).resolve().parent.parent

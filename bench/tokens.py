@@ -91,8 +91,9 @@ def _load_encoding(name: str, timeout: float = 20.0) -> tuple[Any, str]:
 def capture(mode: str = "tools", cases: list[Path] | None = None) -> list[tuple[Path, dict]]:
     """(document, request body) for each report, as the pipeline sends them in ``mode``."""
     from caseextract.llm import ModelClient, ModelSettings
-    from caseextract.pipeline import Runner, default_task
+    from caseextract.pipeline.runner import Runner
     from caseextract.store import ResultWriter
+    from caseextract.tasks import default_task
     from caseextract.testing import (
         FakeOpenAIServer,
         Reply,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .gold import FIXTURES, load_gold
-from .scoring import Counts, Scorer, count
+from caseextract.evals.gold import FIXTURES, load_gold
+from caseextract.evals.scoring import Counts, Scorer, count
 
 
 def agreement(dir_a: Path, dir_b: Path) -> tuple[Counts, dict[str, Counts], list[str]]:

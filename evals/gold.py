@@ -19,7 +19,7 @@ from pathlib import Path
 
 from caseextract.errors import ConfigError
 from caseextract.grounding import Aligner, MatchStatus, iter_facts
-from caseextract.pipeline import load_model
+from caseextract.tasks import load_model
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

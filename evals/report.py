@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .report_model import BaselineRow, EvalReport, Scores
+from caseextract.evals.report_model import BaselineRow, EvalReport, Scores
 
 METRICS = ("precision", "recall", "f1", "f1_cited", "f1_strict")
 FIGURES = (

@@ -16,21 +16,29 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from caseextract import __version__
+from caseextract._version import __version__
+from caseextract.evals.gold import (
+    DEFAULT_SCHEMA,
+    FIXTURES,
+    GoldCase,
+    GoldError,
+    GoldTask,
+    gold_task,
+    load_gold_set,
+)
+from caseextract.evals.report_model import REPORT_VERSION, EvalReport
+from caseextract.evals.scoring import Counts, Entry, Scorer, count
 from caseextract.grounding import GroundingStats
 from caseextract.llm import ModelClient, ModelSettings
 from caseextract.llm.params import REPLAY_SETTINGS
 from caseextract.llm.recording import RecordingStore
-from caseextract.passes import PassConfig
-from caseextract.pipeline import Runner, Task, default_task, load_model
+from caseextract.pipeline.passes.multipass import PassConfig
+from caseextract.pipeline.runner import Runner
 from caseextract.prompts import DEFAULT_PROMPT_SET
 from caseextract.records import ResultRecord
 from caseextract.store import ResultWriter, read_records
+from caseextract.tasks import Task, default_task, load_model
 from pydantic import BaseModel, ValidationError
-
-from .gold import DEFAULT_SCHEMA, FIXTURES, GoldCase, GoldError, GoldTask, gold_task, load_gold_set
-from .report_model import REPORT_VERSION, EvalReport
-from .scoring import Counts, Entry, Scorer, count
 
 # What `eval` replays with no --recordings (`run`'s own store: cli.app.RUN_RECORDINGS):
 # the reference answers (a capable reader's, imported) for the case-report task; for

@@ -1,3 +1,3 @@
-from .cli import main
+from caseextract.cli import main
 
 main()

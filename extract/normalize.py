@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_WORD_NUMBERS = {
+WORD_NUMBERS = {
     "a": 1,
     "an": 1,
     "one": 1,
@@ -42,7 +42,7 @@ _WORD_NUMBERS = {
     "ninety": 90,
 }
 
-_UNIT_ALIASES = {
+UNIT_ALIASES = {
     "y": "years",
     "yr": "years",
     "yrs": "years",
@@ -74,15 +74,15 @@ _UNIT_IN_YEARS = {"years": 1.0, "months": 1 / 12, "weeks": 7 / 365.25, "days": 1
 _ISO_LETTER = {"years": "Y", "months": "M", "weeks": "W", "days": "D"}
 _ISO_TIME_LETTER = {"hours": "H", "minutes": "M"}
 
-_NUM = r"(\d+(?:[.,]\d+)?|(?:" + "|".join(sorted(_WORD_NUMBERS, key=len, reverse=True)) + r")\b)"
-_UNIT = r"(" + "|".join(sorted(_UNIT_ALIASES, key=len, reverse=True)) + r")\.?"
+_NUM = r"(\d+(?:[.,]\d+)?|(?:" + "|".join(sorted(WORD_NUMBERS, key=len, reverse=True)) + r")\b)"
+_UNIT = r"(" + "|".join(sorted(UNIT_ALIASES, key=len, reverse=True)) + r")\.?"
 _DASH = "-\u2010\u2011\u2012\u2013\u2014\u2212"
 
 
 def _number(token: str) -> float | None:
     token = token.lower().strip()
-    if token in _WORD_NUMBERS:
-        return float(_WORD_NUMBERS[token])
+    if token in WORD_NUMBERS:
+        return float(WORD_NUMBERS[token])
     try:
         return float(token.replace(",", "."))
     except ValueError:
@@ -120,7 +120,7 @@ def parse_age(raw: str) -> ParsedAge | None:
     m = re.search(_NUM + r"[- ]?" + _UNIT + r"(?:[- ]?(?:old|of age))?", text)
     if m:
         value = _number(m.group(1))
-        unit = _UNIT_ALIASES[m.group(2)]
+        unit = UNIT_ALIASES[m.group(2)]
         if value is None or unit not in _UNIT_IN_YEARS:
             return None
         return ParsedAge(value, unit, round(value * _UNIT_IN_YEARS[unit], 4))
@@ -151,7 +151,7 @@ def parse_duration(raw: str) -> str | None:
     parts: dict[str, float] = {}
     for m in re.finditer(r"\b" + _NUM + r"[- ]?" + _UNIT + r"(?![a-z])", text):
         value = _number(m.group(1))
-        unit = _UNIT_ALIASES[m.group(2)]
+        unit = UNIT_ALIASES[m.group(2)]
         if value is None:
             continue
         parts[unit] = parts.get(unit, 0.0) + value
@@ -226,6 +226,6 @@ def numbers_in(text: str) -> set[str]:
         value = float(token.replace(",", "."))
         out.add(f"{value:g}")
     for word in re.findall(r"[a-z]+", cleaned):
-        if word in _WORD_NUMBERS and word not in ("a", "an"):
-            out.add(f"{float(_WORD_NUMBERS[word]):g}")
+        if word in WORD_NUMBERS and word not in ("a", "an"):
+            out.add(f"{float(WORD_NUMBERS[word]):g}")
     return out

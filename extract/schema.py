@@ -20,6 +20,12 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any, ClassVar
 
+from caseextract.normalize import (
+    expand_spinal_levels,
+    normalise_figure_label,
+    parse_age,
+    parse_duration,
+)
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -29,8 +35,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
-
-from .normalize import expand_spinal_levels, normalise_figure_label, parse_age, parse_duration
 
 SCHEMA_VERSION = "1.1"  # 1.1: compact tool schema (no property titles, no null defaults)
 
@@ -73,13 +77,13 @@ def _compact_schema(schema: dict[str, Any]) -> None:
             del prop["default"]
 
 
-class _Model(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(
         extra="ignore", use_enum_values=True, json_schema_extra=_compact_schema
     )
 
 
-class Fact(_Model):
+class Fact(StrictModel):
     """Base of every extracted fact: it carries its own evidence."""
 
     evidence: Evidence
@@ -183,7 +187,7 @@ class SexStatement(Fact):
     value: Sex = Field(description="female, male or other, as stated or implied by pronouns.")
 
 
-class Span(_Model):
+class Span(StrictModel):
     """A length of time as written, with its ISO-8601 duration."""
 
     raw: str = Field(description="As written, e.g. '2 years', '4 days later'.")
@@ -284,7 +288,7 @@ class TimelineEvent(Fact):
     event: str
 
 
-class Patient(_Model):
+class Patient(StrictModel):
     label: str = Field(
         description="How the report names this patient, e.g. 'Case 1'; 'Patient' if only one."
     )
@@ -307,7 +311,7 @@ class Patient(_Model):
     timeline: list[TimelineEvent] = Field(default_factory=list)
 
 
-class Author(_Model):
+class Author(StrictModel):
     __grounded_values__: ClassVar[tuple[str, ...]] = ("name",)  # looked up in the source
 
     name: str
@@ -328,7 +332,7 @@ class Figure(Fact):
         return self
 
 
-class Article(_Model):
+class Article(StrictModel):
     # values looked up in the source itself (extract.metadata)
     __grounded_values__: ClassVar[tuple[str, ...]] = ("title", "journal", "year", "doi", "pmid")
     # the article's quotes cite it (title line, citation, declarations); the title itself
@@ -351,7 +355,7 @@ class Article(_Model):
     evidence: OptionalEvidence
 
 
-class CaseReport(_Model):
+class CaseReport(StrictModel):
     """One published clinical case report: article metadata, patients and figures."""
 
     __nonempty__: ClassVar[tuple[str, ...]] = ("patients",)  # no patient: the record is empty

@@ -42,14 +42,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from caseextract.documents import file_kind
+from caseextract.errors import OutputBusy, OutputError
+from caseextract.records import ResultRecord, fact_label
+from caseextract.redaction import redact
+from caseextract.safetext import encodable
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
-
-from .documents import file_kind
-from .errors import OutputBusy, OutputError
-from .records import ResultRecord, fact_label
-from .redaction import redact
-from .safetext import encodable
 
 MAX_NOTES = 20  # damaged lines named one by one; beyond that, counted
 

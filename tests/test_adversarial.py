@@ -2,15 +2,15 @@
 itself, and the rules one by one (informative quotes, support, assertion, article values)."""
 
 import pytest
-from caseextract.assertion import assertion_conflict
 from caseextract.evals.gold import FIXTURES, load_gold_set
-from caseextract.evidence import (
+from caseextract.grounding import Aligner, FactStatus, GroundingStats, MatchStatus, ground, stats
+from caseextract.grounding.assertion import assertion_conflict
+from caseextract.grounding.evidence import (
     empty_reason,
     informative,
     main_value_fields,
     support_reason,
 )
-from caseextract.grounding import Aligner, FactStatus, GroundingStats, MatchStatus, ground, stats
 from caseextract.schema import CaseReport, Finding, Investigation, SexStatement, TimelineEvent
 from caseextract.tasks import CementLeakage, Leak, Procedure
 from caseextract.testing import adversarial

@@ -14,17 +14,17 @@ import time
 from pathlib import Path
 
 import pytest
-from caseextract.batch import BatchJob, Limits, custom_id, state_path, submit, work_dir
-from caseextract.batch import cancel as cancel_batches
-from caseextract.batch import status as batch_status
-from caseextract.batch_collect import collect
+from caseextract.batch.collect import collect
+from caseextract.batch.submit import BatchJob, Limits, custom_id, state_path, submit, work_dir
+from caseextract.batch.submit import cancel as cancel_batches
+from caseextract.batch.submit import status as batch_status
 from caseextract.documents import load_document
 from caseextract.errors import BatchError
-from caseextract.exchange import capture_requests
+from caseextract.exchange.export import capture_requests
 from caseextract.llm import ModelSettings
 from caseextract.llm.batchapi import BatchAPI
-from caseextract.pipeline import default_task
 from caseextract.review.ledger import ledger_from_recordings
+from caseextract.tasks import default_task
 from caseextract.testing import Reply, crafted_error, crafted_tool_completion
 from caseextract.testing.batch_server import BatchPlan, FakeBatchServer
 

@@ -12,7 +12,7 @@ import pytest
 from caseextract.cli import app
 from caseextract.errors import NonRetryableError
 from caseextract.llm import INSTRUCTOR_MODES, STRICT_MODES, ModelClient, ModelSettings
-from caseextract.pipeline import default_task
+from caseextract.tasks import default_task
 from caseextract.testing import MODELS, ConformanceServer, check_strict_schema
 from pydantic import BaseModel
 from typer.testing import CliRunner

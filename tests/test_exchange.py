@@ -11,7 +11,7 @@ import shutil
 import pytest
 from caseextract.cli import app
 from caseextract.evals.gold import FIXTURES, load_gold_set
-from caseextract.exchange import read_index, request_fingerprint
+from caseextract.exchange.export import read_index, request_fingerprint
 from caseextract.prompts import PROMPTS_DIR
 from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
 from typer.testing import CliRunner

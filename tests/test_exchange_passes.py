@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from caseextract.exchange import read_index
+from caseextract.exchange.export import read_index
 from caseextract.testing.passes import CraftedPasses
 from test_exchange import do_import, export, flat, invoke
 from test_passes import crafted_series

@@ -14,21 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from caseextract.chunks import chunk_ranges, halves
 from caseextract.errors import InputError
 from caseextract.grounding import Aligner
 from caseextract.llm.recording import RecordingStore
-from caseextract.merge import Merger, duplicate, merge_all
-from caseextract.passes import PassConfig, prompt_overhead
-from caseextract.pipeline import Runner, default_task
+from caseextract.pipeline.passes.chunks import chunk_ranges, halves
+from caseextract.pipeline.passes.merge import Merger, duplicate, merge_all
+from caseextract.pipeline.passes.multipass import PassConfig, prompt_overhead
+from caseextract.pipeline.passes.units import Shape, Unit
+from caseextract.pipeline.runner import Runner
 from caseextract.prompts import load_prompt_set
 from caseextract.records import ResultRecord
 from caseextract.review.ledger import ledger_from_results
 from caseextract.schema import CaseReport
 from caseextract.store import ResultWriter, read_records
-from caseextract.tasks import CementLeakage
+from caseextract.tasks import CementLeakage, default_task
 from caseextract.testing import CraftedPasses, FakeOpenAIServer, crafted_error
-from caseextract.units import Shape, Unit
 
 from conftest import ROOT, SEED
 from helpers import CRAFTED_SEED_ANSWER, client_for

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from caseextract.documents import Document
 from caseextract.errors import PromptError
-from caseextract.pipeline import default_task
 from caseextract.prompts import load_prompt_set
+from caseextract.tasks import default_task
 from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
 
 from helpers import CRAFTED_SEED_ANSWER, client_for

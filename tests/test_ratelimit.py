@@ -45,7 +45,7 @@ async def _many(client, n: int) -> list:
 
 
 def _model():
-    from caseextract.pipeline import default_task
+    from caseextract.tasks import default_task
 
     return default_task().response_model
 

@@ -26,8 +26,9 @@ import caseextract.testing.fault_batch as rel
 import pytest
 from caseextract.documents import MAX_BYTES, load_document
 from caseextract.llm import ModelClient, ModelSettings
-from caseextract.pipeline import Runner, default_task
+from caseextract.pipeline.runner import Runner
 from caseextract.store import ResultWriter
+from caseextract.tasks import default_task
 from caseextract.testing import (
     FAULT_KINDS,
     FINAL_FAULTS,

@@ -4,13 +4,13 @@
 import signal
 
 # The order of the imports is the order of the commands in --help.
-from . import run  # noqa: F401  (registers run, schema)
-from . import evaluate  # noqa: F401  (registers eval)
-from . import review  # noqa: F401  (registers diff, show, cost)
-from . import exchange  # noqa: F401  (registers export, import)
-from . import reviewing  # noqa: F401  (registers review, summarize)
-from . import batch  # noqa: F401  (registers batch submit|status|collect|cancel)
-from .app import app
+from caseextract.cli import run  # noqa: F401  (registers run, schema)
+from caseextract.cli import evaluate  # noqa: F401  (registers eval)
+from caseextract.cli import diff  # noqa: F401  (registers diff, show, cost)
+from caseextract.cli import exchange  # noqa: F401  (registers export, import)
+from caseextract.cli import review  # noqa: F401  (registers review, summarize)
+from caseextract.cli import batch  # noqa: F401  (registers batch submit|status|collect|cancel)
+from caseextract.cli.app import app
 
 
 def main() -> None:

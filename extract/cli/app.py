@@ -15,17 +15,16 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
+from caseextract import redaction as secrets
+from caseextract.errors import ConfigError
+from caseextract.llm import INSTRUCTOR_MODES
+from caseextract.llm.local import LocalServer
+from caseextract.llm.recording import RecordingStore
+from caseextract.pipeline.passes.multipass import PassConfig
+from caseextract.safetext import printable
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand
-
-from .. import redaction as secrets
-from ..errors import ConfigError
-from ..llm import INSTRUCTOR_MODES
-from ..llm.local import LocalServer
-from ..llm.recording import RecordingStore
-from ..passes import PassConfig
-from ..safetext import printable
 
 # What an option takes, in --help, instead of typer's type tags (<list[str]>, <path>).
 METAVARS = {

@@ -11,21 +11,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from caseextract import redaction as secrets
+from caseextract.batch.collect import collect as collect_batches
+from caseextract.batch.submit import Limits, state_path
+from caseextract.batch.submit import cancel as cancel_batches
+from caseextract.batch.submit import status as batch_status
+from caseextract.batch.submit import submit as submit_batches
+from caseextract.cli.app import BaseUrl, Mode, Model, _fail, _setup_logging, app, err
+from caseextract.cli.options import ModelOptions
+from caseextract.documents import discover
+from caseextract.errors import ExtractError
+from caseextract.llm.batchapi import BatchAPI
+from caseextract.tasks import default_task
 from rich.markup import escape
 from rich.table import Table
-
-from .. import redaction as secrets
-from ..batch import Limits, state_path
-from ..batch import cancel as cancel_batches
-from ..batch import status as batch_status
-from ..batch import submit as submit_batches
-from ..batch_collect import collect as collect_batches
-from ..documents import discover
-from ..errors import ExtractError
-from ..llm.batchapi import BatchAPI
-from ..pipeline import default_task
-from .app import BaseUrl, Mode, Model, _fail, _setup_logging, app, err
-from .options import ModelOptions
 
 batch_app = typer.Typer(
     no_args_is_help=True,
@@ -38,7 +37,7 @@ Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True)]
 
 
 def _api(results: Path, base_url: str | None, timeout: float = 120.0) -> BatchAPI:
-    from ..batch import BatchJob
+    from caseextract.batch.submit import BatchJob
 
     job = BatchJob.load(results)
     s = job.data["settings"]
@@ -130,7 +129,7 @@ def collect(
 ) -> None:
     """Download finished batches, validate and ground each answer as `run` does, append
     result lines, and send re-asks and lost lines to a follow-up batch (or --direct)."""
-    from ..batch import BatchJob
+    from caseextract.batch.submit import BatchJob
 
     _setup_logging(verbose)
     try:

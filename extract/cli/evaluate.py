@@ -6,18 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
-from rich.markup import escape
-from rich.table import Table
-
-from ..documents import safe_filename
-from ..errors import ExtractError
-from ..evals import report as rep
-from ..evals.gold import DEFAULT_PROMPT_SET, FIXTURES, gold_task
-from ..evals.report_model import BaselineRow, EvalReport, load_report
-from ..evals.runner import DEFAULT_GOLD, default_recordings, evaluate
-from ..passes import PASS_MODES
-from .app import (
+from caseextract.cli.app import (
     CasesDir,
     ContextWindow,
     GoldDir,
@@ -36,8 +25,24 @@ from .app import (
     pass_config,
     passes_option,
 )
-from .app import fmt3 as _fmt
-from .options import SHARED, ModelOptions, local_model, local_preflight, model_options
+from caseextract.cli.app import fmt3 as _fmt
+from caseextract.cli.options import (
+    SHARED,
+    ModelOptions,
+    local_model,
+    local_preflight,
+    model_options,
+)
+from caseextract.documents import safe_filename
+from caseextract.errors import ExtractError
+from caseextract.evals import report as rep
+from caseextract.evals.gold import DEFAULT_PROMPT_SET, FIXTURES, gold_task
+from caseextract.evals.report_model import BaselineRow, EvalReport, load_report
+from caseextract.evals.runner import DEFAULT_GOLD, default_recordings, evaluate
+from caseextract.pipeline.passes.multipass import PASS_MODES
+from rich import box
+from rich.markup import escape
+from rich.table import Table
 
 
 @app.command("eval")

@@ -11,15 +11,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from caseextract.cli.app import (
+    ContextWindow,
+    _fail,
+    _setup_logging,
+    app,
+    err,
+    pass_config,
+    passes_option,
+)
+from caseextract.cli.options import SHARED, ModelOptions, model_options
+from caseextract.documents import discover
+from caseextract.errors import ExtractError, StaleAnswers
+from caseextract.exchange.answers import import_answers
+from caseextract.exchange.export import export_requests
+from caseextract.tasks import default_task
 from rich.markup import escape
-
-from ..answers import import_answers
-from ..documents import discover
-from ..errors import ExtractError, StaleAnswers
-from ..exchange import export_requests
-from ..pipeline import default_task
-from .app import ContextWindow, _fail, _setup_logging, app, err, pass_config, passes_option
-from .options import SHARED, ModelOptions, model_options
 
 Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True)]
 

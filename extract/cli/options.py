@@ -25,10 +25,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .. import redaction as secrets
-from ..llm import ModelSettings
-from ..llm.local import LocalServer
-from .app import (
+from caseextract import redaction as secrets
+from caseextract.cli.app import (
     ApiVersion,
     AzureEndpoint,
     BaseUrl,
@@ -41,6 +39,8 @@ from .app import (
     check_base_url,
     err,
 )
+from caseextract.llm import ModelSettings
+from caseextract.llm.local import LocalServer
 
 Preflight = Callable[[list[dict[str, str]]], None]
 

@@ -1,199 +1,167 @@
-"""``caseextract diff``, ``show`` and ``cost``: what people look at after a run."""
+"""``caseextract review`` (the review web app, adjudication, exports) and ``summarize``.
+
+``review`` never changes the results file: decisions go to an append-only review
+file beside it (``RESULTS.<reviewer>.review``). The web app listens on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
+import getpass
+import json
+import webbrowser
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
+from caseextract.cli.app import _fail, app, err
+from caseextract.documents import safe_filename
+from caseextract.errors import ExtractError
 
-from ..errors import ExtractError
-from .app import CasesDir, GoldDir, SchemaOpt, _fail, app, err, out
-from .app import fmt3 as _fmt
+if TYPE_CHECKING:
+    from caseextract.review.session import ReviewSession
 
-STATUS_STYLE = {"match": "green", "wrong_value": "yellow", "missed": "red", "spurious": "magenta"}
+
+def _default_reviewer() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "reviewer"
 
 
 @app.command()
-def diff(
-    results: Annotated[Path, typer.Argument(help="Results JSONL (from run or eval).")],
-    case: Annotated[list[str] | None, typer.Option(help="Only these case ids.")] = None,
-    html: Annotated[
-        Path | None, typer.Option(help="Write side-by-side HTML (file or folder).")
+def review(
+    results: Annotated[Path | None, typer.Argument(help="Results JSONL to review.")] = None,
+    sources: Annotated[
+        Path | None, typer.Option(help="Folder of the source texts (default: their paths).")
     ] = None,
-    all_fields: Annotated[bool, typer.Option("--all", help="Show matches too.")] = False,
-    gold: GoldDir = None,
-    cases: CasesDir = None,
-    schema: SchemaOpt = None,
+    reviewer: Annotated[
+        str,
+        typer.Option(
+            envvar="CASEEXTRACT_REVIEWER",
+            help="Your name, written with each decision (default: your login name).",
+        ),
+    ] = "",
+    schema: Annotated[
+        str | None, typer.Option(help="Response model module:Class (default: the record's).")
+    ] = None,
+    adjudicate: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(help="Two review files: show where the reviewers disagree, and decide."),
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 0,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Do not open a browser.")
+    ] = False,
+    export_gold: Annotated[
+        Path | None, typer.Option(help="Write a gold file per fully reviewed document here.")
+    ] = None,
+    export_jsonl: Annotated[
+        Path | None, typer.Option(help="Write the corrected records (reviewed documents).")
+    ] = None,
+    export_csv: Annotated[Path | None, typer.Option(help="The corrected records as CSV.")] = None,
 ) -> None:
-    """Field-by-field review of results against the gold labels."""
-    from ..evals.gold import load_gold_set
-    from ..evals.runner import DEFAULT_GOLD, records_by_id, resolve_task, score_case
+    """Review extracted facts in the browser: accept, reject, edit, add; adjudicate; export."""
+    from caseextract.review.decisions import read_review
+    from caseextract.review.session import ReviewSession, compare
 
-    gold_dir = gold or DEFAULT_GOLD
+    name = reviewer or _default_reviewer()
+    disagreements = None
+    pair = None
     try:
-        task, _ = resolve_task(gold_dir, schema)
-        records = records_by_id(results)
-        check_results_task(records, task.response_model.__name__, results, gold_dir)
-        golds = load_gold_set(gold_dir, task.response_model, cases)
-    except (ExtractError, OSError) as exc:
-        raise _fail(str(exc)) from None
-    cases_ = [c for c in golds if c.case_id in records]
-    if case:
-        cases_ = [c for c in cases_ if c.case_id in case]
-    if not cases_:
-        raise _fail(f"no result in {results} has a gold case in {gold_dir}")
-    pages = []
-    for gold in cases_:
-        scored = score_case(gold, records[gold.case_id], task.response_model)
-        t = scored.counts.summary()
-        out.rule(
-            f"{gold.case_id} · {scored.status} · F1 {_fmt(t['f1'])} · strict {_fmt(t['f1_strict'])}"
-        )
-        if scored.error:
-            out.print(escape(f"error: {scored.error}"))
-        for e in scored.entries:
-            if e.status.value == "match" and not all_fields and e.pred_grounded is not False:
-                continue
-            style = STATUS_STYLE[e.status.value]
-            flag = " [red](ungrounded)[/red]" if e.pred_grounded is False else ""
-            line = f"{e.family} [{e.unit}]: gold={e.gold!r} predicted={e.pred!r}"
-            line += f" — {e.note}" if e.note else ""
-            out.print(f"[{style}]{e.status.value:>11}[/{style}]{flag} {escape(line)}")
-        pages.append((gold, scored))
-    if html is not None:
-        written = write_diff_pages(pages, html)
-        err.print(f"wrote {', '.join(str(p) for p in written)}")
-
-
-def check_results_task(records: dict, schema_name: str, results: Path, gold_dir: Path) -> None:
-    """Results made for another task than the gold's: one clear error, not a traceback."""
-    made = {(r.schema_name, r.prompt_set) for r in records.values() if r.schema_name}
-    if made and schema_name not in {name for name, _ in made}:
-        found = ", ".join(f"{n} (prompt set {p})" for n, p in sorted(made, key=str))
-        raise ExtractError(
-            f"{results} holds results of schema {found}; the gold in {gold_dir} is for "
-            f"{schema_name}: pass --gold DIR with gold files for that task"
-        )
-
-
-def write_diff_pages(pages: list, target: Path) -> list[Path]:
-    from ..documents import safe_filename
-    from ..review.html import render_diff
-
-    written = []
-    single = len(pages) == 1 and target.suffix == ".html"
-    for gold, scored in pages:
-        path = target if single else target / f"{safe_filename(gold.case_id)}.html"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        t = scored.counts.summary()
-        sub = f"status {scored.status} · F1 {_fmt(t['f1'])} · strict {_fmt(t['f1_strict'])}"
-        entries = [e.to_dict() for e in scored.entries]
-        path.write_text(render_diff(gold.case_id, entries, gold.text, sub), encoding="utf-8")
-        written.append(path)
-    return written
-
-
-@app.command()
-def show(
-    results: Annotated[Path, typer.Argument(help="Results JSONL.")],
-    source: Annotated[Path, typer.Option(help="The source document of the record.")],
-    html: Annotated[Path, typer.Option(help="Output HTML file.")] = Path("evidence.html"),
-    doc: Annotated[str | None, typer.Option(help="Document id (default: from --source).")] = None,
-) -> None:
-    """Write an HTML page with every evidence span highlighted in its source."""
-    from ..documents import load_document
-    from ..review.html import render_record
-    from ..store import read_records
-
-    try:
-        document = load_document(source)
+        if adjudicate is not None:
+            log_a, log_b = read_review(adjudicate[0]), read_review(adjudicate[1])
+            results = results or log_a.results
+            if results is None:
+                raise _fail(f"{adjudicate[0]} does not name its results file; give RESULTS")
+            agreed, disagreements = compare(log_a, log_b)
+            pair = (log_a.reviewer or adjudicate[0].name, log_b.reviewer or adjudicate[1].name)
+            if name in pair:
+                err.print(f"[yellow]warning:[/yellow] you are one of the two reviewers ({name})")
+        if results is None:
+            raise _fail("give a results file (or --adjudicate A.review B.review)")
+        session = ReviewSession(results, name, sources, schema)
+        if adjudicate is not None:
+            session.base = agreed
+            err.print(
+                f"{len(agreed)} decisions agreed, {len(disagreements or [])} disagreements "
+                f"between {pair[0]} and {pair[1]}"
+            )
     except ExtractError as exc:
         raise _fail(str(exc)) from None
-    wanted = doc or document.id
-    records = list(read_records(results))
-    record = next((r for r in records if r.document.id == wanted), None)
-    if record is None and doc is None:  # a file found in a folder has a path-like id
-        same = [r for r in records if r.document.sha256 == document.sha256]
-        record = same[-1] if same else None
-    if record is None:
-        raise _fail(f"no record for {wanted!r} in {results} (give its id with --doc)")
-    if record.document.sha256 not in (None, document.sha256):
-        err.print("[yellow]warning:[/yellow] the source differs from the one extracted")
-    html.parent.mkdir(parents=True, exist_ok=True)
-    html.write_text(render_record(record, document.text), encoding="utf-8")
-    err.print(f"wrote {html}")
+    if export_gold or export_jsonl or export_csv:
+        _export(session, export_gold, export_jsonl, export_csv)
+        return
+    from caseextract.review.app import bind, build_app, serve
+
+    sock = bind(port)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/" + ("adjudicate" if disagreements else "")
+    err.print(f"reviewing {results} as {name}; decisions go to {session.review.path}")
+    err.print(f"serving at {url}  (Ctrl-C to stop)")
+    if not no_browser:
+        webbrowser.open(url)
+    serve(build_app(session, sock.getsockname()[1], disagreements, pair), sock)
+
+
+def _export(
+    session: ReviewSession, gold: Path | None, jsonl: Path | None, csv_out: Path | None
+) -> None:
+    from caseextract.store import write_csv
+
+    log = session.log()
+    reviewed = [
+        n for n, r in enumerate(session.records) if session.decisions(r, log) and r.extraction
+    ]
+    if not reviewed:
+        raise _fail(f"no decisions yet in {session.review.path}")
+    lines = []
+    for n in reviewed:
+        doc = session.records[n].document.id
+        try:
+            lines.append(session.corrected(n).to_line())
+            if gold is not None:
+                gold.mkdir(parents=True, exist_ok=True)
+                path = gold / f"{safe_filename(str(doc))}.json"
+                data = json.dumps(session.gold(n, folder=gold), indent=1, ensure_ascii=False)
+                path.write_text(data + "\n", encoding="utf-8")
+                err.print(f"wrote {path}")
+        except ExtractError as exc:  # undecided facts, a record that does not validate
+            why = "; ".join(getattr(exc, "errors", [])[:3])
+            err.print(f"[yellow]no gold file for {doc}:[/yellow] {exc} ({why})")
+    if jsonl is not None:
+        jsonl.write_text("".join(lines), encoding="utf-8")
+        err.print(f"wrote {jsonl} ({len(lines)} records)")
+    if csv_out is not None:
+        tmp = csv_out.with_name(csv_out.name + ".jsonl.tmp")
+        tmp.write_text("".join(lines), encoding="utf-8")
+        try:
+            rows = write_csv(tmp, csv_out)
+        finally:
+            tmp.unlink()
+        err.print(f"wrote {csv_out} ({rows} rows)")
 
 
 @app.command()
-def cost(
-    results: Annotated[list[Path] | None, typer.Argument(help="Results JSONL files.")] = None,
-    recordings: Annotated[Path | None, typer.Option(help="Recorded exchanges folder.")] = None,
-    prices: Annotated[
-        Path | None,
-        typer.Option(help="TOML price table (per 1M tokens; batch_input_per_million …)."),
+def summarize(
+    results: Annotated[Path, typer.Argument(help="Results JSONL.")],
+    html: Annotated[Path, typer.Option(help="Report page to write.")] = Path("report.html"),
+    reviewed: Annotated[
+        bool, typer.Option("--reviewed", help="Apply the review files beside the results.")
+    ] = False,
+    csv_dir: Annotated[
+        Path | None, typer.Option("--csv", help="Folder for the tables as CSV (default: beside).")
+    ] = None,
+    review_files: Annotated[
+        list[Path] | None,
+        typer.Option("--review", help="Apply only these review files (implies --reviewed)."),
     ] = None,
 ) -> None:
-    """Tokens per model (re-asks included; cached prompt and reasoning tokens shown as parts
-    of prompt and completion), and cost from YOUR price table."""
-    from ..review.ledger import ledger_from_recordings, ledger_from_results, load_prices
+    """The review at a glance: documents, patients, frequent facts, follow-up, status."""
+    from caseextract.review.summary import summarize as build
 
     try:
-        table_prices = load_prices(prices) if prices else {}
-    except (OSError, ValueError) as exc:
-        raise _fail(f"prices: {exc}") from None
-    sources = []
-    if results:
-        sources.append(("results", ledger_from_results(results)))
-    if recordings:
-        try:
-            sources.append(("recordings", ledger_from_recordings(recordings)))
-        except ExtractError as exc:  # a corrupt recording, named
-            raise _fail(str(exc)) from None
-    if not sources:
-        raise _fail("give results files and/or --recordings")
-    for name, rows in sources:
-        table = Table(title=f"tokens from {name}")
-        batched = any(r.batch_prompt_tokens or r.batch_completion_tokens for r in rows.values())
-        cols = ["model", "documents", "model calls", "prompt", "completion"]
-        cols += ["batch in / out"] if batched else []
-        for col in [*cols, "cost"]:
-            table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
-        notes = []
-        for model_name, r in sorted(rows.items()):
-            price = table_prices.get(model_name)
-            money = f"not in {prices.name}" if prices else "no price given"
-            if price:
-                value = price.cost(
-                    r.prompt_tokens,
-                    r.completion_tokens,
-                    r.cached_tokens,
-                    r.batch_prompt_tokens,
-                    r.batch_completion_tokens,
-                )
-                money = "no batch price" if value is None else f"{value:.4f} {price.currency}"
-            table.add_row(
-                model_name,
-                str(r.documents),
-                str(r.calls),
-                f"{r.prompt_tokens:,}",
-                f"{r.completion_tokens:,}",
-                *(
-                    [f"{r.batch_prompt_tokens:,} / {r.batch_completion_tokens:,}"]
-                    if batched
-                    else []
-                ),
-                money,
-            )
-            if r.cached_tokens or r.reasoning_tokens:
-                cached_price = price and price.cached_input_per_million is not None
-                notes.append(
-                    f"{model_name}: {r.cached_tokens:,} of the prompt tokens read from the cache"
-                    f" ({'priced as cached input' if cached_price else 'priced as input'}), "
-                    f"{r.reasoning_tokens:,} of the completion tokens spent on reasoning"
-                )
-        out.print(table)
-        for note in notes:
-            out.print(escape(note), soft_wrap=True)
+        written = build(
+            results, html, reviewed=reviewed, csv_dir=csv_dir, review_files=review_files
+        )
+    except ExtractError as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"wrote {', '.join(str(p) for p in written)}")

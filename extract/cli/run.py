@@ -9,20 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from .. import redaction as secrets
-from ..documents import CONVERT_HINTS, discover_batch
-from ..errors import ExtractError
-from ..llm import ModelClient
-from ..passes import PASS_MODES, PassConfig
-from ..pipeline import Runner, RunSummary, Task, default_task
-from ..records import ResultRecord
-from ..safetext import printable
-from ..store import ResultWriter, write_csv
-from .app import (
+from caseextract import redaction as secrets
+from caseextract.cli.app import (
     RUN_RECORDINGS,
     ContextWindow,
     ModelPath,
@@ -41,7 +29,25 @@ from .app import (
     pass_config,
     passes_option,
 )
-from .options import SHARED, ModelOptions, local_model, local_preflight, model_options
+from caseextract.cli.options import (
+    SHARED,
+    ModelOptions,
+    local_model,
+    local_preflight,
+    model_options,
+)
+from caseextract.documents import CONVERT_HINTS, discover_batch
+from caseextract.errors import ExtractError
+from caseextract.llm import ModelClient
+from caseextract.pipeline.passes.multipass import PASS_MODES, PassConfig
+from caseextract.pipeline.runner import Runner, RunSummary
+from caseextract.records import ResultRecord
+from caseextract.safetext import printable
+from caseextract.store import ResultWriter, write_csv
+from caseextract.tasks import Task, default_task
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 
 @app.command()

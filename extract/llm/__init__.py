@@ -15,11 +15,12 @@ to the provider's files and batches endpoints, ``local`` runs the key-less
 llama.cpp server.
 """
 
-from .call import CallStats, grounded_model, wire_model
-from .client import INSTRUCTOR_MODES, STRICT_MODES, Extraction, ModelClient, ModelSettings
-from .completion import escape_control_characters
-from .failures import classify, is_transient, retry_after
-from .recording import RECORD_MODES
+from caseextract.llm.call import grounded_model, wire_model
+from caseextract.llm.client import INSTRUCTOR_MODES, ModelClient
+from caseextract.llm.completion import escape_control_characters
+from caseextract.llm.failures import classify, is_transient, retry_after
+from caseextract.llm.recording import RECORD_MODES
+from caseextract.llm.types import STRICT_MODES, CallStats, Extraction, ModelSettings
 
 __all__ = [
     "INSTRUCTOR_MODES",

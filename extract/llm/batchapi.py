@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import openai
-
-from ..errors import BatchError
-from ..redaction import redact
-from ..redaction import register as register_secret
-from .client import ModelSettings
+from caseextract.errors import BatchError
+from caseextract.llm.types import ModelSettings
+from caseextract.redaction import redact
+from caseextract.redaction import register as register_secret
 
 ENDPOINT = "/v1/chat/completions"
 WINDOW = "24h"  # the only completion window the provider supports

@@ -37,39 +37,15 @@ calls (``asyncio.gather``) never see each other's call.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 import instructor
+from caseextract import grounding
+from caseextract.llm.completion import usage_details
+from caseextract.llm.types import CallStats
 from pydantic import BaseModel, create_model, model_validator
-
-from .. import grounding
-from .completion import usage_details
-
-
-@dataclass
-class CallStats:
-    """What one extraction cost: counted once per completion, re-asks included."""
-
-    attempts: int = 0  # completions received (1 + re-asks)
-    http_requests: int = 0
-    http_retries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
-    reasoning_tokens: int = 0  # of completion_tokens, spent on hidden reasoning
-    latency_s: float = 0.0
-    model: str | None = None  # as the server names it
-    finish_reason: str | None = None
-    json_repairs: int = 0  # answers whose raw control characters were escaped
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "total_tokens": self.total_tokens}
 
 
 @dataclass

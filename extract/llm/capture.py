@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+from caseextract.errors import ExtractError
+from caseextract.llm.client import ModelClient
+from caseextract.llm.recording import RecordingStore, exchange_key, response_of
+from caseextract.llm.types import ModelSettings
 from pydantic import BaseModel
-
-from ..errors import ExtractError
-from .client import ModelClient, ModelSettings
-from .recording import RecordingStore, exchange_key, response_of
 
 CAPTURE_CODE = "caseextract_capture"
 

@@ -36,34 +36,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 import instructor
 import openai
-from instructor.core.exceptions import InstructorRetryException
-from pydantic import BaseModel
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
+from caseextract import grounding
+from caseextract.errors import (
+    ExtractError,
+    ModelCallError,
+    ModelRefused,
+    OutputTruncated,
 )
-
-from .. import grounding
-from ..errors import ConfigError, ExtractError, ModelCallError, ModelRefused, OutputTruncated
-from ..redaction import public_url, redact, register_url
-from ..redaction import register as register_secret
-from . import params as request_params
-from .call import ACTIVE, Call, CallStats, grounded_model, preground
-from .completion import (
+from caseextract.llm.call import ACTIVE, Call, grounded_model, preground
+from caseextract.llm.completion import (
     check_tool_calls,
     completion_text,
     repair_control_characters,
     usage_details,
 )
-from .failures import (
+from caseextract.llm.failures import (
     MalformedBody,
     RequestDeadline,
     classify,
@@ -74,10 +65,21 @@ from .failures import (
     short,
     truncated_message,
 )
-from .guard import MAX_RESPONSE_BYTES
-from .recording import RecordingStore
-from .strict import apply_strict
-from .transport import PLACEHOLDER_KEY, openai_client
+from caseextract.llm.recording import RecordingStore
+from caseextract.llm.strict import apply_strict
+from caseextract.llm.transport import openai_client
+from caseextract.llm.types import STRICT_MODES, CallStats, Extraction, ModelSettings
+from caseextract.redaction import redact, register_url
+from caseextract.redaction import register as register_secret
+from instructor.core.exceptions import InstructorRetryException
+from pydantic import BaseModel
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 log = logging.getLogger("caseextract.llm")
 
@@ -90,103 +92,8 @@ INSTRUCTOR_MODES = {
     "json": instructor.Mode.JSON,
     "md_json": instructor.Mode.MD_JSON,
 }
-STRICT_MODES = ("tools_strict", "json_schema")
 T = TypeVar("T")
 Restore = Callable[[Any], bool]
-
-
-@dataclass
-class ModelSettings:
-    model: str = "gpt-4o-mini"
-    base_url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    instructor_mode: str = "tools"  # how instructor asks for structure (--mode)
-    timeout: float = 120.0
-    # "auto": chosen per model family and endpoint (see params); resolved on creation
-    max_tokens: int | str | None = "auto"  # the completion budget; None = server default
-    temperature: float | str | None = "auto"
-    http_retries: int = 3
-    reasks: int = 2
-    backoff_initial: float = 1.0
-    backoff_max: float = 30.0
-    token_param: str = "auto"  # max_completion_tokens or max_tokens
-    model_family: str = "auto"  # reasoning or chat, when the name does not tell
-    reasoning_effort: str | None = None
-    azure_endpoint: str | None = None  # Azure OpenAI: the model is the deployment name
-    api_version: str | None = None
-    max_response_bytes: int = MAX_RESPONSE_BYTES
-    rpm: float | None = None  # client-side limits (llm/ratelimit.py); None: from headers
-    tpm: float | None = None
-    rate_limit_wait: float = 900.0  # seconds a call may spend on 429s (not counted as retries)
-
-    def __post_init__(self) -> None:
-        if self.instructor_mode not in INSTRUCTOR_MODES:
-            choices = ", ".join(INSTRUCTOR_MODES)
-            raise ConfigError(f"unknown mode {self.instructor_mode!r}; choose one of {choices}")
-        if self.http_retries < 0 or self.reasks < 0:
-            raise ConfigError("retry counts must be 0 or more")
-        if any(v is not None and v <= 0 for v in (self.rpm, self.tpm)):
-            raise ConfigError("--rpm and --tpm must be more than 0")
-        if self.rate_limit_wait < 0:
-            raise ConfigError("--rate-limit-wait must be 0 or more")
-        if self.azure_endpoint and not self.api_version:
-            raise ConfigError("Azure OpenAI needs --api-version (or OPENAI_API_VERSION)")
-        p = self.params
-        self.max_tokens, self.temperature, self.token_param = p.budget, p.temperature, p.token_param
-
-    @property
-    def params(self) -> request_params.RequestParams:
-        return request_params.resolve(
-            self.model,
-            self.base_url,
-            self.azure_endpoint,
-            family=self.model_family,
-            token_param=self.token_param,
-            budget=self.max_tokens,
-            temperature=self.temperature,
-            reasoning_effort=self.reasoning_effort,
-        )
-
-    @property
-    def where(self) -> str:
-        """The server, as it may be printed (credentials in the URL hidden)."""
-        url = self.azure_endpoint or self.base_url
-        return public_url(url) if url else "the OpenAI API"
-
-    @property
-    def key(self) -> str:
-        if self.api_key:
-            return self.api_key
-        if self.azure_endpoint:
-            raise ConfigError("no Azure OpenAI key: set AZURE_OPENAI_API_KEY")
-        if self.base_url:
-            return PLACEHOLDER_KEY  # local OpenAI-compatible servers ignore the key
-        raise ConfigError(
-            "no API key: set OPENAI_API_KEY, give --base-url for your own server, "
-            "or use --local for the bundled local model (no key, no network)"
-        )
-
-    def public(self) -> dict[str, Any]:
-        """Settings safe to write into results (no key). The instructor mode is written
-        as ``mode`` (the ``--mode`` option), as it always was: files and readers rely on it."""
-        data = asdict(self)
-        data.pop("api_key")
-        return {("mode" if k == "instructor_mode" else k): v for k, v in data.items()}
-
-    @classmethod
-    def from_public(cls, data: dict[str, Any], **overrides: Any) -> ModelSettings:
-        """Settings from what ``public`` wrote (a manifest, an export index); keys that
-        are not settings are left out."""
-        known = {f.name for f in fields(cls)}
-        values = {("instructor_mode" if k == "mode" else k): v for k, v in data.items()}
-        return cls(**{k: v for k, v in (values | overrides).items() if k in known})
-
-
-@dataclass
-class Extraction:
-    value: BaseModel
-    stats: CallStats
-    facts: list[grounding.GroundedFact]
 
 
 class _Portal:

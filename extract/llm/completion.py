@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import ValidationFailed
-from .failures import short
+from caseextract.errors import ValidationFailed
+from caseextract.llm.failures import short
 
 
 def completion_text(completion: Any, limit: int = 4000) -> str:

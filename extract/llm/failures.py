@@ -26,10 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import openai
-from instructor.core.exceptions import IncompleteOutputException
-from pydantic import ValidationError
-
-from ..errors import (
+from caseextract.errors import (
     ExtractError,
     ModelCallError,
     NonRetryableError,
@@ -38,13 +35,14 @@ from ..errors import (
     TransientError,
     ValidationFailed,
 )
-from ..redaction import public_url, redact
-from . import params as request_params
-from .recording import MISS_CODE
+from caseextract.llm import params as request_params
+from caseextract.llm.recording import MISS_CODE
+from caseextract.redaction import public_url, redact
+from instructor.core.exceptions import IncompleteOutputException
+from pydantic import ValidationError
 
 if TYPE_CHECKING:
-    from .call import CallStats
-    from .client import ModelSettings
+    from caseextract.llm.types import CallStats, ModelSettings
 
 MAX_RETRY_AFTER = 60.0  # seconds; also the rate limiter's longest pause (transport)
 

@@ -20,10 +20,8 @@ from collections.abc import AsyncIterator
 
 import httpx2
 import openai
-
-from ..errors import NonRetryableError
-
-MAX_RESPONSE_BYTES = 20_000_000  # a full-schema answer is about 25–40 kB; 20 MB is generous
+from caseextract.errors import NonRetryableError
+from caseextract.llm.types import MAX_RESPONSE_BYTES
 
 
 class ResponseTooLarge(NonRetryableError):

@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-
-from ..errors import ConfigError, InputError
+from caseextract.errors import ConfigError, InputError
 
 DEFAULT_N_CTX = 16384
 DEFAULT_ALIAS = "gemma-3-270m"

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from ..errors import ConfigError
-from ..redaction import redact
+from caseextract.errors import ConfigError
+from caseextract.redaction import redact
 
 REASONING = "reasoning"
 CHAT = "chat"

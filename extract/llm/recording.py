@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-
-from .. import __version__
-from ..errors import CorruptRecording
-from ..redaction import redact
+from caseextract._version import __version__
+from caseextract.errors import CorruptRecording
+from caseextract.redaction import redact
 
 RECORD_MODES = ("off", "replay", "record", "cache")
 RESPONSE_HEADERS = {

@@ -16,16 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 import openai
-
-from . import failures
-from .guard import AsyncGuardedTransport
-from .ratelimit import AsyncRateLimitedTransport, RateLimiter
-from .recording import AsyncRecordingTransport, RecordingStore
+from caseextract.llm import failures
+from caseextract.llm.guard import AsyncGuardedTransport
+from caseextract.llm.ratelimit import AsyncRateLimitedTransport, RateLimiter
+from caseextract.llm.recording import AsyncRecordingTransport, RecordingStore
+from caseextract.llm.types import PLACEHOLDER_KEY
 
 if TYPE_CHECKING:
-    from .client import ModelSettings
-
-PLACEHOLDER_KEY = "no-key-needed"
+    from caseextract.llm.types import ModelSettings
 
 
 def http_stack(

@@ -30,6 +30,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from caseextract.documents import safe_filename
+from caseextract.errors import ExtractError
+from caseextract.review.session import Disagreement, ReviewSession, taken_from
+from caseextract.review.state import FactView, ReviewError, document_facts
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,11 +41,6 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-from ..documents import safe_filename
-from ..errors import ExtractError
-from .session import Disagreement, ReviewSession, taken_from
-from .state import FactView, ReviewError, document_facts
 
 STATIC = Path(__file__).resolve().parent / "static"
 _env = Environment(

@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from caseextract.documents import safe_filename
+from caseextract.errors import ConfigError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from ..documents import safe_filename
-from ..errors import ConfigError
 
 REVIEW_VERSION = 1
 ACTIONS = ("accept", "reject", "edit", "add")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from ..grounding import Aligner, GroundingStats
-from ..records import ResultRecord, fact_label
+from caseextract.grounding import Aligner, GroundingStats
+from caseextract.records import ResultRecord, fact_label
 
 _CSS = """
 body{font:14px/1.5 system-ui,sans-serif;margin:0;color:#1d2430}

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..llm.recording import read_exchanges
-from ..store import read_records
+from caseextract.llm.recording import read_exchanges
+from caseextract.store import read_records
 
 
 @dataclass

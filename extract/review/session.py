@@ -21,16 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from .. import grounding
-from ..documents import SUPPORTED, load_document
-from ..errors import ConfigError, ExtractError
-from ..pipeline import load_model
-from ..records import GroundingInfo, ResultRecord
-from ..store import csv_rows, read_records
-from .decisions import Decision, ReviewFile, ReviewLog, review_path
-from .state import (
+from caseextract import grounding
+from caseextract.documents import SUPPORTED, load_document
+from caseextract.errors import ConfigError, ExtractError
+from caseextract.records import GroundingInfo, ResultRecord
+from caseextract.review.decisions import Decision, ReviewFile, ReviewLog, review_path
+from caseextract.review.state import (
     FactView,
     ReviewError,
     check_fact,
@@ -42,6 +38,9 @@ from .state import (
     main_field,
     parse_path,
 )
+from caseextract.store import csv_rows, read_records
+from caseextract.tasks import load_model
+from pydantic import BaseModel, ValidationError
 
 MODEL_MODULES = ("caseextract.schema", "caseextract.tasks")
 

@@ -22,12 +22,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from caseextract.errors import ReviewError
+from caseextract.grounding import Aligner, GroundedFact, MatchStatus, number_mismatches
+from caseextract.records import ResultRecord, fact_label
+from caseextract.review.decisions import Decision
 from pydantic import BaseModel, ValidationError
-
-from ..errors import ReviewError
-from ..grounding import Aligner, GroundedFact, MatchStatus, number_mismatches
-from ..records import ResultRecord, fact_label
-from .decisions import Decision
 
 _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 _KNOWN = {"path", "quotes", "grounded", "number_mismatches"}

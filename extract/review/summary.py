@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from caseextract.documents import safe_filename
+from caseextract.errors import ConfigError
+from caseextract.records import ResultRecord, fact_label
+from caseextract.review.decisions import Decision, ReviewFile
+from caseextract.review.state import corrected_extraction, document_facts
+from caseextract.store import read_records
 from jinja2 import Environment, PackageLoader, select_autoescape
-
-from ..documents import safe_filename
-from ..errors import ConfigError
-from ..records import ResultRecord, fact_label
-from ..store import read_records
-from .decisions import Decision, ReviewFile
-from .state import corrected_extraction, document_facts
 
 CATEGORIES = {
     "findings": "Findings",

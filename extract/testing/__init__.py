@@ -14,10 +14,15 @@ partial and shuffled output). ``CraftedPasses`` answers each pass of a
 multi-pass extraction from one complete crafted answer.
 """
 
-from .batch_server import BatchPlan, FakeBatchServer
-from .conformance import MODELS, ConformanceServer, ModelSpec, check_strict_schema
-from .passes import CraftedPasses
-from .server import (
+from caseextract.testing.batch_server import BatchPlan, FakeBatchServer
+from caseextract.testing.conformance import (
+    MODELS,
+    ConformanceServer,
+    ModelSpec,
+    check_strict_schema,
+)
+from caseextract.testing.passes import CraftedPasses
+from caseextract.testing.server import (
     FAULT_KINDS,
     FINAL_FAULTS,
     REASK_FAULTS,

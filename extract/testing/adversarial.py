@@ -18,10 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
-from ..grounding import Aligner, FactStatus, ground
-from ..schema import (
+from caseextract.grounding import Aligner, FactStatus, ground
+from caseextract.schema import (
     AdverseEvent,
     Age,
     Article,
@@ -35,7 +33,8 @@ from ..schema import (
     Outcome,
     TimelineEvent,
 )
-from ..tasks import Procedure
+from caseextract.tasks import Procedure
+from pydantic import BaseModel
 
 SOURCE = (
     "Intradural cement leakage after vertebroplasty\n"

@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from .server import LoopbackService, Reply, _LoopbackServer
+from caseextract.testing.server import LoopbackService, Reply, _LoopbackServer
 
 DOCS_BATCH = "https://platform.openai.com/docs/guides/batch"
 DOCS_BATCH_CREATE = "https://platform.openai.com/docs/api-reference/batch/create"

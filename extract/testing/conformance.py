@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from .server import FakeOpenAIServer, Reply, crafted_text_completion, crafted_tool_completion
+from caseextract.testing.server import (
+    FakeOpenAIServer,
+    Reply,
+    crafted_text_completion,
+    crafted_tool_completion,
+)
 
 DOCS_STRICT = "https://platform.openai.com/docs/guides/structured-outputs#supported-schemas"
 DOCS_CHAT = "https://platform.openai.com/docs/api-reference/chat/create"

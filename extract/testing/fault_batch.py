@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..llm import ModelClient, ModelSettings
-from ..pipeline import Runner, default_task
-from ..store import ResultWriter
-from .server import (
+from caseextract.llm import ModelClient, ModelSettings
+from caseextract.pipeline.runner import Runner
+from caseextract.store import ResultWriter
+from caseextract.tasks import default_task
+from caseextract.testing.server import (
     FAULT_KINDS,
     FINAL_FAULTS,
     REASK_FAULTS,

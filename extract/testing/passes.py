@@ -29,9 +29,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..documents import tidy
-from ..evidence import quotes_in
-from .server import Reply, crafted_error, crafted_tool_completion
+from caseextract.documents import tidy
+from caseextract.grounding.evidence import quotes_in
+from caseextract.testing.server import Reply, crafted_error, crafted_tool_completion
 
 _REPORT = re.compile(r"<<<REPORT\n(.*)\nREPORT>>>", re.S)
 _LABEL = re.compile(r"«(.+?)»")

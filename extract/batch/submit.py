@@ -42,13 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .documents import Document, load_document, safe_filename
-from .errors import BatchError, InputError
-from .exchange import capture_requests
-from .llm import ModelSettings
-from .llm.batchapi import ENDPOINT, BatchAPI
-from .pipeline import Task
-from .store import read_records
+from caseextract.documents import Document, load_document, safe_filename
+from caseextract.errors import BatchError, InputError
+from caseextract.exchange.export import capture_requests
+from caseextract.llm import ModelSettings
+from caseextract.llm.batchapi import ENDPOINT, BatchAPI
+from caseextract.store import read_records
+from caseextract.tasks import Task
 
 STATE_FORMAT = "caseextract-batch/1"
 META_KEY = "caseextract_input"

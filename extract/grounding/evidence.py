@@ -68,10 +68,9 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, Union, get_args, get_origin
 
+from caseextract.normalize import UNIT_ALIASES, WORD_NUMBERS, numbers_in
 from pydantic import BaseModel
 from rapidfuzz import fuzz
-
-from .normalize import _UNIT_ALIASES, _WORD_NUMBERS, numbers_in
 
 MAIN_VALUE_FIELDS = (
     "name",
@@ -107,8 +106,8 @@ STOP_WORDS = frozenset((_FUNCTION_WORDS + _NEGATION_WORDS + " " + _REPORT_WORDS)
 # words that only qualify a number: they support nothing by themselves ("2 days" does not
 # state "paralysis 2 days after"); a value made of numbers and these is supported by numbers
 UNIT_WORDS = frozenset(
-    set(_UNIT_ALIASES)
-    | {w for w in _WORD_NUMBERS if len(w) > 2}
+    set(UNIT_ALIASES)
+    | {w for w in WORD_NUMBERS if len(w) > 2}
     | {"old", "later", "ago", "aged", "age", "mg", "kg", "ml", "mcg", "cm", "mm", "times"}
 )
 

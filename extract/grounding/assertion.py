@@ -21,9 +21,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 
+from caseextract.grounding.evidence import deaccent, is_content, stem, stems_match, words
 from pydantic import BaseModel
-
-from .evidence import deaccent, is_content, stem, stems_match, words
 
 NEG_WINDOW = 5
 

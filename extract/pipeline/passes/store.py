@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .documents import safe_filename
+from caseextract.documents import safe_filename
 
 
 class PassStore:

@@ -21,17 +21,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from caseextract.grounding.align import Aligner, Alignment, MatchStatus, all_occurrences, fold
+from caseextract.grounding.status import FactStatus, GroundedFact
 from pydantic import BaseModel
-
-from .grounding import (
-    Aligner,
-    Alignment,
-    FactStatus,
-    GroundedFact,
-    MatchStatus,
-    _all_occurrences,
-    fold,
-)
 
 _WORD = re.compile(r"[^\W_]+")
 MIN_FUZZY_VALUE = 20  # values this long may also match approximately (as quotes do)
@@ -68,7 +60,7 @@ def find_value(aligner: Aligner, value: str, which: str = "source") -> tuple[int
     tries = [tokens] + [tokens[k:] + tokens[:k] for k in range(1, min(len(tokens), 4))]
     for t in tries:
         needle = " ".join(t)
-        hits = _all_occurrences(text, needle)
+        hits = all_occurrences(text, needle)
         if hits:
             if which != "source":
                 return 0, 0

@@ -29,26 +29,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from . import __version__
-from .documents import Document, load_document
-from .errors import ExchangeError, StaleAnswers
-from .evidence import quotes_in
-from .exchange import (
+from caseextract._version import __version__
+from caseextract.documents import Document, load_document
+from caseextract.errors import ExchangeError, StaleAnswers
+from caseextract.exchange.export import (
     answered_fingerprint,
     capture_requests,
     file_sha256,
     read_index,
     request_fingerprint,
 )
-from .grounding import Aligner, GroundingStats, ground, stats
-from .llm import ModelSettings
-from .llm.capture import CapturedRequest
-from .llm.params import REPLAY_SETTINGS
-from .llm.recording import RecordingStore, exchange_key
-from .pipeline import default_task
-from .redaction import redact
+from caseextract.grounding import Aligner, GroundingStats, ground, stats
+from caseextract.grounding.evidence import quotes_in
+from caseextract.llm import ModelSettings
+from caseextract.llm.capture import CapturedRequest
+from caseextract.llm.params import REPLAY_SETTINGS
+from caseextract.llm.recording import RecordingStore, exchange_key
+from caseextract.redaction import redact
+from caseextract.tasks import default_task
+from pydantic import ValidationError
 
 KIND = "imported answer: not an API recording"
 USAGE_NOTE = "not measured: the answer was written outside caseextract"

@@ -7,168 +7,32 @@ which schema it runs.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import importlib
 import logging
 import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-
-from . import __version__, evidence, grounding
-from .documents import Document, document_id, load_document, safe_filename
-from .errors import ConfigError, ExtractError, OutputError
-from .llm import Extraction, ModelClient
-from .prompts import PromptSet, load_prompt_set
-from .records import (
-    RECORD_VERSION,
+from caseextract import grounding
+from caseextract.documents import document_id, load_document
+from caseextract.errors import ExtractError, OutputError
+from caseextract.llm import ModelClient
+from caseextract.pipeline.outcome import doc_info, failed_record, ok_record
+from caseextract.records import (
     DocumentInfo,
     ErrorInfo,
-    GroundingInfo,
     ResultRecord,
-    Usage,
 )
-from .redaction import redact
-from .schema import SCHEMA_VERSION, CaseReport
-from .schema_text import describe
-from .store import ResultWriter
+from caseextract.redaction import redact
+from caseextract.store import ResultWriter
+from caseextract.tasks import Task
 
 if TYPE_CHECKING:
-    from .passes import PassConfig
+    from caseextract.pipeline.passes.multipass import PassConfig
 
 log = logging.getLogger("caseextract.pipeline")
-
-
-@dataclass(frozen=True)
-class Task:
-    prompt_set: PromptSet
-    response_model: type[BaseModel]
-    schema_version: str = SCHEMA_VERSION
-    extra_instructions: str = ""
-    schema_in_prompt: bool = False  # for servers that do not show the tool to the model
-
-    def messages(self, doc: Document) -> list[dict[str, str]]:
-        extra = self.extra_instructions
-        if self.schema_in_prompt:
-            extra = "\n\n".join(x for x in (extra, describe(self.response_model)) if x)
-        return self.prompt_set.render(
-            document=fence_safe(doc.for_model),
-            document_name=safe_filename(doc.id),
-            schema_name=self.response_model.__name__,
-            extra_instructions=extra,
-        )
-
-
-FENCE_MARKERS = ("<<<REPORT", "REPORT>>>")
-
-
-def fence_safe(text: str) -> str:
-    """The document with the prompt's data-fence markers broken, so that a report
-    cannot close the fence around itself and speak as the prompt."""
-    for marker in FENCE_MARKERS:
-        text = text.replace(marker, marker.replace("<<<", "< < <").replace(">>>", "> > >"))
-    return text
-
-
-def load_model(spec: str) -> type[BaseModel]:
-    """``package.module:ClassName`` → the pydantic model class."""
-    module_name, _, attr = spec.partition(":")
-    if not attr:
-        raise ConfigError(f"schema {spec!r}: expected 'module:ClassName'")
-    try:
-        model = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"schema {spec!r}: {exc}") from None
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise ConfigError(f"schema {spec!r} is not a pydantic model")
-    return model
-
-
-def default_task(
-    prompt_set: str = "case_report", schema: str | None = None, schema_in_prompt: bool = False
-) -> Task:
-    model = load_model(schema) if schema else CaseReport
-    module = importlib.import_module(model.__module__)
-    version = getattr(module, "SCHEMA_VERSION", "custom")
-    return Task(load_prompt_set(prompt_set), model, version, schema_in_prompt=schema_in_prompt)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _base_record(task: Task, client: ModelClient, doc_info: DocumentInfo) -> ResultRecord:
-    return ResultRecord(
-        record_version=RECORD_VERSION,
-        document=doc_info,
-        model=client.settings.model,
-        mode=client.settings.instructor_mode,
-        prompt_set=task.prompt_set.name,
-        prompt_version=task.prompt_set.version,
-        schema_name=task.response_model.__name__,
-        schema_version=task.schema_version,
-        schema_in_prompt=task.schema_in_prompt,
-        caseextract_version=__version__,
-    )
-
-
-def _call_fields(record: ResultRecord, stats: dict[str, Any]) -> ResultRecord:
-    """What a model call cost, from ``CallStats.to_dict()`` (also on errors' context)."""
-    record.model_returned = stats.get("model")
-    record.attempts = stats.get("attempts", 0)
-    record.http_requests = stats.get("http_requests", 0)
-    record.http_retries = stats.get("http_retries", 0)
-    record.usage = Usage(**{k: stats.get(k, 0) or 0 for k in Usage.model_fields})
-    record.latency_s = stats.get("latency_s")
-    record.finished_at = _now()
-    return record
-
-
-def ok_record(task: Task, client: ModelClient, doc: Document, ext: Extraction) -> ResultRecord:
-    """The record of a valid answer: ``ok``, or ``empty`` (with the reason as its
-    ``error``, kind ``empty``) when it holds too few facts for the task
-    (``evidence.empty_reason``); an empty record is not done and is retried."""
-    record = _base_record(task, client, _doc_info(doc))
-    gstats = grounding.stats(ext.facts)
-    facts = sum(f.kind == "fact" for f in ext.facts)
-    empty = evidence.empty_reason(ext.value, facts)
-    record.status = "empty" if empty else "ok"
-    if empty:
-        record.error = ErrorInfo(kind="empty", message=empty)
-    record.extraction = ext.value.model_dump(mode="json")
-    record.grounding = GroundingInfo(
-        stats={**gstats.__dict__},
-        rate=None if gstats.rate is None else round(gstats.rate, 4),
-        facts=[f.to_dict() for f in ext.facts],
-    )
-    return _call_fields(record, ext.stats.to_dict())
-
-
-def failed_record(
-    task: Task, client: ModelClient, doc_info: DocumentInfo, exc: BaseException
-) -> ResultRecord:
-    record = _base_record(task, client, doc_info)
-    kind = exc.kind if isinstance(exc, ExtractError) else "internal"
-    message = redact(str(exc) or type(exc).__name__, client.settings.api_key)
-    ctx = exc.context if isinstance(exc, ExtractError) else {}
-    record.error = ErrorInfo(kind=kind, message=message)
-    record.last_completion = ctx.get("last_completion") or None
-    return _call_fields(record, ctx.get("stats", {}))
-
-
-def _doc_info(doc: Document) -> DocumentInfo:
-    return DocumentInfo(
-        id=doc.id,
-        path=str(doc.path),
-        sha256=doc.sha256,
-        chars=len(doc.text),
-        encoding=doc.encoding,
-        decode_errors=doc.decode_errors,  # bytes that were not valid UTF-8, replaced
-    )
 
 
 @dataclass
@@ -244,7 +108,7 @@ class Runner:
         info = DocumentInfo(id=doc_id, path=str(path))
         try:
             doc = await asyncio.to_thread(load_document, path, doc_id)  # PDFs parse slowly
-            info = _doc_info(doc)
+            info = doc_info(doc)
             key = (doc.id, doc.sha256)
             # the same document twice in one batch (a copy in another folder) is one
             # document, as it is on resume: extract it once
@@ -253,7 +117,7 @@ class Runner:
             self._started.add(key)
             messages = self.task.messages(doc)
             if self.passes is not None and self.passes.strategy != "single":
-                from .passes import run_passes
+                from caseextract.pipeline.passes.multipass import run_passes
 
                 return await run_passes(self, doc, messages)
             if self.preflight is not None:

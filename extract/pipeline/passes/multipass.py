@@ -37,9 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .chunks import TokenCounter, chars_per_token, chunk_ranges, estimate_tokens, halves
-from .documents import Document, safe_filename, tidy
-from .errors import (
+from caseextract.documents import Document, safe_filename, tidy
+from caseextract.errors import (
     ConfigError,
     ExtractError,
     InputError,
@@ -47,16 +46,24 @@ from .errors import (
     NonRetryableError,
     OutputTruncated,
 )
-from .grounding import Aligner
-from .llm import CallStats, Extraction
-from .merge import Merger, finish, ground, merge_all, merge_roster
-from .passstore import PassStore
-from .records import ErrorInfo, PassInfo, ResultRecord, Usage
-from .redaction import redact
-from .units import LABEL, Shape, Unit
+from caseextract.grounding import Aligner
+from caseextract.llm import CallStats, Extraction
+from caseextract.pipeline.passes.chunks import (
+    TokenCounter,
+    chars_per_token,
+    chunk_ranges,
+    estimate_tokens,
+    halves,
+)
+from caseextract.pipeline.passes.merge import Merger, finish, ground, merge_all, merge_roster
+from caseextract.pipeline.passes.store import PassStore
+from caseextract.pipeline.passes.units import LABEL, Shape, Unit
+from caseextract.records import ErrorInfo, PassInfo, ResultRecord, Usage
+from caseextract.redaction import redact
 
 if TYPE_CHECKING:
-    from .pipeline import Runner, Task
+    from caseextract.pipeline.runner import Runner
+    from caseextract.tasks import Task
 
 PASS_MODES = ("auto", "single", "multi")
 # A capable model's complete answer runs to about as many tokens as the report
@@ -171,7 +178,7 @@ class MultiPass:
         return [None] if len(ranges) == 1 else list(ranges)
 
     def messages(self, unit: Unit, roster: list[dict[str, Any]]) -> list[dict[str, str]]:
-        from .pipeline import fence_safe
+        from caseextract.tasks import fence_safe
 
         model = self.shape.unit_model(unit)
         start, end = unit.chunk or (0, len(self.doc.text))
@@ -397,7 +404,7 @@ def _wants_multi(runner: Runner, doc: Document, messages: list[dict[str, str]]) 
 
 async def run_passes(runner: Runner, doc: Document, messages: list[dict[str, str]]) -> ResultRecord:
     """The record of one document under ``runner.passes`` (auto or multi)."""
-    from .pipeline import failed_record, ok_record
+    from caseextract.pipeline.outcome import failed_record, ok_record
 
     cfg: PassConfig = runner.passes  # type: ignore[assignment]
     started = time.perf_counter()
@@ -437,6 +444,6 @@ async def run_passes(runner: Runner, doc: Document, messages: list[dict[str, str
 
 
 def _info(doc: Document) -> Any:
-    from .pipeline import _doc_info
+    from caseextract.pipeline.outcome import doc_info as _doc_info
 
     return _doc_info(doc)

@@ -40,15 +40,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .documents import Document, load_document, safe_filename
-from .errors import ExchangeError
-from .llm import ModelSettings
-from .llm.capture import Call, CapturedRequest, capture, capturing_client
-from .llm.recording import canonical
-from .passes import PassConfig
-from .pipeline import Runner, Task
-from .store import ResultWriter
+from caseextract._version import __version__
+from caseextract.documents import Document, load_document, safe_filename
+from caseextract.errors import ExchangeError
+from caseextract.llm import ModelSettings
+from caseextract.llm.capture import Call, CapturedRequest, capture, capturing_client
+from caseextract.llm.recording import canonical
+from caseextract.pipeline.passes.multipass import PassConfig
+from caseextract.pipeline.runner import Runner
+from caseextract.store import ResultWriter
+from caseextract.tasks import Task
 
 INDEX = "index.json"
 INDEX_FORMAT = "caseextract-requests/1"

@@ -17,23 +17,23 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx2
-
-from . import __version__
-from .batch import TERMINAL, BatchJob, Limits, _now, _write_atomic
-from .documents import Document, load_document
-from .errors import BatchError, ExtractError, InputError, TransientError
-from .llm import ModelClient, ModelSettings
-from .llm.batchapi import ENDPOINT, BatchAPI
-from .llm.recording import (
+from caseextract._version import __version__
+from caseextract.batch.submit import TERMINAL, BatchJob, Limits, _now, _write_atomic
+from caseextract.documents import Document, load_document
+from caseextract.errors import BatchError, ExtractError, InputError, TransientError
+from caseextract.llm import ModelClient, ModelSettings
+from caseextract.llm.batchapi import ENDPOINT, BatchAPI
+from caseextract.llm.recording import (
     TRANSIENT_STATUSES,
     RecordingStore,
     _json_body,
     exchange_key,
     response_of,
 )
-from .pipeline import Task, failed_record, ok_record
-from .records import DocumentInfo, ErrorInfo, ResultRecord
-from .store import encode_record, read_records
+from caseextract.pipeline.outcome import failed_record, ok_record
+from caseextract.records import DocumentInfo, ErrorInfo, ResultRecord
+from caseextract.store import encode_record, read_records
+from caseextract.tasks import Task
 
 PENDING = "caseextract_batch_pending"
 DIRECT_CONCURRENCY = 4

@@ -27,12 +27,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from caseextract.grounding import Aligner, GroundedFact, fold, iter_models, judge_fact
+from caseextract.records import fact_label
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 from rapidfuzz.utils import default_process
-
-from .grounding import Aligner, GroundedFact, fold, iter_models, judge_fact
-from .records import fact_label
 
 SIMILAR = 85.0
 SAME_NAME = 95.0
@@ -193,7 +192,7 @@ def finish(value: Any, path: str = "", hints: dict[str, int] | None = None) -> A
 def ground(value: BaseModel, aligner: Aligner, hints: dict[str, int]) -> list[GroundedFact]:
     """``grounding.ground`` (alignment and judgement, article values too) with each
     fact's quotes searched from its hint on: the start of the chunk it was read in."""
-    from . import metadata
+    from caseextract.grounding import values as metadata
 
     out: list[GroundedFact] = []
     for path, obj in iter_models(value):
