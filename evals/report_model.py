@@ -11,10 +11,12 @@ were. Numbers keep their JSON type (an ``int`` stays an ``int``).
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from caseextract.evals.scoring import RATE_NAMES, Counts
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 REPORT_VERSION = 1
 
@@ -25,32 +27,14 @@ class _Part(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
-class Scores(_Part):
-    """Counts and rates of one scope (``scoring.Counts.summary``)."""
-
-    tp_relaxed: int = 0
-    tp_strict: int = 0
-    fp_relaxed: int = 0
-    fp_strict: int = 0
-    fn_relaxed: int = 0
-    fn_strict: int = 0
-    gold: int = 0
-    pred: int = 0
-    pred_ungrounded: int = 0
-    pred_with_quotes: int = 0
-    cited_pairs: int = 0
-    precision: Number | None = None
-    recall: Number | None = None
-    f1: Number | None = None
-    precision_strict: Number | None = None
-    recall_strict: Number | None = None
-    f1_strict: Number | None = None
-    precision_cited: Number | None = None
-    recall_cited: Number | None = None
-    f1_cited: Number | None = None
-    omission_rate: Number | None = None
-    spurious_rate: Number | None = None
-    hallucination_rate: Number | None = None
+# One scope's counts and rates (``scoring.Counts.summary``): the count fields are
+# ``Counts``'s own, so the two cannot drift apart.
+Scores = create_model(
+    "Scores",
+    __base__=_Part,
+    **{f.name: (int, 0) for f in fields(Counts)},
+    **{name: (Number | None, None) for name in RATE_NAMES},
+)
 
 
 class Macro(_Part):

@@ -488,6 +488,22 @@ def align_units(gold: list, pred: list) -> tuple[list[tuple[int, int]], list[int
 # ---------------------------------------------------------------- metrics
 
 
+RATE_NAMES = (
+    "precision",
+    "recall",
+    "f1",
+    "precision_strict",
+    "recall_strict",
+    "f1_strict",
+    "precision_cited",
+    "recall_cited",
+    "f1_cited",
+    "omission_rate",
+    "spurious_rate",
+    "hallucination_rate",
+)
+
+
 @dataclass
 class Counts:
     tp_relaxed: int = 0
@@ -567,21 +583,9 @@ class Counts:
         pr, rr, fr = self.prf(False)
         ps, rs, fs = self.prf(True)
         pc, rc, fc = self.prf(cited=True)
-        return {
-            **self.__dict__,
-            "precision": pr,
-            "recall": rr,
-            "f1": fr,
-            "precision_strict": ps,
-            "recall_strict": rs,
-            "f1_strict": fs,
-            "precision_cited": pc,
-            "recall_cited": rc,
-            "f1_cited": fc,
-            "omission_rate": self.omission_rate,
-            "spurious_rate": self.spurious_rate,
-            "hallucination_rate": self.hallucination_rate,
-        }
+        rates = (pr, rr, fr, ps, rs, fs, pc, rc, fc)
+        rates += (self.omission_rate, self.spurious_rate, self.hallucination_rate)
+        return {**self.__dict__, **dict(zip(RATE_NAMES, rates, strict=True))}
 
 
 def family_of(entry: Entry) -> str:

@@ -14,6 +14,7 @@ counters added by later versions without breaking older readers.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 RECORD_VERSION = 1
 STATUSES = ("ok", "failed")
 LABEL_FIELDS = ("name", "description", "event", "label", "raw", "value", "title")
+
+
+def utc_now() -> str:
+    """The current time in UTC, to the second, as ISO-8601 text (every timestamp we write)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def fact_label(item: Any, fields: tuple[str, ...] = LABEL_FIELDS, negate: bool = True) -> str:

@@ -44,6 +44,7 @@ from typing import Any
 
 from caseextract.documents import file_kind
 from caseextract.errors import OutputBusy, OutputError
+from caseextract.fileio import replace_keeping_owner
 from caseextract.records import ResultRecord, fact_label
 from caseextract.redaction import redact
 from caseextract.safetext import encodable
@@ -145,19 +146,6 @@ def resolve_output(path: Path) -> Path:
         kind = file_kind(st.st_mode)
         raise OutputError(f"{path} is not a regular file ({kind}); give a file path for -o")
     return target
-
-
-def replace_keeping_owner(tmp: Path, dest: Path) -> None:
-    """Rename ``tmp`` over ``dest``, giving it ``dest``'s mode and owner first."""
-    try:
-        st = dest.stat()
-    except FileNotFoundError:
-        st = None
-    if st is not None:
-        os.chmod(tmp, stat.S_IMODE(st.st_mode))
-        with contextlib.suppress(PermissionError):  # another user's file: mode kept
-            os.chown(tmp, st.st_uid, st.st_gid)
-    os.replace(tmp, dest)
 
 
 class _Lock:

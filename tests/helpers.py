@@ -2,80 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from caseextract.llm import ModelClient, ModelSettings
-
-SEED_QUOTE_AGE = "An 87-year-old female patient"
-
-CRAFTED_SEED_ANSWER: dict[str, Any] = {
-    "article": {
-        "title": "Intradural cement leakage after vertebroplasty",
-        "evidence": ["Intradural cement leakage after vertebroplasty"],
-    },
-    "patients": [
-        {
-            "label": "Patient",
-            "age": {"raw": "87-year-old", "evidence": [SEED_QUOTE_AGE]},
-            "sex": {"value": "female", "evidence": [SEED_QUOTE_AGE]},
-            "findings": [
-                {
-                    "name": "neurologic deficit",
-                    "assertion": "absent",
-                    "evidence": ["The patient could walk with no neurologic deficit."],
-                }
-            ],
-            "interventions": [
-                {
-                    "name": "vertebroplasty",
-                    "kind": "procedure",
-                    "levels": ["L1"],
-                    "anaesthesia": "intravenous sedation",
-                    "evidence": ["Vertebroplasty for L1 was performed under intravenous sedation"],
-                },
-                {
-                    "name": "laminectomy",
-                    "kind": "surgery",
-                    "levels": ["T12 to L2"],
-                    "urgency": "emergent",
-                    "evidence": ["emergent laminectomy from T12 to L2"],
-                },
-            ],
-            "follow_up": {"raw": "2 years"},
-        }
-    ],
-}
-
-
-# crafted answer for the cement-leakage task (extract/tasks.py) on the seed report
-CRAFTED_CEMENT_ANSWER: dict[str, Any] = {
-    "age": {"raw": "87-year-old", "evidence": [SEED_QUOTE_AGE]},
-    "procedures": [
-        {
-            "name": "vertebroplasty",
-            "levels": ["L1"],
-            "evidence": ["Vertebroplasty for L1 was performed under intravenous sedation"],
-        }
-    ],
-    "leaks": [
-        {
-            "site": "epidural",
-            "levels": ["T12 to L2"],
-            "symptomatic": True,
-            "evidence": ["cement leaked into the epidural and intrathecal spaces from T12 to L2"],
-        }
-    ],
-    "consequences": [
-        {"name": "paralysis", "evidence": ["Complete paralysis of left lower extremity"]}
-    ],
-}
-
-
-def crafted_answer(**patient_changes: Any) -> dict[str, Any]:
-    answer = copy.deepcopy(CRAFTED_SEED_ANSWER)
-    answer["patients"][0].update(patient_changes)
-    return answer
+from caseextract.testing.answers import (  # noqa: F401  (re-exported for the tests)
+    CRAFTED_CEMENT_ANSWER,
+    CRAFTED_SEED_ANSWER,
+    SEED_QUOTE_AGE,
+)
+from caseextract.testing.answers import crafted_seed_answer as crafted_answer  # noqa: F401
 
 
 def client_for(base_url: str, **overrides: Any) -> ModelClient:

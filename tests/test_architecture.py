@@ -13,6 +13,10 @@ PACKAGE = ROOT / "extract"
 def _module_name(path: Path) -> str:
     if path.is_relative_to(ROOT / "evals"):
         return "caseextract.evals." + path.stem
+    if path.is_relative_to(ROOT / "prompts"):
+        return (
+            "caseextract.prompts" if path.stem == "__init__" else "caseextract.prompts." + path.stem
+        )
     rel = path.relative_to(PACKAGE).with_suffix("")
     parts = [p for p in rel.parts if p != "__init__"]
     return ".".join(["caseextract", *parts])
@@ -35,6 +39,96 @@ def _imports(path: Path) -> set[str]:
             found.add(base)
             found.update(f"{base}.{a.name}" for a in node.names)
     return found
+
+
+def _modules() -> dict[str, Path]:
+    paths = [*PACKAGE.rglob("*.py"), *(ROOT / "evals").glob("*.py"), ROOT / "prompts/__init__.py"]
+    return {_module_name(p): p for p in paths}
+
+
+def _edges(path: Path, known: dict[str, Path]) -> set[str]:
+    """The package modules ``path`` imports anywhere in it: at the top, inside functions,
+    under ``TYPE_CHECKING``; ``from package import module`` counts as the module."""
+    here = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        here = here[:-1]
+    targets = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = here[: len(here) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            for a in node.names:
+                targets.add(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base)
+    out = set()
+    for name in targets:
+        while name and name not in known:
+            name = name.rpartition(".")[0]
+        if name:
+            out.add(name)
+    out.discard(_module_name(path))
+    return out
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (as a path that returns to its start), or None."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def test_no_import_cycles_counting_lazy_and_type_checking_imports():
+    known = _modules()
+    graph = {name: _edges(path, known) for name, path in known.items()}
+    cycle = _cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_module_imports_the_package_root():
+    """The root package only re-exports (lazily); ``_version`` holds the version."""
+    for name, path in _modules().items():
+        if name == "caseextract":
+            continue
+        assert "caseextract" not in _edges(path, _modules()), name
+
+
+def test_no_import_of_another_modules_private_name():
+    known = _modules()
+    for path in [*known.values(), *(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or node.level):
+                continue
+            module = node.module or ""
+            if node.level == 0 and not module.startswith("caseextract"):
+                continue
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                is_module = f"{module}.{alias.name}" in known
+                assert not private or is_module, f"{path.name} imports {module}.{alias.name}"
 
 
 def test_every_public_name_imports():

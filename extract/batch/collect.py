@@ -18,20 +18,21 @@ from typing import IO, Any
 
 import httpx2
 from caseextract._version import __version__
-from caseextract.batch.submit import TERMINAL, BatchJob, Limits, _now, _write_atomic
+from caseextract.batch.submit import TERMINAL, BatchJob, Limits
 from caseextract.documents import Document, load_document
 from caseextract.errors import BatchError, ExtractError, InputError, TransientError
+from caseextract.fileio import write_atomic
 from caseextract.llm import ModelClient, ModelSettings
 from caseextract.llm.batchapi import ENDPOINT, BatchAPI
 from caseextract.llm.recording import (
     TRANSIENT_STATUSES,
     RecordingStore,
-    _json_body,
     exchange_key,
+    json_body,
     response_of,
 )
 from caseextract.pipeline.outcome import failed_record, ok_record
-from caseextract.records import DocumentInfo, ErrorInfo, ResultRecord
+from caseextract.records import DocumentInfo, ErrorInfo, ResultRecord, utc_now
 from caseextract.store import encode_record, read_records
 from caseextract.tasks import Task
 
@@ -47,7 +48,7 @@ class DirectAnswers(RecordingStore):
         super().__init__(folder, record_mode)
 
     def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
-        body = _json_body(request)
+        body = json_body(request)
         key = answer_key(body)
         data = self.get(key)
         if data is not None:
@@ -117,7 +118,7 @@ def _take(job: BatchJob, store: BatchAnswers, batch_id: str, item: dict[str, Any
                 "batch": batch_id,
                 "custom_id": cid,
                 "request_id": resp.get("request_id"),
-                "collected_at": _now(),
+                "collected_at": utc_now(),
                 "caseextract_version": __version__,
             },
         )
@@ -147,7 +148,7 @@ def download(job: BatchJob, api: BatchAPI, store: BatchAnswers, out: CollectResu
             if not remote.get(name):
                 continue
             raw = api.content(remote[name])
-            _write_atomic(job.folder / f"{entry['id']}.{name[:-8]}.jsonl", raw)
+            write_atomic(job.folder / f"{entry['id']}.{name[:-8]}.jsonl", raw)
             for line in raw.decode("utf-8").splitlines():
                 item = json.loads(line) if line.strip() else {}
                 cid = item.get("custom_id")

@@ -33,10 +33,8 @@ Contracts:
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +43,10 @@ from typing import Any
 from caseextract.documents import Document, load_document, safe_filename
 from caseextract.errors import BatchError, InputError
 from caseextract.exchange.export import capture_requests
+from caseextract.fileio import write_atomic
 from caseextract.llm import ModelSettings
 from caseextract.llm.batchapi import ENDPOINT, BatchAPI
+from caseextract.records import utc_now
 from caseextract.store import read_records
 from caseextract.tasks import Task
 
@@ -78,19 +78,6 @@ def custom_id(doc_id: str, sha256: str, n: int) -> str:
 
 def doc_key(doc_id: str, sha256: str) -> str:
     return f"{doc_id}@{sha256[:16]}"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -130,7 +117,7 @@ class BatchJob:
     def save(self) -> None:
         self.results.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.data, indent=1, ensure_ascii=False) + "\n"
-        _write_atomic(self.path, text.encode("utf-8"))
+        write_atomic(self.path, text.encode("utf-8"))
 
     @property
     def documents(self) -> dict[str, dict[str, Any]]:
@@ -199,7 +186,7 @@ class BatchJob:
     def _write_file(self, chunk: list[tuple[str, bytes]]) -> dict[str, Any]:
         data = b"".join(raw for _, raw in chunk)
         name = f"input-{len(self.batches) + 1:04d}.jsonl"
-        _write_atomic(self.folder / name, data)
+        write_atomic(self.folder / name, data)
         entry = {
             "file": name,
             "sha256": hashlib.sha256(data).hexdigest(),
@@ -209,7 +196,7 @@ class BatchJob:
             "id": None,
             "status": None,
             "collected": False,
-            "prepared_at": _now(),
+            "prepared_at": utc_now(),
         }
         self.batches.append(entry)
         for cid, _ in chunk:
@@ -230,7 +217,7 @@ class BatchJob:
                     entry["input_file_id"] = api.upload(entry["file"], data)
                     self.save()
                 adopted = api.create(entry["input_file_id"], {META_KEY: entry["sha256"]})
-            entry.update(id=adopted["id"], status=adopted["status"], created_at=_now())
+            entry.update(id=adopted["id"], status=adopted["status"], created_at=utc_now())
             entry["input_file_id"] = adopted.get("input_file_id") or entry["input_file_id"]
             for req in self.requests.values():
                 if req.get("batch_file") == entry["file"] and req["status"] == "in_file":
@@ -280,7 +267,7 @@ def submit(
                 "results file, or the same settings"
             )
     else:
-        job.data = {"format": STATE_FORMAT, "created_at": _now(), **ident}
+        job.data = {"format": STATE_FORMAT, "created_at": utc_now(), **ident}
     done = {r.key for r in read_records(results) if r.ok}
     out = SubmitResult()
     todo: list[Document] = []

@@ -95,7 +95,7 @@ err = Console(stderr=True)
 out = Console()
 
 
-def _setup_logging(verbose: int) -> None:
+def setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(secrets.RedactingFilter())
@@ -114,7 +114,7 @@ def _setup_logging(verbose: int) -> None:
     logging.getLogger("pypdf").setLevel(logging.ERROR if verbose < 2 else logging.NOTSET)
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
+def fail(message: str, code: int = 2) -> typer.Exit:
     # one line, however long: scripts and people grep for it
     err.print(f"[red]error:[/red] {escape(printable(secrets.redact(message)))}", soft_wrap=True)
     return typer.Exit(code)
@@ -132,9 +132,9 @@ def check_options(**values: float | None) -> None:
         if option == "--concurrency":
             option = "-j/--concurrency"
         if floor == "0" and value < 0:
-            raise _fail(f"{option} must be 0 or more, not {value:g}")
+            raise fail(f"{option} must be 0 or more, not {value:g}")
         if not floor and value <= 0:
-            raise _fail(f"{option} must be more than 0, not {value:g}")
+            raise fail(f"{option} must be more than 0, not {value:g}")
 
 
 Verbose = Annotated[

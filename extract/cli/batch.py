@@ -17,7 +17,7 @@ from caseextract.batch.submit import Limits, state_path
 from caseextract.batch.submit import cancel as cancel_batches
 from caseextract.batch.submit import status as batch_status
 from caseextract.batch.submit import submit as submit_batches
-from caseextract.cli.app import BaseUrl, Mode, Model, _fail, _setup_logging, app, err
+from caseextract.cli.app import BaseUrl, Mode, Model, app, err, fail, setup_logging
 from caseextract.cli.options import ModelOptions
 from caseextract.documents import discover
 from caseextract.errors import ExtractError
@@ -70,10 +70,10 @@ def submit(
     verbose: Verbose = 0,
 ) -> None:
     """Upload the requests `run` would send for each document and create the batch(es)."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     paths = discover(inputs)
     if not paths:
-        raise _fail("no input documents found")
+        raise fail("no input documents found")
     limits = Limits(max(1, min(max_requests, 50_000)), int(min(max_file_mb, 200.0) * 1024 * 1024))
     try:
         options = ModelOptions(model, base_url, instructor_mode, max_tokens=max_tokens)
@@ -82,7 +82,7 @@ def submit(
         api = BatchAPI(settings)
         result = submit_batches(paths, output, task, settings, prompt_set, schema, api, limits)
     except (ExtractError, OSError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     err.print(
         f"submitted {len(result.submitted)} document(s) in {len(result.batches)} batch(es); "
         f"{len(result.skipped)} already done or in a batch"
@@ -100,7 +100,7 @@ def status(output: Results = Path("results.jsonl"), base_url: BaseUrl = None) ->
     try:
         rows = batch_status(output, _api(output, base_url))
     except (ExtractError, OSError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     table = Table(title=f"batches of {output}")
     for col in ("batch", "status", "requests", "completed", "failed", "collected"):
         table.add_column(col)
@@ -131,7 +131,7 @@ def collect(
     result lines, and send re-asks and lost lines to a follow-up batch (or --direct)."""
     from caseextract.batch.submit import BatchJob
 
-    _setup_logging(verbose)
+    setup_logging(verbose)
     try:
         job = BatchJob.load(output)
         task = default_task(prompt_set or job.data["prompt_set"], job.data.get("schema"))
@@ -140,7 +140,7 @@ def collect(
         key = api.settings.api_key
         r = collect_batches(output, task, api, key, base_url, direct)
     except (ExtractError, OSError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     err.print(
         f"collected {len(r.collected)} batch(es): {r.ok} extracted, {r.failed} failed, "
         f"{r.reasks} re-ask(s), {r.resent} line(s) sent again, {r.direct} by direct call"
@@ -162,5 +162,5 @@ def cancel(output: Results = Path("results.jsonl"), base_url: BaseUrl = None) ->
     try:
         cancelled = cancel_batches(output, _api(output, base_url))
     except (ExtractError, OSError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     err.print(f"cancelling {len(cancelled)} batch(es): {', '.join(cancelled) or '-'}")

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from caseextract.cli.app import CasesDir, GoldDir, SchemaOpt, _fail, app, err, out
+from caseextract.cli.app import CasesDir, GoldDir, SchemaOpt, app, err, fail, out
 from caseextract.cli.app import fmt3 as _fmt
 from caseextract.errors import ExtractError
 from rich.markup import escape
@@ -38,12 +38,12 @@ def diff(
         check_results_task(records, task.response_model.__name__, results, gold_dir)
         golds = load_gold_set(gold_dir, task.response_model, cases)
     except (ExtractError, OSError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     cases_ = [c for c in golds if c.case_id in records]
     if case:
         cases_ = [c for c in cases_ if c.case_id in case]
     if not cases_:
-        raise _fail(f"no result in {results} has a gold case in {gold_dir}")
+        raise fail(f"no result in {results} has a gold case in {gold_dir}")
     pages = []
     for gold in cases_:
         scored = score_case(gold, records[gold.case_id], task.response_model)
@@ -110,7 +110,7 @@ def show(
     try:
         document = load_document(source)
     except ExtractError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     wanted = doc or document.id
     records = list(read_records(results))
     record = next((r for r in records if r.document.id == wanted), None)
@@ -118,7 +118,7 @@ def show(
         same = [r for r in records if r.document.sha256 == document.sha256]
         record = same[-1] if same else None
     if record is None:
-        raise _fail(f"no record for {wanted!r} in {results} (give its id with --doc)")
+        raise fail(f"no record for {wanted!r} in {results} (give its id with --doc)")
     if record.document.sha256 not in (None, document.sha256):
         err.print("[yellow]warning:[/yellow] the source differs from the one extracted")
     html.parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,7 @@ def cost(
     try:
         table_prices = load_prices(prices) if prices else {}
     except (OSError, ValueError) as exc:
-        raise _fail(f"prices: {exc}") from None
+        raise fail(f"prices: {exc}") from None
     sources = []
     if results:
         sources.append(("results", ledger_from_results(results)))
@@ -150,9 +150,9 @@ def cost(
         try:
             sources.append(("recordings", ledger_from_recordings(recordings)))
         except ExtractError as exc:  # a corrupt recording, named
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
     if not sources:
-        raise _fail("give results files and/or --recordings")
+        raise fail("give results files and/or --recordings")
     for name, rows in sources:
         table = Table(title=f"tokens from {name}")
         batched = any(r.batch_prompt_tokens or r.batch_completion_tokens for r in rows.values())

@@ -16,14 +16,14 @@ from caseextract.cli.app import (
     SchemaInPrompt,
     SchemaOpt,
     Verbose,
-    _fail,
-    _setup_logging,
     app,
     check_options,
     err,
+    fail,
     out,
     pass_config,
     passes_option,
+    setup_logging,
 )
 from caseextract.cli.app import fmt3 as _fmt
 from caseextract.cli.options import (
@@ -72,10 +72,10 @@ def eval_(
     verbose: Verbose = 0,
 ) -> None:
     """Score extractions of the gold cases; offline (replayed) by default."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     check_options(max_tokens=options.max_tokens, reasks_min0=reasks, n_ctx=n_ctx)
     if passes not in PASS_MODES:
-        raise _fail(f"--passes must be one of {', '.join(PASS_MODES)}, not {passes!r}")
+        raise fail(f"--passes must be one of {', '.join(PASS_MODES)}, not {passes!r}")
     try:
         with local_model(live and local, model_path, n_ctx) as server:
             settings = None
@@ -107,13 +107,13 @@ def eval_(
                 passes=pass_config(passes, context_window, server, False, 2),
             )
     except (ExtractError, FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     rows = None
     if baseline is not None:
         try:
             rows = rep.compare(report, load_report(baseline))
         except ValueError as exc:
-            raise _fail(f"--baseline: {exc}") from None
+            raise fail(f"--baseline: {exc}") from None
     rep.write(report, out_dir, rows)
     print_scorecard(report, rows)
     err.print(f"reports: {out_dir / 'report.json'}, {out_dir / 'scorecard.md'}")

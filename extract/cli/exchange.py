@@ -13,12 +13,12 @@ from typing import Annotated
 import typer
 from caseextract.cli.app import (
     ContextWindow,
-    _fail,
-    _setup_logging,
     app,
     err,
+    fail,
     pass_config,
     passes_option,
+    setup_logging,
 )
 from caseextract.cli.options import SHARED, ModelOptions, model_options
 from caseextract.documents import discover
@@ -59,10 +59,10 @@ def export(
     Multi-pass requests come in rounds: export (plans), answer, import; export again with
     --answers STORE (the passes each plan leads to), answer, import.
     """
-    _setup_logging(verbose)
+    setup_logging(verbose)
     paths = discover(inputs)
     if not paths:
-        raise _fail("no input documents found")
+        raise fail("no input documents found")
     try:
         # nothing is sent: no retries and no re-asks to count into the request
         settings = options.settings(timeout=120.0, http_retries=0, reasks=0)
@@ -72,7 +72,7 @@ def export(
             paths, out_dir, task, settings, prompt_set, schema, config, answers
         )
     except (ExtractError, OSError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     n = len(result.index["documents"])
     unanswered = [e for e in result.index["documents"] if not (out_dir / e["answer"]).is_file()]
     err.print(f"wrote {n} request(s), brief(s) and {out_dir / 'index.json'}")
@@ -109,15 +109,15 @@ def import_(
     verbose: Verbose = 0,
 ) -> None:
     """Turn answer files into recorded exchanges that `run` and `eval` replay."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     try:
         result = import_answers(
             folder, recordings, provenance, answered_by, model, skip_stale, write=not check
         )
     except StaleAnswers as exc:
-        raise _fail(str(exc), 1) from None
+        raise fail(str(exc), 1) from None
     except (ExtractError, OSError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     for doc_id, g in sorted(result.grounding.items()):
         facts = f"{g.facts} facts, {g.ungrounded_facts} with a quote not in the document; "
         err.print(

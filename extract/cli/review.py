@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from caseextract.cli.app import _fail, app, err
+from caseextract.cli.app import app, err, fail
 from caseextract.documents import safe_filename
 from caseextract.errors import ExtractError
 
@@ -72,13 +72,13 @@ def review(
             log_a, log_b = read_review(adjudicate[0]), read_review(adjudicate[1])
             results = results or log_a.results
             if results is None:
-                raise _fail(f"{adjudicate[0]} does not name its results file; give RESULTS")
+                raise fail(f"{adjudicate[0]} does not name its results file; give RESULTS")
             agreed, disagreements = compare(log_a, log_b)
             pair = (log_a.reviewer or adjudicate[0].name, log_b.reviewer or adjudicate[1].name)
             if name in pair:
                 err.print(f"[yellow]warning:[/yellow] you are one of the two reviewers ({name})")
         if results is None:
-            raise _fail("give a results file (or --adjudicate A.review B.review)")
+            raise fail("give a results file (or --adjudicate A.review B.review)")
         session = ReviewSession(results, name, sources, schema)
         if adjudicate is not None:
             session.base = agreed
@@ -87,7 +87,7 @@ def review(
                 f"between {pair[0]} and {pair[1]}"
             )
     except ExtractError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if export_gold or export_jsonl or export_csv:
         _export(session, export_gold, export_jsonl, export_csv)
         return
@@ -112,7 +112,7 @@ def _export(
         n for n, r in enumerate(session.records) if session.decisions(r, log) and r.extraction
     ]
     if not reviewed:
-        raise _fail(f"no decisions yet in {session.review.path}")
+        raise fail(f"no decisions yet in {session.review.path}")
     lines = []
     for n in reviewed:
         doc = session.records[n].document.id
@@ -163,5 +163,5 @@ def summarize(
             results, html, reviewed=reviewed, csv_dir=csv_dir, review_files=review_files
         )
     except ExtractError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     err.print(f"wrote {', '.join(str(p) for p in written)}")

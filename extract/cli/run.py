@@ -19,15 +19,15 @@ from caseextract.cli.app import (
     RecordMode,
     SchemaInPrompt,
     Verbose,
-    _fail,
-    _setup_logging,
     app,
     check_options,
     err,
+    fail,
     open_store,
     out,
     pass_config,
     passes_option,
+    setup_logging,
 )
 from caseextract.cli.options import (
     SHARED,
@@ -99,7 +99,7 @@ def run(
     verbose: Verbose = 0,
 ) -> None:
     """Extract one record per document into OUTPUT (JSONL; resumable)."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     check_options(
         concurrency=concurrency,
         timeout=timeout,
@@ -109,16 +109,16 @@ def run(
         n_ctx=n_ctx,
     )
     if fmt not in ("jsonl", "csv"):
-        raise _fail("--format must be jsonl or csv")
+        raise fail("--format must be jsonl or csv")
     if passes not in PASS_MODES:
-        raise _fail(f"--passes must be one of {', '.join(PASS_MODES)}, not {passes!r}")
+        raise fail(f"--passes must be one of {', '.join(PASS_MODES)}, not {passes!r}")
     if output.suffix == ".csv":
         output = output.with_suffix(".jsonl")
         fmt = "csv"
     batch = discover_batch(inputs)
     if not batch.paths:
         print_skipped(batch.skipped)
-        raise _fail("no input documents found (.txt, .md, .pdf)")
+        raise fail("no input documents found (.txt, .md, .pdf)")
     try:
         with local_model(local, model_path, n_ctx) as server:
             settings = options.settings(
@@ -146,7 +146,7 @@ def run(
                 multi,
             )
     except (ExtractError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if fmt == "csv":
         rows = write_csv(output, output.with_suffix(".csv"))
         err.print(f"wrote {rows} CSV row(s) to {output.with_suffix('.csv')}")
@@ -271,5 +271,5 @@ def schema(
     try:
         task = default_task(schema=schema)
     except ExtractError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out.print_json(json.dumps(task.response_model.model_json_schema()))

@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import hashlib
 import json
-import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -43,11 +41,13 @@ from typing import Any
 from caseextract._version import __version__
 from caseextract.documents import Document, load_document, safe_filename
 from caseextract.errors import ExchangeError
+from caseextract.fileio import write_atomic
 from caseextract.llm import ModelSettings
 from caseextract.llm.capture import Call, CapturedRequest, capture, capturing_client
 from caseextract.llm.recording import canonical
 from caseextract.pipeline.passes.multipass import PassConfig
 from caseextract.pipeline.runner import Runner
+from caseextract.records import utc_now
 from caseextract.store import ResultWriter
 from caseextract.tasks import Task
 
@@ -229,9 +229,7 @@ def read_index(folder: Path) -> dict[str, Any]:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text, fsync=False)
 
 
 @dataclass
@@ -318,7 +316,7 @@ def _index(
         instruction = " ".join(answer_instruction("<doc>.answer.json", answer_schema(first)[0]))
     return {
         "format": INDEX_FORMAT,
-        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "exported_at": utc_now(),
         "caseextract_version": __version__,
         "prompt_set": prompt_set_arg,
         "prompt_version": task.prompt_set.version,

@@ -262,7 +262,7 @@ class ModelClient:
             facts = grounding.ground(value, aligner.text, aligner) if aligner else []
         return Extraction(value, call.stats, facts)
 
-    def _fail(self, exc: BaseException, stats: CallStats, started: float) -> ExtractError:
+    def fail(self, exc: BaseException, stats: CallStats, started: float) -> ExtractError:
         stats.latency_s = round(time.perf_counter() - started, 4)
         cause = exc
         if isinstance(exc, InstructorRetryException) and exc.__cause__ is not None:
@@ -294,7 +294,7 @@ class ModelClient:
                 max_retries=self.settings.reasks,
             )
         except Exception as exc:
-            raise self._fail(exc, call.stats, started) from None
+            raise self.fail(exc, call.stats, started) from None
         finally:
             ACTIVE.reset(token)
         return await asyncio.to_thread(self._finish, value, response_model, call, started)

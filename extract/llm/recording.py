@@ -18,10 +18,8 @@ forward and store), ``cache`` (replay when present, else forward and store),
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +29,8 @@ from typing import Any
 import httpx2
 from caseextract._version import __version__
 from caseextract.errors import CorruptRecording
+from caseextract.fileio import write_atomic
+from caseextract.records import utc_now
 from caseextract.redaction import redact
 
 RECORD_MODES = ("off", "replay", "record", "cache")
@@ -245,7 +245,7 @@ class RecordingStore:
             or {
                 "model": served_model,
                 "server": host,
-                "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "recorded_at": utc_now(),
                 "caseextract_version": __version__,
             },
             "parts": request_parts(request.get("body")),
@@ -255,10 +255,8 @@ class RecordingStore:
         path = self._path_for(key)
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
             text = redact(json.dumps(data, indent=1, ensure_ascii=False))  # an echoed key
-            tmp.write_text(text + "\n", encoding="utf-8")
-            os.replace(tmp, path)
+            write_atomic(path, text + "\n", fsync=False)
             self._load_index()[path.stem] = path
             self.recorded += 1
         return path
@@ -288,7 +286,7 @@ class RecordingStore:
     # -- the transport logic --------------------------------------------------------
 
     def lookup(self, request: httpx2.Request) -> tuple[str, Any, httpx2.Response | None]:
-        body = _json_body(request)
+        body = json_body(request)
         key = exchange_key(request.method, request.url.path, body)
         if self.record_mode in ("replay", "cache"):
             data = self.get(key)
@@ -335,7 +333,7 @@ class RecordingStore:
         )
 
 
-def _json_body(request: httpx2.Request) -> Any:
+def json_body(request: httpx2.Request) -> Any:
     raw = request.read()
     if not raw:
         return None

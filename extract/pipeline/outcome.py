@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from caseextract._version import __version__
@@ -19,13 +18,10 @@ from caseextract.records import (
     GroundingInfo,
     ResultRecord,
     Usage,
+    utc_now,
 )
 from caseextract.redaction import redact
 from caseextract.tasks import Task
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _base_record(task: Task, client: ModelClient, doc_info: DocumentInfo) -> ResultRecord:
@@ -51,7 +47,7 @@ def _call_fields(record: ResultRecord, stats: dict[str, Any]) -> ResultRecord:
     record.http_retries = stats.get("http_retries", 0)
     record.usage = Usage(**{k: stats.get(k, 0) or 0 for k in Usage.model_fields})
     record.latency_s = stats.get("latency_s")
-    record.finished_at = _now()
+    record.finished_at = utc_now()
     return record
 
 

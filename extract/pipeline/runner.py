@@ -13,13 +13,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from caseextract import grounding
 from caseextract.documents import document_id, load_document
 from caseextract.errors import ExtractError, OutputError
 from caseextract.llm import ModelClient
 from caseextract.pipeline.outcome import doc_info, failed_record, ok_record
+from caseextract.pipeline.passes.multipass import PassConfig, run_passes
 from caseextract.records import (
     DocumentInfo,
     ErrorInfo,
@@ -28,9 +28,6 @@ from caseextract.records import (
 from caseextract.redaction import redact
 from caseextract.store import ResultWriter
 from caseextract.tasks import Task
-
-if TYPE_CHECKING:
-    from caseextract.pipeline.passes.multipass import PassConfig
 
 log = logging.getLogger("caseextract.pipeline")
 
@@ -117,8 +114,6 @@ class Runner:
             self._started.add(key)
             messages = self.task.messages(doc)
             if self.passes is not None and self.passes.strategy != "single":
-                from caseextract.pipeline.passes.multipass import run_passes
-
                 return await run_passes(self, doc, messages)
             if self.preflight is not None:
                 await asyncio.to_thread(self.preflight, messages)

@@ -18,7 +18,6 @@ Contracts:
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import json
 import os
@@ -32,6 +31,7 @@ from typing import Any, Literal
 
 from caseextract.documents import safe_filename
 from caseextract.errors import ConfigError
+from caseextract.records import utc_now
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 REVIEW_VERSION = 1
@@ -46,10 +46,6 @@ def review_path(results: Path, reviewer: str) -> Path:
     return results.with_name(f"{results.stem}.{safe_filename(reviewer)}.review")
 
 
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
 class Decision(BaseModel):
     """One reviewer's decision on one fact of one document."""
 
@@ -58,7 +54,7 @@ class Decision(BaseModel):
     kind: Literal["decision"] = "decision"
     id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
     reviewer: str
-    at: str = Field(default_factory=now)
+    at: str = Field(default_factory=utc_now)
     document: str
     sha256: str | None = None
     record: str | None = None  # fingerprint of the extraction decided on (session.fingerprint)
@@ -159,7 +155,7 @@ class ReviewFile:
             "review_version": REVIEW_VERSION,
             "results": results,
             "reviewer": self.reviewer,
-            "created": now(),
+            "created": utc_now(),
         }
         return (json.dumps(head, ensure_ascii=False) + "\n").encode("utf-8")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 
 from caseextract.documents import safe_filename
 from caseextract.errors import ConfigError
+from caseextract.fileio import write_atomic
 from caseextract.records import ResultRecord, fact_label
 from caseextract.review.decisions import Decision, ReviewFile
 from caseextract.review.state import corrected_extraction, document_facts
@@ -264,12 +264,11 @@ def write_tables(s: Summary, folder: Path) -> list[Path]:
     for name, rows in tables(s).items():
         path = folder / f"{name}.csv"
         columns = list(dict.fromkeys(k for row in rows for k in row)) or ["empty"]
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(path, buffer.getvalue())
         written.append(path)
     return written
 

@@ -11,9 +11,16 @@ malformed, invalid or truncated answers and refusals from a seed.
 same error bodies, citing the documentation rule by rule. ``FakeBatchServer`` is
 a crafted Batch API (files and batches, the documented states, per-line errors,
 partial and shuffled output). ``CraftedPasses`` answers each pass of a
-multi-pass extraction from one complete crafted answer.
+multi-pass extraction from one complete crafted answer. ``CRAFTED_SEED_ANSWER`` is a
+hand-written answer for the seed report, every quote copied from it.
 """
 
+from caseextract.testing.answers import (
+    CRAFTED_CEMENT_ANSWER,
+    CRAFTED_SEED_ANSWER,
+    SEED_QUOTE_AGE,
+    crafted_seed_answer,
+)
 from caseextract.testing.batch_server import BatchPlan, FakeBatchServer
 from caseextract.testing.conformance import (
     MODELS,
@@ -39,6 +46,10 @@ from caseextract.testing.server import (
 )
 
 __all__ = [
+    "CRAFTED_CEMENT_ANSWER",
+    "CRAFTED_SEED_ANSWER",
+    "SEED_QUOTE_AGE",
+    "crafted_seed_answer",
     "MODELS",
     "ConformanceServer",
     "ModelSpec",

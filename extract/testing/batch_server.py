@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from caseextract.testing.server import LoopbackService, Reply, _LoopbackServer
+from caseextract.testing.server import LoopbackHTTPServer, LoopbackService, Reply
 
 DOCS_BATCH = "https://platform.openai.com/docs/guides/batch"
 DOCS_BATCH_CREATE = "https://platform.openai.com/docs/api-reference/batch/create"
@@ -108,7 +108,7 @@ class FakeBatchServer(LoopbackService):
         self.lines_answered = 0  # every line a responder answered: what was paid for
         self._n = 0
         self._lock = threading.RLock()
-        self._server: _LoopbackServer | None = None
+        self._server: LoopbackHTTPServer | None = None
 
     # -- ids and state -----------------------------------------------------------
 

@@ -19,6 +19,7 @@ the retry limits and the timeout, and the server stops when it ends.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from caseextract.llm import ModelClient, ModelSettings
 from caseextract.pipeline.runner import Runner
 from caseextract.store import ResultWriter
 from caseextract.tasks import default_task
+from caseextract.testing.answers import CRAFTED_SEED_ANSWER
 from caseextract.testing.server import (
     FAULT_KINDS,
     FINAL_FAULTS,
@@ -56,35 +58,17 @@ Vertebroplasty for L1 was performed under intravenous sedation.
 The patient could walk with no neurologic deficit.
 """
 
-CRAFTED_ANSWER: dict[str, Any] = {
-    "article": {
-        "title": "Intradural cement leakage after vertebroplasty",
-        "evidence": ["Intradural cement leakage after vertebroplasty"],
-    },
-    "patients": [
-        {
-            "label": "Patient",
-            "age": {"raw": "87-year-old", "evidence": ["An 87-year-old female patient"]},
-            "sex": {"value": "female", "evidence": ["An 87-year-old female patient"]},
-            "findings": [
-                {
-                    "name": "neurologic deficit",
-                    "assertion": "absent",
-                    "evidence": ["The patient could walk with no neurologic deficit."],
-                }
-            ],
-            "interventions": [
-                {
-                    "name": "vertebroplasty",
-                    "kind": "procedure",
-                    "levels": ["L1"],
-                    "anaesthesia": "intravenous sedation",
-                    "evidence": ["Vertebroplasty for L1 was performed under intravenous sedation"],
-                }
-            ],
-        }
-    ],
-}
+
+def _short_seed_answer() -> dict[str, Any]:
+    """The seed's crafted answer cut to what ``DOC_TEMPLATE`` states (one procedure)."""
+    answer = copy.deepcopy(CRAFTED_SEED_ANSWER)
+    patient = answer["patients"][0]
+    patient["interventions"] = patient["interventions"][:1]
+    patient.pop("follow_up", None)
+    return answer
+
+
+CRAFTED_ANSWER: dict[str, Any] = _short_seed_answer()
 
 
 def document_key(payload: dict[str, Any]) -> str:

@@ -247,7 +247,7 @@ class FaultSchedule:
             return Counter(s.kind for s in self.served)
 
 
-class _LoopbackServer(ThreadingHTTPServer):
+class LoopbackHTTPServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError):
             return  # the client went away (killed, timed out, cancelled): expected here
@@ -264,7 +264,7 @@ class LoopbackService(ABC):
         """Bind, serve in a thread (``_serve``) and return the running server."""
 
     def _serve(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> Self:
-        self._server = _LoopbackServer(("127.0.0.1", port), handler)
+        self._server = LoopbackHTTPServer(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

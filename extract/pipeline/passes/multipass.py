@@ -33,9 +33,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from caseextract.documents import Document, safe_filename, tidy
 from caseextract.errors import (
@@ -48,6 +49,7 @@ from caseextract.errors import (
 )
 from caseextract.grounding import Aligner
 from caseextract.llm import CallStats, Extraction
+from caseextract.pipeline.outcome import doc_info, failed_record, ok_record
 from caseextract.pipeline.passes.chunks import (
     TokenCounter,
     chars_per_token,
@@ -60,10 +62,22 @@ from caseextract.pipeline.passes.store import PassStore
 from caseextract.pipeline.passes.units import LABEL, Shape, Unit
 from caseextract.records import ErrorInfo, PassInfo, ResultRecord, Usage
 from caseextract.redaction import redact
+from caseextract.tasks import Task, fence_safe
 
 if TYPE_CHECKING:
-    from caseextract.pipeline.runner import Runner
-    from caseextract.tasks import Task
+    from caseextract.llm.client import ModelClient
+    from caseextract.store import ResultWriter
+
+
+class Runner(Protocol):
+    """What the passes need of the runner that calls them (``pipeline.runner.Runner``)."""
+
+    task: Task
+    client: ModelClient
+    writer: ResultWriter
+    passes: PassConfig | None
+    preflight: Callable[[list[dict[str, str]]], None] | None
+
 
 PASS_MODES = ("auto", "single", "multi")
 # A capable model's complete answer runs to about as many tokens as the report
@@ -178,7 +192,6 @@ class MultiPass:
         return [None] if len(ranges) == 1 else list(ranges)
 
     def messages(self, unit: Unit, roster: list[dict[str, Any]]) -> list[dict[str, str]]:
-        from caseextract.tasks import fence_safe
 
         model = self.shape.unit_model(unit)
         start, end = unit.chunk or (0, len(self.doc.text))
@@ -404,7 +417,6 @@ def _wants_multi(runner: Runner, doc: Document, messages: list[dict[str, str]]) 
 
 async def run_passes(runner: Runner, doc: Document, messages: list[dict[str, str]]) -> ResultRecord:
     """The record of one document under ``runner.passes`` (auto or multi)."""
-    from caseextract.pipeline.outcome import failed_record, ok_record
 
     cfg: PassConfig = runner.passes  # type: ignore[assignment]
     started = time.perf_counter()
@@ -444,6 +456,5 @@ async def run_passes(runner: Runner, doc: Document, messages: list[dict[str, str
 
 
 def _info(doc: Document) -> Any:
-    from caseextract.pipeline.outcome import doc_info as _doc_info
 
-    return _doc_info(doc)
+    return doc_info(doc)

@@ -15,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from caseextract.documents import safe_filename
+from caseextract.fileio import write_atomic
 
 
 class PassStore:
@@ -65,6 +65,4 @@ class PassStore:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"unit": unit_key, **data}, ensure_ascii=False), "utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({"unit": unit_key, **data}, ensure_ascii=False))
