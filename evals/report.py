@@ -22,6 +22,19 @@ FIGURES = (
 )
 
 
+def entity_lines(report: EvalReport) -> list[str]:
+    """The corpus-annotation check, when the cases have annotations (evals.entities)."""
+    er = report.entity_recall
+    if not er:
+        return []
+    return [
+        f"Corpus entity recall ({er['entities']} conditions and findings annotated by the "
+        f"corpus's authors in {er['cases']} cases, found by span overlap with the quotes): "
+        f"records {_f(er['record'])}, gold labels {_f(er['gold'])}",
+        "",
+    ]
+
+
 def _f(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
@@ -136,6 +149,7 @@ def markdown(report: EvalReport, baseline_rows: list[BaselineRow] | None = None)
         "",
         f"Grounding: {report.grounding.get('summary', '–')}",
         "",
+        *entity_lines(report),
         "| case | status | gold items | predicted | F1 | F1 cited | F1 strict | note |",
         "|---|---|---|---|---|---|---|---|",
     ]

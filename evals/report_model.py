@@ -88,6 +88,8 @@ class EvalReport(_Part):
     macro: Macro = Field(default_factory=Macro)
     grounding_rate: Number | None = None
     grounding: dict[str, Any] = Field(default_factory=dict)
+    # conditions and findings of the corpus's own annotations covered by quotes (evals.entities)
+    entity_recall: dict[str, Any] | None = None
     families: dict[str, Scores] = Field(default_factory=dict)
     per_case: list[CaseScores] = Field(default_factory=list)
     baseline: list[BaselineRow] | None = None  # rows against --baseline, when given

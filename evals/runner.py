@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from caseextract._version import __version__
+from caseextract.evals.entities import EntityRecall, load_entities, quote_spans, recall
 from caseextract.evals.gold import (
     DEFAULT_SCHEMA,
     FIXTURES,
@@ -28,7 +29,7 @@ from caseextract.evals.gold import (
 )
 from caseextract.evals.report_model import REPORT_VERSION, EvalReport
 from caseextract.evals.scoring import Counts, Entry, Scorer, count
-from caseextract.grounding import GroundingStats
+from caseextract.grounding import GroundingStats, ground
 from caseextract.llm import ModelClient, ModelSettings
 from caseextract.llm.params import REPLAY_SETTINGS
 from caseextract.llm.recording import RecordingStore
@@ -128,6 +129,8 @@ class CaseResult:
     grounding_rate: float | None = None
     usage: dict[str, int] = field(default_factory=dict)
     grounding: dict[str, int] = field(default_factory=dict)  # GroundingStats of the record
+    # corpus annotations (conditions, findings) covered by the record's / the gold's quotes
+    entity_recall: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +140,7 @@ class CaseResult:
             "grounding_rate": self.grounding_rate,
             "grounding": self.grounding,
             "usage": self.usage,
+            **({"entity_recall": self.entity_recall} if self.entity_recall else {}),
             "totals": self.counts.summary(),
             "families": {k: v.summary() for k, v in sorted(self.families.items())},
             "entries": [e.to_dict() for e in self.entries],
@@ -164,6 +168,13 @@ def score_case(gold: GoldCase, record: ResultRecord | None, model: type[BaseMode
                 error = f"the extraction does not fit {model.__name__}: {n} error(s)"
     entries = Scorer(gold.text).score(gold.extraction, pred)
     total, families = count(entries)
+    entity_recall = None
+    entities = load_entities(gold.source_path)
+    if entities is not None:
+        facts = record.grounding.facts if record and record.grounding else []
+        found = recall(entities, quote_spans(facts)) if pred is not None else EntityRecall(0, 0)
+        in_gold = recall(entities, quote_spans(ground(gold.extraction, gold.text)))
+        entity_recall = {"total": len(entities), "found": found.found, "gold": in_gold.found}
     return CaseResult(
         gold.case_id,
         status,
@@ -174,6 +185,7 @@ def score_case(gold: GoldCase, record: ResultRecord | None, model: type[BaseMode
         grounding_rate=record.grounding.rate if record and record.grounding else None,
         usage=record.usage.model_dump() if record else {},
         grounding=(record.grounding.stats if record and record.grounding else {}),
+        entity_recall=entity_recall,
     )
 
 
@@ -273,6 +285,17 @@ def build_report(scored: list[CaseResult], task: Task, info: dict[str, Any]) -> 
     for c in scored:
         if c.grounding:
             pooled.add(GroundingStats.from_dict(c.grounding))
+    annotated = [c.entity_recall for c in scored if c.entity_recall]
+    entities = sum(e["total"] for e in annotated)
+    entity_recall = None
+    if entities:
+        found, in_gold = sum(e["found"] for e in annotated), sum(e["gold"] for e in annotated)
+        entity_recall = {
+            "cases": len(annotated),
+            "entities": entities,
+            "record": round(found / entities, 4),
+            "gold": round(in_gold / entities, 4),
+        }
     return EvalReport.model_validate({
         "report_version": REPORT_VERSION,
         "info": info,
@@ -290,6 +313,7 @@ def build_report(scored: list[CaseResult], task: Task, info: dict[str, Any]) -> 
         # every fact and article value of every case, pooled (GroundingStats)
         "grounding_rate": pooled.rate,
         "grounding": {**asdict(pooled), "summary": pooled.describe()},
+        **({"entity_recall": entity_recall} if entity_recall else {}),
         "families": {k: v.summary() for k, v in sorted(families.items())},
         "per_case": [c.to_dict() for c in scored],
     })  # fmt: skip

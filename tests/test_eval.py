@@ -3,10 +3,13 @@
 import json
 import shutil
 
+import pytest
 from caseextract.cli import app
 from caseextract.evals.gold import FIXTURES, load_gold_set
 from caseextract.testing import FakeOpenAIServer, Reply, crafted_tool_completion
 from typer.testing import CliRunner
+
+from conftest import ROOT
 
 runner = CliRunner()
 CASES = [
@@ -220,3 +223,34 @@ def test_held_out_gold_is_valid_grounded_and_was_labelled_twice():
     total, _, cases = agreement(FIXTURES / "gold-heldout-a", FIXTURES / "gold-heldout-b")
     assert len(cases) == 7  # labelled twice, before reconciliation (README: 0.94 / 0.91)
     assert abs(total.prf()[2] - 0.94) < 0.01 and abs(total.prf(True)[2] - 0.91) < 0.01
+
+
+SCORECARDS = json.loads((FIXTURES / "scorecards.json").read_text(encoding="utf-8"))
+
+
+def test_the_current_prompt_has_tune_and_held_out_scorecards():
+    """A prompt change lands with fresh reference answers scored on both splits."""
+    from caseextract.prompts import load_prompt_set
+
+    version = load_prompt_set("case_report").version
+    recorded = SCORECARDS["case_report"].get(version)
+    assert recorded, f"prompt version {version} has no scorecard in fixtures/scorecards.json"
+    assert {"tune", "heldout"} <= set(recorded)
+    assert recorded["heldout"]["cases"] >= 10
+
+
+@pytest.mark.parametrize("split", ["tune", "heldout"])
+def test_each_split_replays_to_its_recorded_scorecard(tmp_path, split):
+    from caseextract.prompts import load_prompt_set
+
+    recorded = SCORECARDS["case_report"][load_prompt_set("case_report").version][split]
+    args = ["eval", "--gold", str(ROOT / recorded["gold"])]
+    args += ["--recordings", str(ROOT / recorded["recordings"]), "--out", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["cases"] == report["extracted"] == recorded["cases"]
+    for key in ("f1", "f1_cited", "f1_strict", "precision", "recall"):
+        assert abs(report["micro"][key] - recorded[key]) < 0.001, key
+    assert abs(report["entity_recall"]["record"] - recorded["entity_recall"]["record"]) < 0.001
+    assert abs(report["entity_recall"]["gold"] - recorded["entity_recall"]["gold"]) < 0.001

@@ -156,6 +156,9 @@ def print_scorecard(report: EvalReport, rows: list[BaselineRow] | None) -> None:
     )
     if grounding := report.grounding.get("summary"):
         out.print(escape(f"grounding: {grounding}"))
+    for line in rep.entity_lines(report):
+        if line:
+            out.print(escape(line))
     for case in report.per_case:
         if case.status != "ok":
             out.print(escape(f"  {case.case_id}: {case.status} — {case.error}"))
