@@ -1,7 +1,7 @@
 """Shared pieces of the benchmarks: fixtures, the machine, a fake server in its own process.
 
 Every server here listens on 127.0.0.1 only, answers with *crafted* completions
-(built by ``extract.fake_server`` from a hand-labelled gold record, never a model's
+(built by ``caseextract.testing.server`` from a hand-labelled gold record, never a model's
 output) and stops by itself after ``SERVER_LIFETIME_S`` whatever the parent does.
 """
 

@@ -9,12 +9,12 @@ Quotes are drawn from the article itself (seeded, reproducible), 50 of each kind
 * ``fabricated``  half: a sentence of this article with its words shuffled; half:
                   a sentence of another report (ada-00), absent from this one.
 
-Each quote is aligned with ``extract.grounding.Aligner`` (one aligner for the
+Each quote is aligned with ``caseextract.grounding.Aligner`` (one aligner for the
 document, as the pipeline builds per model call). Times are per quote by kind,
 plus the one-off folding of the document, against the time a model needs to
 write an extraction of this article (from its gold label's size).
 
-Then the judging rules of ``extract.evidence`` (informative quotes, support of
+Then the judging rules of ``caseextract.grounding.evidence`` (informative quotes, support of
 each fact's main value, the assertion check, article values in the source):
 
 * accuracy: the false-accept and false-reject rates on the crafted adversarial

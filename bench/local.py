@@ -1,6 +1,6 @@
 """The bundled local model on this machine: seconds per document and tokens per second.
 
-Starts llama.cpp's server (``extract.local.LocalServer``, the bundled Gemma 3
+Starts llama.cpp's server (``caseextract.llm.local.LocalServer``, the bundled Gemma 3
 270M unless ``--model-path`` is given) on 127.0.0.1 and sends the seed report
 through the real pipeline path (openai + instructor, tool calling) twice per
 task: the small cement-leakage task and the full case-report schema (cut at

@@ -115,9 +115,9 @@ async def pipeline_arm(base_url: str, paths: list[Path], out: Path, prewrap: boo
 # (label, file suffix, function name): inclusive CPU time of each stage. In
 # coroutines cProfile counts only the time a frame runs, not the time it awaits.
 STAGES = [
-    ("whole document (Runner.process + write)", "extract/pipeline.py", "process"),
+    ("whole document (Runner.process + write)", "extract/pipeline/runner.py", "process"),
     ("  read the document", "extract/documents.py", "load_document"),
-    ("  render the prompt", "extract/prompts.py", "render"),
+    ("  render the prompt", "prompts/__init__.py", "render"),
     (
         "  instructor: build request (schema)",
         "instructor/v2/providers/openai/handlers.py",
@@ -138,10 +138,10 @@ STAGES = [
     ),
     ("    grounding inside validation", "extract/llm/call.py", "_check"),
     ("  _finish (record; reuses the validator's facts)", "extract/llm/client.py", "_finish"),
-    ("  grounding.ground (all calls)", "extract/grounding.py", "ground"),
-    ("    grounding.number_mismatches", "extract/grounding.py", "number_mismatches"),
-    ("    Aligner.align", "extract/grounding.py", "align"),
-    ("  build the record (ok_record)", "extract/pipeline.py", "ok_record"),
+    ("  grounding.ground (all calls)", "extract/grounding/facts.py", "ground"),
+    ("    grounding.number_mismatches", "extract/grounding/facts.py", "number_mismatches"),
+    ("    Aligner.align", "extract/grounding/align.py", "align"),
+    ("  build the record (ok_record)", "extract/pipeline/outcome.py", "ok_record"),
     ("  JSONL write (ResultWriter.write)", "extract/store.py", "write"),
 ]
 
@@ -150,7 +150,7 @@ def _bucket(key: tuple[str, int, str]) -> str:
     filename, _, name = key
     f = filename.replace("\\", "/")
     for marker, label in (
-        ("/extract/grounding.py", "caseextract grounding"),
+        ("/extract/grounding/", "caseextract grounding"),
         ("/extract/normalize.py", "caseextract grounding"),
         ("/extract/", "caseextract other"),
         ("/instructor/", "instructor"),

@@ -12,6 +12,11 @@ per-case spread between the sets, and the reader-vs-reader agreement beside the
 two human labellings' agreement on the same kind of reports.
 
     .venv/bin/python bench/reader_variance.py [STORE_A STORE_B]
+    .venv/bin/python bench/reader_variance.py --heldout
+
+``--heldout`` does the same on the held-out split: the held-out reports both
+held-out stores answered (``fixtures/heldout-recordings/reference-claude`` and
+``-b``), against ``fixtures/gold-heldout``.
 """
 
 from __future__ import annotations
@@ -25,9 +30,29 @@ from _common import ROOT, print_header, replayed_eval, table
 
 A = ROOT / "fixtures" / "recordings" / "reference-claude"
 B = ROOT / "fixtures" / "recordings" / "reference-claude-b"
+HELD_OUT = ROOT / "fixtures" / "heldout-recordings"
 
 
-def reader_agreement(results_a: Path, results_b: Path) -> tuple[object, list[float]]:
+def answered(store: Path) -> set[str]:
+    import json
+
+    manifest = json.loads((store / "manifest.json").read_text(encoding="utf-8"))
+    return set(manifest.get("answers") or {})
+
+
+def gold_of(cases: set[str], folder: Path) -> Path:
+    """A gold folder holding only ``cases`` (their sources stay in fixtures/cases)."""
+    import shutil
+
+    folder.mkdir(parents=True)
+    for case in cases:
+        shutil.copy(ROOT / "fixtures" / "gold-heldout" / f"{case}.json", folder)
+    return folder
+
+
+def reader_agreement(
+    results_a: Path, results_b: Path, gold: Path | None = None
+) -> tuple[object, list[float]]:
     """Reader B's records scored against reader A's, case by case, on the case texts."""
     from caseextract.evals.gold import load_gold_set
     from caseextract.evals.scoring import Counts, Scorer, count
@@ -37,7 +62,7 @@ def reader_agreement(results_a: Path, results_b: Path) -> tuple[object, list[flo
     a = {r.document.id: r for r in read_records(results_a)}
     b = {r.document.id: r for r in read_records(results_b)}
     total, per_case = Counts(), []
-    for case in load_gold_set():
+    for case in load_gold_set(gold, cases_dir=ROOT / "fixtures" / "cases" if gold else None):
         ra, rb = a.get(case.case_id), b.get(case.case_id)
         if not (ra and rb and ra.extraction and rb.extraction):
             continue
@@ -50,14 +75,24 @@ def reader_agreement(results_a: Path, results_b: Path) -> tuple[object, list[flo
 
 
 def main(argv: list[str]) -> None:
-    store_a = Path(argv[0]) if argv else A
-    store_b = Path(argv[1]) if len(argv) > 1 else B
-    print_header("reader variance: two reference answer sets for the same requests")
+    heldout = "--heldout" in argv
+    argv = [a for a in argv if a != "--heldout"]
+    store_a = Path(argv[0]) if argv else (HELD_OUT / "reference-claude" if heldout else A)
+    store_b = (
+        Path(argv[1]) if len(argv) > 1 else (HELD_OUT / "reference-claude-b" if heldout else B)
+    )
+    split = "held-out" if heldout else "tune"
+    print_header(f"reader variance ({split}): two reference answer sets for the same requests")
     with tempfile.TemporaryDirectory() as tmp:
-        ra = replayed_eval(store_a, Path(tmp) / "a")
-        rb = replayed_eval(store_b, Path(tmp) / "b")
+        options: list[str] = []
+        gold = None
+        if heldout:
+            gold = gold_of(answered(store_a) & answered(store_b), Path(tmp) / "gold")
+            options = ["--gold", str(gold), "--cases", str(ROOT / "fixtures" / "cases")]
+        ra = replayed_eval(store_a, Path(tmp) / "a", *options)
+        rb = replayed_eval(store_b, Path(tmp) / "b", *options)
         agree, per_case = reader_agreement(Path(tmp) / "a" / "results.jsonl",
-                                           Path(tmp) / "b" / "results.jsonl")  # fmt: skip
+                                           Path(tmp) / "b" / "results.jsonl", gold)  # fmt: skip
     rows = []
     for name, r in (("set A", ra), ("set B", rb)):
         m = r["micro"]

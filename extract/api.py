@@ -64,16 +64,18 @@ def extract(
 ) -> ResultRecord:
     """Extract one report: a path (text, HTML text or PDF) or the report's text itself.
 
-    ``model``, ``base_url`` and ``api_key`` (default: ``OPENAI_API_KEY``) say where to
-    ask; ``schema`` is a response model class or ``"module:Class"`` with its
-    ``prompt_set``; ``recordings`` replays (or, with ``record_mode``, records) the
-    exchanges in a folder, as ``--recordings`` does. Other keywords are
-    ``ModelSettings`` fields (``reasks``, ``instructor_mode``, ``reasoning_effort`` …).
+    ``model``, ``base_url`` and ``api_key`` say where to ask; they default, as on the
+    command line, to ``CASEEXTRACT_MODEL``, ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``.
+    ``schema`` is a response model class or ``"module:Class"``, with its ``prompt_set``;
+    ``recordings`` replays (or, with ``record_mode``, records) the exchanges in a
+    folder, as ``--recordings`` does. Other keywords are ``ModelSettings`` fields
+    (``reasks``, ``instructor_mode``, ``reasoning_effort`` …).
     """
     doc = _document(source)
     task = _task(schema, prompt_set)
-    if api_key is None:
-        api_key = os.environ.get("OPENAI_API_KEY") or None
+    api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
+    base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+    model = model or os.environ.get("CASEEXTRACT_MODEL") or None
     options: dict[str, Any] = {"base_url": base_url, "api_key": api_key, **settings}
     if model is not None:
         options["model"] = model

@@ -12,7 +12,7 @@ schema and are part of the prompt. Conventions the rest of the package relies on
   class: ``__main_value__`` (the field(s) its quotes must state),
   ``__assertion__``, ``__grounded_values__`` (values looked up in the report
   itself) and ``__nonempty__`` (what a record needs not to be empty); see
-  ``extract.evidence`` and ``extract.metadata``.
+  ``caseextract.grounding.evidence`` and ``caseextract.grounding.values``.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ class Investigation(Fact):
 
 
 class Diagnosis(Fact):
-    # assertion check (extract.evidence): confirmed reads as present, ruled_out as absent
+    # assertion check (grounding.assertion): confirmed reads as present, ruled_out as absent
     __assertion__: ClassVar[tuple[str, dict[str, str]]] = (
         "status",
         {"confirmed": "present", "ruled_out": "absent"},
@@ -333,7 +333,7 @@ class Figure(Fact):
 
 
 class Article(StrictModel):
-    # values looked up in the source itself (extract.metadata)
+    # values looked up in the source itself (caseextract.grounding.values)
     __grounded_values__: ClassVar[tuple[str, ...]] = ("title", "journal", "year", "doi", "pmid")
     # the article's quotes cite it (title line, citation, declarations); the title itself
     # is looked up in the source, so no main value is asked of the quotes

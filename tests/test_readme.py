@@ -1,4 +1,4 @@
-"""Every `caseextract` command in the README runs as written.
+"""Every `caseextract` command in the README and the docs pages runs as written.
 
 Commands that need a model server run against a crafted OpenAI-compatible server
 on 127.0.0.1 (through OPENAI_BASE_URL, or on the port the README names); commands
@@ -22,6 +22,8 @@ from conftest import ROOT
 from helpers import CRAFTED_SEED_ANSWER
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOCS = {p.name: p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md"))}
+PAGES = [README, *DOCS.values()]  # the README first: its commands make what the docs use
 OUTPUTS = [
     "results.jsonl",
     "results.csv",
@@ -83,10 +85,8 @@ def crafted_reply(payload: dict, index: int) -> Reply:
     return Reply(body=crafted_tool_completion(answer, tool_name=name))
 
 
-def section(title: str) -> str:
-    start = README.index(f"\n## {title}\n")
-    end = README.find("\n## ", start + 1)
-    return README[start : end if end != -1 else None]
+def page(name: str) -> str:
+    return DOCS[name]
 
 
 # the console script lives beside the interpreter running the tests
@@ -94,9 +94,10 @@ ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.envi
 
 
 def commands() -> list[str]:
-    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+    blocks = [b for text in PAGES for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S)]
     lines = [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()]
-    return [line for line in lines if "caseextract " in line and "--local" not in line]
+    found = [line for line in lines if "caseextract " in line and "--local" not in line]
+    return list(dict.fromkeys(found))  # a command shown on two pages runs once
 
 
 def crafted_passes(command: str) -> CraftedPasses:
@@ -245,7 +246,7 @@ def _serve_and_stop(command: str) -> None:
 
 def test_the_bring_your_own_task_walkthrough_runs_as_written(clean_outputs):
     """Every line of the section, in order (python lines included), from the checkout."""
-    blocks = re.findall(r"```bash\n(.*?)```", section("Bring your own task"), flags=re.S)
+    blocks = re.findall(r"```bash\n(.*?)```", page("own-task.md"), flags=re.S)
     lines = [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
     assert any(line.startswith("caseextract diff") for line in lines)
     assert any(line.startswith("caseextract eval --gold") for line in lines)
@@ -262,3 +263,20 @@ def test_the_bring_your_own_task_walkthrough_runs_as_written(clean_outputs):
             if "agreement" in line:
                 assert "| **all** | 7 | 7 | 1.00 | 1.00 |" in done.stdout
     assert (ROOT / "cement-evidence.html").exists()
+
+
+def test_the_docs_pages_are_all_in_the_site_navigation():
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert all(f" {name}" in nav for name in DOCS), sorted(DOCS)
+
+
+def test_the_readme_python_example_runs_as_written():
+    """The README's Python block, against a crafted server (OPENAI_BASE_URL)."""
+    block = re.search(r"```python\n(.*?)```", README, flags=re.S).group(1)
+    with FakeOpenAIServer(crafted_reply) as server:
+        env = {**ENV, "OPENAI_BASE_URL": server.base_url}
+        done = subprocess.run(
+            [sys.executable, "-c", block], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "neurologic deficit absent <- [" in done.stdout, done.stdout

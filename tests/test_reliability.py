@@ -1,6 +1,6 @@
 """Reliability under faults, kills and hostile input, over real HTTP on 127.0.0.1.
 
-The server is ``extract.fake_server`` running in this process; every reply is
+The server is ``caseextract.testing.server`` running in this process; every reply is
 crafted. The kill and interrupt tests run ``python -m caseextract run`` as a child
 process against it. Nothing here asserts wall-clock limits: waits are for
 events (requests seen, lines written, exit), with generous ceilings that only

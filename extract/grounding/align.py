@@ -176,7 +176,7 @@ class Aligner:
         self.threshold = fuzzy_threshold
         self.prompt = prompt  # what the model was sent, to name values copied from it
         self._norm: NormalisedText | None = None
-        self.words: dict[str, tuple[str, list[int]]] = {}  # cache of extract.metadata
+        self.words: dict[str, tuple[str, list[int]]] = {}  # cache of caseextract.grounding.values
 
     @property
     def norm(self) -> NormalisedText:

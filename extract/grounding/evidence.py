@@ -50,7 +50,7 @@ joined) when one of these holds:
   ``MIN_FUZZY_VALUE`` characters.
 
 **Assertion**: whether a quote negates what the fact asserts is checked in
-``extract.assertion`` (NegEx-style), with the words defined here.
+``caseextract.grounding.assertion`` (NegEx-style), with the words defined here.
 
 **Empty** (``empty_reason``). A record is empty when it has fewer evidence facts
 than the model's ``__min_facts__`` (default 1), or when a field listed in its

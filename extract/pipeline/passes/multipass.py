@@ -24,7 +24,7 @@ Contract (generic over the task; the units come from ``units.Shape``):
    document's tokens) exceeds ``max_tokens``, or when a single call is cut or
    refused as too long. Each pass is its own HTTP exchange (so the recording
    store replays and caches each), the record lists every pass (``passes``)
-   and sums their cost; finished passes are stored (``passstore``) and a
+   and sums their cost; finished passes are stored (``passes.store``) and a
    resumed document does not redo them.
 """
 
