@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
+from caseextract.llm.types import CHARS_PER_TOKEN
 
-CHARS_PER_TOKEN = 4
 HISTORY_S = 300.0  # reservations kept for reading headers against
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 

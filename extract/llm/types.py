@@ -17,6 +17,8 @@ from caseextract.redaction import public_url
 from pydantic import BaseModel
 
 PLACEHOLDER_KEY = "no-key-needed"  # local OpenAI-compatible servers ignore the key
+# Characters per token where no tokenizer is at hand (English clinical text runs near 4).
+CHARS_PER_TOKEN = 4.0
 MAX_RESPONSE_BYTES = 20_000_000  # a full-schema answer is about 25–40 kB; 20 MB is generous
 # How instructor is asked for structure (--mode); llm/client.py maps each to instructor's Mode.
 INSTRUCTOR_MODE_NAMES = ("tools", "tools_strict", "json_schema", "json", "md_json")

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-CHARS_PER_TOKEN = 4.0
+from caseextract.llm.types import CHARS_PER_TOKEN
+
 TokenCounter = Callable[[str], int]
 _BREAKS = ("\n\n", ". ", "\n", " ")
 
