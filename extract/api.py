@@ -18,9 +18,8 @@ from caseextract.llm.client import ModelClient
 from caseextract.llm.recording import RecordingStore
 from caseextract.llm.types import ModelSettings
 from caseextract.pipeline.outcome import ok_record
-from caseextract.prompts import load_prompt_set
 from caseextract.records import ResultRecord
-from caseextract.tasks import Task, default_task
+from caseextract.tasks import Task, default_task, task_for
 from pydantic import BaseModel
 
 TEXT_ID = "text"  # the document id of a report passed as text
@@ -46,8 +45,7 @@ def _document(source: str | os.PathLike[str] | Document) -> Document:
 def _task(schema: str | type[BaseModel] | None, prompt_set: str) -> Task:
     if schema is None or isinstance(schema, str):
         return default_task(prompt_set, schema)
-    version = getattr(schema, "SCHEMA_VERSION", "custom")
-    return Task(load_prompt_set(prompt_set), schema, version)
+    return task_for(schema, prompt_set)
 
 
 def extract(

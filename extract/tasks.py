@@ -76,13 +76,21 @@ def load_model(spec: str) -> type[BaseModel]:
     return model
 
 
+def task_for(
+    model: type[BaseModel], prompt_set: str = "case_report", schema_in_prompt: bool = False
+) -> Task:
+    """The task of a response model class with a prompt set; its version is the
+    ``SCHEMA_VERSION`` of the model's module (``custom`` when it has none)."""
+    version = getattr(importlib.import_module(model.__module__), "SCHEMA_VERSION", "custom")
+    return Task(load_prompt_set(prompt_set), model, version, schema_in_prompt=schema_in_prompt)
+
+
 def default_task(
     prompt_set: str = "case_report", schema: str | None = None, schema_in_prompt: bool = False
 ) -> Task:
+    """The task named on the command line: ``--prompt-set`` and ``--schema module:Class``."""
     model = load_model(schema) if schema else CaseReport
-    module = importlib.import_module(model.__module__)
-    version = getattr(module, "SCHEMA_VERSION", "custom")
-    return Task(load_prompt_set(prompt_set), model, version, schema_in_prompt=schema_in_prompt)
+    return task_for(model, prompt_set, schema_in_prompt)
 
 
 class LeakSite(str, Enum):
