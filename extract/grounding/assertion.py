@@ -21,95 +21,18 @@ from __future__ import annotations
 import re
 from enum import Enum
 
+from caseextract.grounding import cues
 from caseextract.grounding.evidence import deaccent, is_content, stem, stems_match, words
 from pydantic import BaseModel
 
 NEG_WINDOW = 5
 
-PRE_NEGATION = (
-    "no",
-    "non",
-    "not",
-    "without",
-    "denied",
-    "denies",
-    "deny",
-    "denying",
-    "negative for",
-    "absence of",
-    "absent",
-    "free of",
-    "ruled out",
-    "rule out",
-    "misdiagnosed with",
-    "misdiagnosed as",
-    "never",
-    "neither",
-    "nor",
-    "none",
-    "no evidence of",
-    "no sign of",
-    "no signs of",
-    "resolution of",
-    # how authors set a differential diagnosis aside
-    "dismissed",
-    "excluded",
-    "argue against",
-    "argues against",
-    "argued against",
-)
-POST_NEGATION = (
-    "absent",
-    "was absent",
-    "were absent",
-    "negative",
-    "was negative",
-    "were negative",
-    "ruled out",
-    "was ruled out",
-    "were ruled out",
-    "excluded",
-    "was excluded",
-    "not seen",
-    "not detected",
-    "not found",
-    "resolved",
-    "disappeared",
-    "free",
-    "unlikely",
-    "was unlikely",
-    "is unlikely",
-)
-NORMAL_CUES = (
-    "normal",
-    "unremarkable",
-    "intact",
-    "within normal limits",
-    "negative",
-    "afebrile",
-    "apyrexial",
-)
-_SELF_NEGATING = frozenset(
-    [
-        "no",
-        "not",
-        "non",
-        "without",
-        "never",
-        "none",
-        "unable",
-        "inability",
-        "absent",
-        "absence",
-        "negative",
-        "denied",
-        "denies",
-        "cannot",
-    ]
-)
-TERMINATORS = frozenset(
-    ["but", "however", "although", "though", "yet", "except", "which", "who", "whereas"]
-)
+# the cue tables are data (``grounding.cues``, cues.toml); these names are kept for readers
+PRE_NEGATION = cues.PRE_NEGATION
+POST_NEGATION = cues.POST_NEGATION
+NORMAL_CUES = cues.NORMAL_CUES
+TERMINATORS = cues.TERMINATORS
+_SELF_NEGATING = cues.SELF_NEGATING
 
 _CLAUSE = re.compile(r"[^\W_]+|[.;:!?]")
 
@@ -131,9 +54,9 @@ def _has(tokens: list[str], start: int, phrase: tuple[str, ...]) -> bool:
     return tuple(tokens[start : start + len(phrase)]) == phrase
 
 
-_PRE = [tuple(p.split()) for p in PRE_NEGATION]
-_POST = [tuple(p.split()) for p in POST_NEGATION]
-_NORMAL = [tuple(p.split()) for p in NORMAL_CUES]
+_PRE = [p for p in PRE_NEGATION if p not in {(x,) for x in cues.NEGATING_PREFIXES}]
+_POST = list(POST_NEGATION)
+_NORMAL = list(NORMAL_CUES)
 
 
 def _negated_at(tokens: list[str], i: int, j: int) -> bool:
@@ -153,6 +76,37 @@ def _negated_at(tokens: list[str], i: int, j: int) -> bool:
     return any(_has(tokens, k, p) and k + len(p) <= hi for k in range(j, hi) for p in _POST)
 
 
+def _prefixed(tokens: list[str], k: int) -> bool:
+    """Whether ``tokens[k]`` follows a negating prefix written apart ("non-invasive")."""
+    return k > 0 and tokens[k - 1] in cues.NEGATING_PREFIXES
+
+
+def _mentions(tokens: list[str], stems: set[str]) -> list[tuple[int, bool]]:
+    """``(index, negated in itself)`` for each token that mentions a value word: by its
+    stem, through the word a negating prefix or suffix is glued to ("painless" for
+    pain), or as the normal-examination word that denies it ("symmetric" for asymmetry)."""
+
+    def hits(word: str) -> bool:
+        return is_content(word) and any(stems_match(stem(word), s) for s in stems)
+
+    out = []
+    for k, t in enumerate(tokens):
+        base = cues.negated_base(t)
+        if hits(t):
+            out.append((k, _prefixed(tokens, k)))
+        elif (base and hits(base)) or (t in cues.ANTONYMS and hits(cues.ANTONYMS[t])):
+            out.append((k, True))
+    return out
+
+
+def _has_cue(tokens: list[str]) -> bool:
+    """Any negation, contrast or normality cue, or a word negated by what is glued to it."""
+    cues_ = _PRE + _POST + _NORMAL
+    if any(_has(tokens, k, p) for k in range(len(tokens)) for p in cues_):
+        return True
+    return any(t in cues.NEGATING_PREFIXES or cues.negated_base(t) for t in tokens)
+
+
 def assertion_conflict(fact: BaseModel, value: str, quotes: str) -> str | None:
     """A reason when the quotes assert the opposite of the fact, else None."""
     asserted = _assertion(fact)
@@ -163,16 +117,15 @@ def assertion_conflict(fact: BaseModel, value: str, quotes: str) -> str | None:
         return None
     stems = {stem(w) for w in value_words if is_content(w)}
     tokens = [t for t in _CLAUSE.findall(deaccent(quotes).casefold())]
-    mentions = [
-        k
-        for k, t in enumerate(tokens)
-        if is_content(t) and any(stems_match(stem(t), s) for s in stems)
-    ]
     if asserted == "present":
-        if mentions and all(_negated_at(tokens, k, k + 1) for k in mentions):
+        mentions = _mentions(tokens, stems)
+        if mentions and all(own or _negated_at(tokens, k, k + 1) for k, own in mentions):
             return "marked present, but its quotes negate it"
+        for s in stems:  # a word of the value only ever written negated in itself
+            own = [o for k, o in mentions if _mentions([tokens[k]], {s})]
+            if own and all(own):
+                return "marked present, but its quotes negate it"
         return None
-    cues = _PRE + _POST + _NORMAL
-    if not any(_has(tokens, k, p) for k in range(len(tokens)) for p in cues):
+    if not _has_cue(tokens):
         return "marked absent, but its quotes do not negate it"
     return None

@@ -68,9 +68,11 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, Union, get_args, get_origin
 
+from caseextract.grounding import cues
 from caseextract.normalize import UNIT_ALIASES, WORD_NUMBERS, numbers_in
 from pydantic import BaseModel
 from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
 
 MAIN_VALUE_FIELDS = (
     "name",
@@ -111,24 +113,16 @@ UNIT_WORDS = frozenset(
     | {"old", "later", "ago", "aged", "age", "mg", "kg", "ml", "mcg", "cm", "mm", "times"}
 )
 
-# a few clinical words that state a value in other words (read as the words they expand to)
-EXPANSIONS = {
-    "febrile": "fever",
-    "afebrile": "fever",
-    "pyrexia": "fever",
-    "pyrexial": "fever",
-    "apyrexial": "fever",
-    "leukocytosis": "white blood cell leukocyte",
-    "leucocytosis": "white blood cell leukocyte",
-    "leukopenia": "white blood cell leukocyte",
-    "wbc": "white blood cell leukocyte",
-    "thrombocytopenia": "platelet",
-    "anemia": "hemoglobin",
-    "anaemia": "hemoglobin",
-    "hyponatremia": "sodium",
-    "hypokalemia": "potassium",
-    "hyperkalemia": "potassium",
-}
+# words that state a value in other words (signs, abbreviations, adjectives, antonyms):
+# the judge's tables in ``grounding.cues`` (cues.toml), read as the words they expand to
+EXPANSIONS = cues.EXPANSIONS
+# support found only through these is weak: the fact is grounded but flagged for review
+WEAK_REASONS = frozenset({"fuzzy", "numbers unstated"})
+MAX_EDITS = 1  # a misspelt word ("diasepam") of MIN_EDIT_WORD characters or more
+MIN_EDIT_WORD = 7
+_DOI = re.compile(r"^\s*(?:doi:?\s*|https?://(?:dx\.)?doi\.org/)?10\.\d{4,9}/\S+\s*$", re.I)
+# a patient's label written into a value ("... (Case 2)"): not part of what it states
+_PATIENT_LABEL = re.compile(r"\(?\b(?:case|patient|pt)\.?\s*(?:no\.?\s*)?\d+\b\)?", re.I)
 _WORD = re.compile(r"[^\W_]+")
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$")
 _SUFFIXES = (
@@ -207,7 +201,7 @@ def _as_text(value: Any) -> str:
 
 def informative(quote: str, value: Any = None) -> bool:
     """Whether ``quote`` carries content (see the module docstring)."""
-    if content_words(quote):
+    if content_words(quote) or _DOI.match(quote):
         return True
     tokens = words(quote)
     if len(tokens) == 1 and _NUMBER.match(tokens[0]) and value is not None:
@@ -313,11 +307,25 @@ def _acronym_of(tokens: list[str], word: str) -> bool:
 
 
 def _expand(ws: list[str]) -> list[str]:
+    """The words, each followed by what it also reads as (``EXPANSIONS``) and by the
+    word a negating prefix or suffix is glued to ("nontender" → "tender")."""
     out = list(ws)
     for w in ws:
-        if w in EXPANSIONS:
-            out.extend(EXPANSIONS[w].split())
+        base = cues.negated_base(w)
+        for x in (w, base) if base else (w,):
+            if x != w:
+                out.append(x)
+            if x in EXPANSIONS:
+                out.extend(EXPANSIONS[x].split())
     return out
+
+
+def _close(a: str, b: str) -> bool:
+    """One misspelling apart: ``ratio`` of at least ``WORD_FUZZY`` or ``MAX_EDITS``
+    edits between words of ``MIN_EDIT_WORD`` characters or more."""
+    if fuzz.ratio(a, b) >= WORD_FUZZY:
+        return True
+    return min(len(a), len(b)) >= MIN_EDIT_WORD and Levenshtein.distance(a, b) <= MAX_EDITS
 
 
 def _strong(word: str) -> bool:
@@ -327,10 +335,16 @@ def _strong(word: str) -> bool:
 
 
 def support_reason(value: str, quotes: str) -> str | None:
-    """How ``quotes`` support ``value`` ("words", "numbers", "acronym", "fuzzy"), or None."""
+    """How ``quotes`` support ``value`` ("words", "numbers", "acronym", "fuzzy",
+    "numbers unstated"), or None."""
+    value = _PATIENT_LABEL.sub(" ", value).strip() or value
     v_numbers = numbers_in(value)
     if v_numbers and not v_numbers & numbers_in(quotes):
-        return None  # no number the quotes write: "78-year-old" vs "An 87-year-old"
+        if numbers_in(quotes):
+            return None  # no number the quotes write: "78-year-old" vs "An 87-year-old"
+        # the quotes write no number at all: their words may still state it, weakly
+        reason = support_reason(" ".join(w for w in words(value) if not w[0].isdigit()), quotes)
+        return "numbers unstated" if reason in ("words", "acronym") else None
     v_content = _expand(content_words(value))
     q_words = _expand(content_words(quotes))
     v_words = [w for w in v_content if _strong(w)]
@@ -344,9 +358,11 @@ def support_reason(value: str, quotes: str) -> str | None:
         s = stem(w)
         if s in q_stems or any(stems_match(s, q) for q in q_stems):
             return "words"
+        if any(stems_match(w, q) for q in q_words):  # "corneal" ~ "corneas"
+            return "words"
     long_q = [w for w in q_words if len(w) >= MIN_FUZZY_WORD]
     for w in v_words:
-        if len(w) >= MIN_FUZZY_WORD and any(fuzz.ratio(w, q) >= WORD_FUZZY for q in long_q):
+        if len(w) >= MIN_FUZZY_WORD and any(_close(w, q) for q in long_q):
             return "fuzzy"
     q_all = [w for w in words(quotes) if w not in STOP_WORDS]
     v_all = [w for w in words(value) if w not in STOP_WORDS]

@@ -160,27 +160,32 @@ def _lead(text: str, alignment: Alignment) -> str:
 
 def _judge(
     fact: BaseModel, alignments: list[Alignment], text: str = ""
-) -> tuple[FactStatus, str | None]:
-    """The fact's status from its aligned quotes (module docstring, first rule wins)."""
+) -> tuple[FactStatus, str | None, str | None]:
+    """The fact's status, its reason and a review note (module docstring, first rule wins)."""
     missing = [a.quote for a in alignments if a.status is MatchStatus.not_found]
     if missing:
-        return FactStatus.ungrounded, f"quote not found in the report: {missing[0]!r}"
+        return FactStatus.ungrounded, f"quote not found in the report: {missing[0]!r}", None
     empty = [a.quote for a in alignments if a.status is MatchStatus.uninformative]
     if empty:
-        return FactStatus.uninformative, f"quote carries no content: {empty[0]!r}"
+        return FactStatus.uninformative, f"quote carries no content: {empty[0]!r}", None
     mains = evidence.main_values(fact)
     if not mains:
-        return FactStatus.grounded, None
+        return FactStatus.grounded, None, None
     quotes = "; ".join(a.quote for a in alignments)  # a clause break between quotes
-    if all(evidence.support_reason(value, quotes) is None for _, value in mains):
+    how = [(name, value, evidence.support_reason(value, quotes)) for name, value in mains]
+    if all(reason is None for _, _, reason in how):
         name, value = mains[0]
-        return FactStatus.unsupported, f"its quotes do not state its {name} {value!r}"
+        return FactStatus.unsupported, f"its quotes do not state its {name} {value!r}", None
+    review = None
+    if all(reason is None or reason in evidence.WEAK_REASONS for _, _, reason in how):
+        name, value, reason = next(h for h in how if h[2] is not None)
+        review = f"its {name} {value!r} is supported only weakly ({reason})"
     # the assertion is judged on each quote with what leads up to it in its clause
     in_context = "; ".join(_lead(text, a) + a.quote for a in alignments)
     conflict = assertion.assertion_conflict(fact, mains[0][1], in_context)
     if conflict:
-        return FactStatus.assertion_conflict, conflict
-    return FactStatus.grounded, None
+        return FactStatus.assertion_conflict, conflict, None
+    return FactStatus.grounded, None, review
 
 
 def ground(extraction: BaseModel, text: str, aligner: Aligner | None = None) -> list[GroundedFact]:
@@ -219,8 +224,8 @@ def judge_fact(
         alignments.append(a)
     if not alignments:
         return None
-    status, reason = _judge(obj, alignments, aligner.text)
-    return GroundedFact(path, alignments, number_mismatches(obj), status, reason)
+    status, reason, review = _judge(obj, alignments, aligner.text)
+    return GroundedFact(path, alignments, number_mismatches(obj), status, reason, review=review)
 
 
 def stats(facts: list[GroundedFact]) -> GroundingStats:
