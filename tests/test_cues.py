@@ -198,3 +198,40 @@ def test_every_table_names_its_source():
     tables = cue_tables.tables()
     for name in ("negation", "normality", "signs", "abbreviations", "adjectives", "contrast"):
         assert name in tables and tables["sources"][name], name
+
+
+def test_the_record_and_the_review_app_say_why_a_fact_is_flagged_for_review():
+    from caseextract.grounding import stats
+    from caseextract.review.state import fact_problems
+
+    fact = Intervention(kind="medication", name="diazepam", evidence=["given diasepam 5 mg"])
+    judged = ground(fact, CRAFTED_REPORT)
+    entry = judged[0].to_dict()
+    assert entry["status"] == "grounded" and "weakly" in entry["review"]
+    assert any(p.startswith("for review:") for p in fact_problems(entry))
+    assert stats(judged).review == 1 and "1 flagged for review" in stats(judged).describe()
+
+
+def test_a_reask_quotes_the_fact_and_says_what_to_fix():
+    from caseextract.grounding import ungrounded_message
+    from caseextract.schema import Patient
+
+    report = CaseReport(
+        article=Article(),
+        patients=[
+            Patient(
+                label="Patient",
+                findings=[
+                    finding("cough", "She looked pale"),  # unsupported: re-asked
+                    finding("heart rate", "she was tachycardic"),  # the prompt's form: kept
+                    finding("pallor", "She looked pale", "absent"),  # conflict: flagged only
+                ],
+            )
+        ],
+    )
+    facts = ground(report, CRAFTED_REPORT)
+    message = ungrounded_message(facts, extraction=report)
+    [line] = [x for x in message.splitlines() if x.startswith("- ")]
+    assert '{"name": "cough", "assertion": "present"}' in line
+    assert '["She looked pale"]' in line and "Fix: quote the words of the report" in line
+    assert "heart rate" not in message and "findings[2]" not in message
