@@ -235,3 +235,25 @@ def test_a_reask_quotes_the_fact_and_says_what_to_fix():
     assert '{"name": "cough", "assertion": "present"}' in line
     assert '["She looked pale"]' in line and "Fix: quote the words of the report" in line
     assert "heart rate" not in message and "findings[2]" not in message
+
+
+def test_a_measured_result_the_quote_contradicts_is_unsupported():
+    from caseextract.schema import Investigation
+
+    source = "The serum ferritin was 7.7 ng/ml. Figure 4 Withdrawal protocol for opioids."
+    wrong = Investigation(
+        kind="laboratory", name="serum ferritin", result="42 ng/ml", evidence=[source[:33]]
+    )
+    right = Investigation(
+        kind="laboratory", name="serum ferritin", result="7.7 ng/ml", evidence=[source[:33]]
+    )
+    assert [f.status for f in ground(wrong, source)] == [FactStatus.unsupported]
+    assert [f.status for f in ground(right, source)] == [FactStatus.grounded]
+    # a long value whose numbers are a detail is grounded, flagged for review
+    figure = Figure(
+        label="Fig. 4",
+        shows="Withdrawal protocol for opioids with a 250 mg/day starting dose weaned daily",
+        evidence=["Figure 4 Withdrawal protocol for opioids."],
+    )
+    [judged] = ground(figure, source)
+    assert judged.grounded and "numbers unstated" in judged.review

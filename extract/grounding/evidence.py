@@ -120,6 +120,7 @@ EXPANSIONS = cues.EXPANSIONS
 WEAK_REASONS = frozenset({"fuzzy", "numbers unstated"})
 MAX_EDITS = 1  # a misspelt word ("diasepam") of MIN_EDIT_WORD characters or more
 MIN_EDIT_WORD = 7
+MIN_SHARED_WORDS = 3  # a long value's own words the quotes must state when its numbers differ
 _DOI = re.compile(r"^\s*(?:doi:?\s*|https?://(?:dx\.)?doi\.org/)?10\.\d{4,9}/\S+\s*$", re.I)
 # a patient's label written into a value ("... (Case 2)"): not part of what it states
 _PATIENT_LABEL = re.compile(r"\(?\b(?:case|patient|pt)\.?\s*(?:no\.?\s*)?\d+\b\)?", re.I)
@@ -334,15 +335,38 @@ def _strong(word: str) -> bool:
     return word not in UNIT_WORDS and (len(word) > 3 or not any(c.isdigit() for c in word))
 
 
+def _mostly_words(value: str, quotes: str) -> bool:
+    """A long value whose numbers are a detail: at most a third of its words are
+    numbers and the quotes state ``MIN_SHARED_WORDS`` of its own words or more (a
+    caption title quoted for a figure whose ``shows`` adds a dose)."""
+    tokens = [w for w in words(value) if w not in STOP_WORDS]
+    numbers = [w for w in tokens if _NUMBER.match(w)]
+    strong = {stem(w) for w in content_words(value) if _strong(w)}
+    quoted = {stem(w) for w in _expand(content_words(quotes))}
+    return 3 * len(numbers) <= len(tokens) and len(strong & quoted) >= MIN_SHARED_WORDS
+
+
+def numbers_contradict(value: str, quotes: str) -> bool:
+    """Whether ``value`` writes numbers and its quotes write others, none of its own
+    ("10 ng/mL" against "was 1.76 ng/mL"), unless its numbers are a detail of a long
+    value (``_mostly_words``). Such a main value makes the fact unsupported even when
+    another of its main values is stated."""
+    value = _PATIENT_LABEL.sub(" ", value).strip() or value
+    v_numbers, q_numbers = numbers_in(value), numbers_in(quotes)
+    return bool(v_numbers and q_numbers and not v_numbers & q_numbers) and not _mostly_words(
+        value, quotes
+    )
+
+
 def support_reason(value: str, quotes: str) -> str | None:
     """How ``quotes`` support ``value`` ("words", "numbers", "acronym", "fuzzy",
     "numbers unstated"), or None."""
     value = _PATIENT_LABEL.sub(" ", value).strip() or value
     v_numbers = numbers_in(value)
     if v_numbers and not v_numbers & numbers_in(quotes):
-        if numbers_in(quotes):
+        if numbers_in(quotes) and not _mostly_words(value, quotes):
             return None  # no number the quotes write: "78-year-old" vs "An 87-year-old"
-        # the quotes write no number at all: their words may still state it, weakly
+        # the quotes write none of its numbers, but their words may state it, weakly
         reason = support_reason(" ".join(w for w in words(value) if not w[0].isdigit()), quotes)
         return "numbers unstated" if reason in ("words", "acronym") else None
     v_content = _expand(content_words(value))

@@ -33,7 +33,10 @@ from caseextract.grounding.status import FactStatus, GroundedFact
 from caseextract.normalize import expand_spinal_levels, numbers_in
 from pydantic import BaseModel
 
-LEAD_CHARS = 60  # source text before a quote that the assertion check also reads
+LEAD_CHARS = 60
+# main values that are measurements: their numbers must not be contradicted by the quotes
+# (an investigation stated by its name whose quoted result is another number)
+MEASURED_FIELDS = ("result",)  # source text before a quote that the assertion check also reads
 
 
 @dataclass
@@ -182,6 +185,10 @@ def _judge(
     if all(reason is None for _, _, reason in how):
         name, value = mains[0]
         return FactStatus.unsupported, f"its quotes do not state its {name} {value!r}", None
+    for name, value in mains:  # a measured result whose numbers the quotes contradict
+        if name in MEASURED_FIELDS and evidence.numbers_contradict(value, quotes):
+            why = f"its {name} {value!r} writes numbers its quotes do not (they write others)"
+            return FactStatus.unsupported, why, None
     review = None
     if all(reason is None or reason in evidence.WEAK_REASONS for _, _, reason in how):
         name, value, reason = next(h for h in how if h[2] is not None)
