@@ -257,3 +257,25 @@ def test_a_measured_result_the_quote_contradicts_is_unsupported():
     )
     [judged] = ground(figure, source)
     assert judged.grounded and "numbers unstated" in judged.review
+
+
+def test_a_hedged_diagnosis_marked_confirmed_conflicts():
+    source = "She was referred with a suspicion of colonic tumour. Colitis was confirmed."
+    hedged = Diagnosis(name="colonic tumour", status="confirmed", evidence=[source[:51]])
+    assert [f.status for f in ground(hedged, source)] == [FactStatus.assertion_conflict]
+    suspected = Diagnosis(name="colonic tumour", status="suspected", evidence=[source[:51]])
+    assert [f.status for f in ground(suspected, source)] == [FactStatus.grounded]
+    confirmed = Diagnosis(name="colitis", status="confirmed", evidence=["Colitis was confirmed"])
+    assert [f.status for f in ground(confirmed, source)] == [FactStatus.grounded]
+
+
+def test_a_result_the_quotes_negate_conflicts():
+    from caseextract.schema import Investigation
+
+    source = "The tuberculin test was negative. Culture showed no growth after two days."
+    for result, quote in (("positive", source[:32]), ("growth of E. coli", source[34:73])):
+        fact = Investigation(kind="laboratory", name="test", result=result, evidence=[quote])
+        assert [f.status for f in ground(fact, source)] == [FactStatus.assertion_conflict]
+    for result, quote in (("negative", source[:32]), ("no growth", source[34:73])):
+        fact = Investigation(kind="laboratory", name="test", result=result, evidence=[quote])
+        assert [f.status for f in ground(fact, source)] == [FactStatus.grounded]

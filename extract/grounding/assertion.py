@@ -59,21 +59,26 @@ _POST = list(POST_NEGATION)
 _NORMAL = list(NORMAL_CUES)
 
 
-def _negated_at(tokens: list[str], i: int, j: int) -> bool:
-    """Whether the mention ``tokens[i:j]`` is negated within its clause."""
+def _negated_at(
+    tokens: list[str], i: int, j: int, pre: list | None = None, post: list | None = None
+) -> bool:
+    """Whether the mention ``tokens[i:j]`` is negated (or, given other cues, hedged)
+    within its clause."""
+    pre = _PRE if pre is None else pre
+    post = _POST if post is None else post
     lo = i
     while lo > 0 and i - lo < NEG_WINDOW and tokens[lo - 1] not in TERMINATORS:
         if tokens[lo - 1] in ".;:!?":
             break
         lo -= 1
-    if any(_has(tokens, k, p) and k + len(p) <= i for k in range(lo, i) for p in _PRE):
+    if any(_has(tokens, k, p) and k + len(p) <= i for k in range(lo, i) for p in pre):
         return True
     hi = j
     while hi < len(tokens) and hi - j < NEG_WINDOW and tokens[hi] not in TERMINATORS:
         if tokens[hi] in ".;:!?":
             break
         hi += 1
-    return any(_has(tokens, k, p) and k + len(p) <= hi for k in range(j, hi) for p in _POST)
+    return any(_has(tokens, k, p) and k + len(p) <= hi for k in range(j, hi) for p in post)
 
 
 def _prefixed(tokens: list[str], k: int) -> bool:
@@ -107,25 +112,42 @@ def _has_cue(tokens: list[str]) -> bool:
     return any(t in cues.NEGATING_PREFIXES or cues.negated_base(t) for t in tokens)
 
 
-def assertion_conflict(fact: BaseModel, value: str, quotes: str) -> str | None:
-    """A reason when the quotes assert the opposite of the fact, else None."""
-    asserted = _assertion(fact)
-    if asserted not in ("present", "absent"):
-        return None
+def _present_conflict(value: str, quotes: str) -> str | None:
     value_words = words(value)
     if _SELF_NEGATING & set(value_words):
         return None
     stems = {stem(w) for w in value_words if is_content(w)}
     tokens = [t for t in _CLAUSE.findall(deaccent(quotes).casefold())]
-    if asserted == "present":
-        mentions = _mentions(tokens, stems)
-        if mentions and all(own or _negated_at(tokens, k, k + 1) for k, own in mentions):
-            return "marked present, but its quotes negate it"
-        for s in stems:  # a word of the value only ever written negated in itself
-            own = [o for k, o in mentions if _mentions([tokens[k]], {s})]
-            if own and all(own):
-                return "marked present, but its quotes negate it"
+    mentions = _mentions(tokens, stems)
+    if mentions and all(own or _negated_at(tokens, k, k + 1) for k, own in mentions):
+        return "its quotes negate it"
+    for s in stems:  # a word of the value only ever written negated in itself
+        own = [o for k, o in mentions if _mentions([tokens[k]], {s})]
+        if own and all(own):
+            return "its quotes negate it"
+    hedge = (list(cues.PRE_HEDGE), list(cues.POST_HEDGE))
+    if mentions and all(_negated_at(tokens, k, k + 1, *hedge) for k, _ in mentions):
+        return "its quotes only hedge it (a hedged statement is possible)"
+    return None
+
+
+def result_conflict(result: str, quotes: str) -> str | None:
+    """A reason when the quotes negate a test's result as written ("growth of ..."
+    against "showed no growth", "positive" against "was negative"), else None."""
+    why = _present_conflict(result, quotes)
+    return f"its result {result!r} is stated, but {why}" if why else None
+
+
+def assertion_conflict(fact: BaseModel, value: str, quotes: str) -> str | None:
+    """A reason when the quotes assert the opposite of the fact, else None."""
+    asserted = _assertion(fact)
+    if asserted not in ("present", "absent"):
         return None
-    if not _has_cue(tokens):
+    if _SELF_NEGATING & set(words(value)):
+        return None
+    if asserted == "present":
+        why = _present_conflict(value, quotes)
+        return f"marked present, but {why}" if why else None
+    if not _has_cue(_CLAUSE.findall(deaccent(quotes).casefold())):
         return "marked absent, but its quotes do not negate it"
     return None

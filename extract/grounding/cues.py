@@ -12,6 +12,7 @@ words. Everything is case-folded; multi-word cues are tuples of words.
 * ``NEGATING_PREFIXES`` / ``NEGATING_SUFFIXES``: glued to one word, negate that
   word only ("nontender", "non-invasive", "painless");
 * ``NORMAL_CUES``: a quote with one may state an absent finding;
+* ``PRE_HEDGE`` / ``POST_HEDGE``: uncertainty cues (ConText) before / after a mention;
 * ``EXPANSIONS``: a word also read as other words (signs, abbreviations,
   adjectives both ways, antonyms), used by support;
 * ``ANTONYMS``: the word of a normal examination → the abnormalities it denies.
@@ -63,6 +64,8 @@ PRE_NEGATION = _phrases(_T["negation"]["pre"] + _T["contrast"]["pre"])
 POST_NEGATION = _phrases(_T["negation"]["post"])
 NORMAL_CUES = _phrases(_T["normality"]["cues"])
 CONTRAST = _phrases(_T["contrast"]["pre"])
+PRE_HEDGE = _phrases(_T["hedge"]["pre"])
+POST_HEDGE = _phrases(_T["hedge"]["post"])
 NEGATING_PREFIXES = tuple(_T["negation"]["prefixes"])
 NEGATING_SUFFIXES = tuple(_T["negation"]["suffixes"])
 SELF_NEGATING = frozenset(_T["negation"]["self_negating"])

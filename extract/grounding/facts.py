@@ -196,6 +196,9 @@ def _judge(
     # the assertion is judged on each quote with what leads up to it in its clause
     in_context = "; ".join(_lead(text, a) + a.quote for a in alignments)
     conflict = assertion.assertion_conflict(fact, mains[0][1], in_context)
+    for name, value in mains:  # a measured result is asserted as it is written
+        if not conflict and name in MEASURED_FIELDS:
+            conflict = assertion.result_conflict(value, in_context)
     if conflict:
         return FactStatus.assertion_conflict, conflict, None
     return FactStatus.grounded, None, review
