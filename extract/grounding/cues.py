@@ -15,7 +15,9 @@ words. Everything is case-folded; multi-word cues are tuples of words.
 * ``PRE_HEDGE`` / ``POST_HEDGE``: uncertainty cues (ConText) before / after a mention;
 * ``EXPANSIONS``: a word also read as other words (signs, abbreviations,
   adjectives both ways, antonyms), used by support;
-* ``ANTONYMS``: the word of a normal examination → the abnormalities it denies.
+* ``ANTONYMS``: the word of a normal examination → the abnormalities it denies;
+* ``QUALIFIERS``: laterality, specimen, route, severity, course: words a quote must
+  not share alone to state a value.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ ANTONYMS = {
     for w in normal_words
 }
 DEGREES = frozenset(_T["degrees"]["words"])
+QUALIFIERS = frozenset(_T["qualifiers"]["words"])
 SOURCES = dict(_T["sources"])
 MIN_BASE = 4  # "painless" → "pain"; shorter bases ("un-less") are not read
 

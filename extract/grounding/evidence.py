@@ -378,6 +378,8 @@ def support_reason(value: str, quotes: str) -> str | None:
             return "words" if set(codes) & set(q_words) else None
         return "numbers" if v_numbers else None
     q_stems = {stem(w) for w in q_words}
+    named = [w for w in v_words if w not in cues.QUALIFIERS]
+    v_words = named or v_words  # "serum lipase" must be stated by "lipase"
     for w in v_words:
         s = stem(w)
         if s in q_stems or any(stems_match(s, q) for q in q_stems):
