@@ -279,3 +279,11 @@ def test_a_result_the_quotes_negate_conflicts():
     for result, quote in (("negative", source[:32]), ("no growth", source[34:73])):
         fact = Investigation(kind="laboratory", name="test", result=result, evidence=[quote])
         assert [f.status for f in ground(fact, source)] == [FactStatus.grounded]
+
+
+def test_a_bare_pmid_quoted_for_the_article_is_informative():
+    source = "Case report. PMID: 17456789"
+    report = CaseReport(article=Article(pmid="17456789", evidence=["17456789"]), patients=[])
+    assert all(f.grounded for f in ground(report, source))
+    other = CaseReport(article=Article(pmid="17456789", evidence=["Case"]), patients=[])
+    assert any(f.status is FactStatus.uninformative for f in ground(other, "Case 3 17456789"))

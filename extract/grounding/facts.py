@@ -216,6 +216,12 @@ def ground(extraction: BaseModel, text: str, aligner: Aligner | None = None) -> 
     return out
 
 
+def _own_id(obj: BaseModel, quote: str) -> bool:
+    """A quote that is the object's own identifier as printed (a bare PMID, a DOI)."""
+    ids = (getattr(obj, name, None) for name in ("pmid", "doi"))
+    return any(isinstance(v, str) and v.strip() == quote.strip() for v in ids)
+
+
 def judge_fact(
     obj: BaseModel, aligner: Aligner, path: str = "$", after: int = 0
 ) -> GroundedFact | None:
@@ -231,7 +237,7 @@ def judge_fact(
     alignments = []
     for quote in fact_quotes:
         a = aligner.align(quote, after)
-        if a.grounded and not evidence.informative(quote, value):
+        if a.grounded and not evidence.informative(quote, value) and not _own_id(obj, quote):
             a = Alignment(
                 a.quote, MatchStatus.uninformative, score=a.score, occurrences=a.occurrences
             )
