@@ -287,3 +287,10 @@ def test_a_bare_pmid_quoted_for_the_article_is_informative():
     assert all(f.grounded for f in ground(report, source))
     other = CaseReport(article=Article(pmid="17456789", evidence=["Case"]), patients=[])
     assert any(f.status is FactStatus.uninformative for f in ground(other, "Case 3 17456789"))
+
+
+def test_a_value_with_word_numbers_and_a_quote_with_none_is_judged_once():
+    from caseextract.grounding.evidence import support_reason
+
+    assert support_reason("one bottle of eye drops", "bought eye drops") == "numbers unstated"
+    assert support_reason("two fractures", "a dry cough") is None

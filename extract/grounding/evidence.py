@@ -120,6 +120,7 @@ EXPANSIONS = cues.EXPANSIONS
 WEAK_REASONS = frozenset({"fuzzy", "numbers unstated"})
 MAX_EDITS = 1  # a misspelt word ("diasepam") of MIN_EDIT_WORD characters or more
 MIN_EDIT_WORD = 7
+MIN_TAIL = 8  # a compound's tail that states it: "polyneuropathy" by "neuropathy"
 MIN_SHARED_WORDS = 3  # a long value's own words the quotes must state when its numbers differ
 _DOI = re.compile(r"^\s*(?:doi:?\s*|https?://(?:dx\.)?doi\.org/)?10\.\d{4,9}/\S+\s*$", re.I)
 # a patient's label written into a value ("... (Case 2)"): not part of what it states
@@ -321,6 +322,13 @@ def _expand(ws: list[str]) -> list[str]:
     return out
 
 
+def _tail_of(a: str, b: str) -> bool:
+    """One word is the other with a prefix ("polyneuropathy" ~ "neuropathy"), the shorter
+    of ``MIN_TAIL`` characters or more."""
+    short, long_ = sorted((a, b), key=len)
+    return len(short) >= MIN_TAIL and long_ != short and long_.endswith(short)
+
+
 def _close(a: str, b: str) -> bool:
     """One misspelling apart: ``ratio`` of at least ``WORD_FUZZY`` or ``MAX_EDITS``
     edits between words of ``MIN_EDIT_WORD`` characters or more."""
@@ -358,16 +366,16 @@ def numbers_contradict(value: str, quotes: str) -> bool:
     )
 
 
-def support_reason(value: str, quotes: str) -> str | None:
+def support_reason(value: str, quotes: str, numbers: bool = True) -> str | None:
     """How ``quotes`` support ``value`` ("words", "numbers", "acronym", "fuzzy",
-    "numbers unstated"), or None."""
+    "numbers unstated"), or None; ``numbers=False`` leaves the numbers unchecked."""
     value = _PATIENT_LABEL.sub(" ", value).strip() or value
     v_numbers = numbers_in(value)
-    if v_numbers and not v_numbers & numbers_in(quotes):
+    if numbers and v_numbers and not v_numbers & numbers_in(quotes):
         if numbers_in(quotes) and not _mostly_words(value, quotes):
             return None  # no number the quotes write: "78-year-old" vs "An 87-year-old"
         # the quotes write none of its numbers, but their words may state it, weakly
-        reason = support_reason(" ".join(w for w in words(value) if not w[0].isdigit()), quotes)
+        reason = support_reason(value, quotes, numbers=False)
         return "numbers unstated" if reason in ("words", "acronym") else None
     v_content = _expand(content_words(value))
     q_words = _expand(content_words(quotes))
@@ -384,7 +392,7 @@ def support_reason(value: str, quotes: str) -> str | None:
         s = stem(w)
         if s in q_stems or any(stems_match(s, q) for q in q_stems):
             return "words"
-        if any(stems_match(w, q) for q in q_words):  # "corneal" ~ "corneas"
+        if any(stems_match(w, q) or _tail_of(w, q) for q in q_words):  # "corneal" ~ "corneas"
             return "words"
     long_q = [w for w in q_words if len(w) >= MIN_FUZZY_WORD]
     for w in v_words:

@@ -281,8 +281,8 @@ _FIX = {
 }
 _FIX_VALUE = {
     FactStatus.ungrounded: "copy it as printed in the report, or set it to null",
-    FactStatus.from_prompt: "it is text of these instructions, not of the report: copy the "
-    "value from the report, or set it to null",
+    FactStatus.from_prompt: "copy the value from the report, never from these "
+    "instructions, or set it to null",
 }
 
 
@@ -302,7 +302,7 @@ def _describe(obj: BaseModel | None) -> str:
 def _reask_line(f: GroundedFact, obj: BaseModel | None) -> str:
     if f.kind == "value":
         value = f.alignments[0].quote if f.alignments else ""
-        return f"- {f.path} = {value[:120]!r}: {_FIX_VALUE.get(f.status, f.reason or '')}"
+        return f"- {f.path} = {value[:120]!r}: {f.reason}. Fix: {_FIX_VALUE[f.status]}."
     quotes = [a.quote for a in f.alignments]
     what = f.reason or f.status.value
     if f.status is FactStatus.ungrounded:
