@@ -27,8 +27,12 @@ corrected tool arguments in ``<doc>.answer.json`` beside it. Then
 
 judges each answer and prints whether the correct facts survived: of the facts of
 the first answer that were not re-asked, how many the answer keeps (same family,
-same main value, same quotes), and of the re-asked ones how many come back grounded,
-how many are dropped and how many still fail.
+same main value, same quotes) and how many it lost; of the re-asked ones, how many
+come back grounded (same family and main value, any quotes), how many are dropped
+(or renamed) and how many still fail. To replay a run with the re-ask answers, import
+them as any answers are imported: the request files are the exact bodies, so each
+``<doc>.answer.json`` is stored as the exchange of ``<doc>.request.json``
+(``caseextract.exchange.answers.completion`` builds the completion it is served as).
 """
 
 from __future__ import annotations
@@ -240,15 +244,16 @@ def score(folder: Path) -> int:
         after = CaseReport.model_validate_json(answer_path.read_text(encoding="utf-8"))
         judged = {f.path: f for f in ground(after, doc.text)}
         b, a = _facts(before), _facts(after)
+        named = {key[:2]: path for key, path in a.items()}  # (family, main value) → path
         reasked = set(entry["reasked_facts"])
         row = dict.fromkeys(total, 0)
         for key, path in b.items():
             if path not in reasked:
                 row["kept" if key in a else "lost"] += 1
-            elif path not in judged:
+            elif key[:2] not in named:  # no fact of that family and value any more
                 row["dropped"] += 1
             else:
-                row["fixed" if judged[path].grounded else "still failing"] += 1
+                row["fixed" if judged[named[key[:2]]].grounded else "still failing"] += 1
         for k, v in row.items():
             total[k] += v
         rows.append(f"  {entry['id'][:40]:<40} " + ", ".join(f"{k} {v}" for k, v in row.items()))
