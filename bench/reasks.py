@@ -29,10 +29,15 @@ judges each answer and prints whether the correct facts survived: of the facts o
 the first answer that were not re-asked, how many the answer keeps (same family,
 same main value, same quotes) and how many it lost; of the re-asked ones, how many
 come back grounded (same family and main value, any quotes), how many are dropped
-(or renamed) and how many still fail. To replay a run with the re-ask answers, import
-them as any answers are imported: the request files are the exact bodies, so each
-``<doc>.answer.json`` is stored as the exchange of ``<doc>.request.json``
-(``caseextract.exchange.answers.completion`` builds the completion it is served as).
+(or renamed) and how many still fail. To replay the reference eval with the answers:
+
+    .venv/bin/python bench/reasks.py --import /tmp/reask-requests/reference \\
+        --store /tmp/reask-store --answered-by "who answered"
+    caseextract eval --recordings /tmp/reask-store --out /tmp/reask-eval
+
+stores each answer as the exchange of its ``<doc>.request.json`` (and the first answer
+as the exchange of the request before it) in a copy of the reference store whose
+manifest allows one re-ask.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -266,15 +272,93 @@ def score(folder: Path) -> int:
     return 0
 
 
+def import_answers(folder: Path, store_dir: Path, answered_by: str) -> int:
+    """Store each answered re-ask of an exported set, with the first answer it follows,
+    as recorded exchanges that ``caseextract eval --recordings STORE`` replays with one
+    re-ask (the reference set's store starts as a copy of the reference answers)."""
+    from caseextract.exchange.answers import completion
+    from caseextract.llm.capture import CapturedRequest
+    from caseextract.llm.recording import RecordingStore, exchange_key
+
+    index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+    if not store_dir.exists():
+        if index["set"] == "reference":
+            shutil.copytree(REFERENCE, store_dir)
+        else:
+            store_dir.mkdir(parents=True)
+            shutil.copy(REFERENCE / "manifest.json", store_dir / "manifest.json")
+    store = RecordingStore(store_dir, "record")
+    now = dt.datetime.now(dt.UTC)
+    imported = {}
+    for entry in index["documents"]:
+        answer_path = folder / entry["answer"]
+        if not answer_path.is_file():
+            continue
+        text = answer_path.read_text(encoding="utf-8").strip()
+        json.loads(text)  # readable JSON, or stop here
+        body = json.loads((folder / entry["request"]).read_text(encoding="utf-8"))
+        first_body = {**body, "messages": body["messages"][:-2]}  # before the re-ask
+        first_args = body["messages"][-2]["tool_calls"][0]["function"]["arguments"]
+        for req_body, args, who in (
+            (first_body, first_args, "the first answer of the exported set"),
+            (body, text, answered_by),
+        ):
+            req = CapturedRequest("POST", "/v1/chat/completions", req_body, b"")
+            key = exchange_key(req.method, req.path, req.body)
+            if store.get(key) is not None:
+                continue
+            response = {
+                "status": 200,
+                "headers": {"content-type": "application/json"},
+                "body": completion(req, args, who, now),
+            }
+            provenance = {
+                "kind": "imported answer to an exported re-ask: not an API recording",
+                "answered_by": who,
+                "document": entry["id"],
+            }
+            store.put(
+                key,
+                {"method": req.method, "path": req.path, "body": req.body},
+                response,
+                None,
+                provenance=provenance,
+            )
+        imported[entry["id"]] = {
+            "answer_file": entry["answer"],
+            "answer_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        }
+    manifest_path = store_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest.update(
+        reasks=1,
+        reask_answers=imported,
+        reask_note=f"re-ask answers by {answered_by}, imported with bench/reasks.py "
+        "--import: one re-ask per document, as the pipeline sends it",
+    )
+    manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    print(f"{len(imported)} re-ask answer(s) stored in {store_dir}")
+    return 0 if imported else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS))
     parser.add_argument("--score", type=Path, help="judge the answers in an exported set")
+    parser.add_argument(
+        "--import", dest="import_", type=Path, help="store an exported set's answers"
+    )
+    parser.add_argument("--store", type=Path, help="with --import: the store to write")
+    parser.add_argument("--answered-by", default="independent reader")
     args = parser.parse_args(argv)
     if args.score:
         return score(args.score)
+    if args.import_:
+        if args.store is None:
+            parser.error("--import needs --store DIR")
+        return import_answers(args.import_, args.store, args.answered_by)
     print_header("Re-asks the judge would send (first answers served, one re-ask allowed)")
     for name in args.sets:
         if name == "reference":
