@@ -1,11 +1,22 @@
 """The assertion check: does a fact's own quote negate what the fact asserts?
 
-NegEx-style (Chapman et al., 2001): a
-negation cue (``PRE_NEGATION``) at most ``NEG_WINDOW`` words before a word of the
-value, or a post cue (``POST_NEGATION``) at most ``NEG_WINDOW`` words after it,
-with no clause break (``TERMINATORS``) between, negates that mention. A fact
-asserted present whose every mention in its quotes is negated conflicts; a fact
-asserted absent whose quotes hold no negation or normality cue at all conflicts.
+NegEx-style (Chapman et al., 2001): a negation cue (``PRE_NEGATION``, with the
+contrast cues for ruled-out wording: "rather than", "differentiated from", "lack
+of") at most ``NEG_WINDOW`` words before a word of the value, or a post cue
+(``POST_NEGATION``) at most ``NEG_WINDOW`` words after it, with no clause break
+(``TERMINATORS``) between, negates that mention. A negating prefix or suffix glued
+to a word negates that word only ("nontender", "painless"; "Non-invasive blood
+pressure" does not negate the blood pressure), and a normal-examination word
+negates the abnormality it denies ("symmetric" for asymmetry, "negative" for a
+positive result). A fact asserted present conflicts when every mention of its
+value in its quotes is negated, when a word of its value is only ever written
+negated in itself, or when every mention is hedged (ConText uncertainty cues:
+"suspicion of", "tentative", "mimicking" — a hedged statement is "possible"). A
+measured result (``result_conflict``) is read the same way: "growth of X" against
+"showed no growth". A fact asserted absent conflicts when its quotes hold no
+negation, contrast or normality cue at all (``NORMAL_CUES``: "intact", "symmetric",
+"stable", "uneventful", "soft", "clear" …). Every cue is data in
+``grounding/cues.toml`` (read by ``grounding.cues``, each list with its source).
 Each quote is read with the words that lead up to it in its clause of the source
 (``grounding.LEAD_CHARS``), so a quote clipped after "without" is still negated.
 Values that carry their own negation ("could not walk", "inability to walk") are

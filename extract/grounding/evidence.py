@@ -23,19 +23,28 @@ enough — an investigation is stated by its name or by its result); otherwise i
 is the first of ``MAIN_VALUE_FIELDS`` that the class has as a text or number
 field (enum and bool fields are never inferred) and that is set.
 
-**Support** (``support_reason``). A value that writes numbers is unsupported
-when its quotes write none of them ("78-year-old" against "An 87-year-old";
-numbers missing beside one that is there are flagged as number mismatches by
-``grounding``). Otherwise it is supported by the fact's own quotes (all of them
-joined) when one of these holds:
+**Support** (``support_reason``). A patient label written into a value ("(Case 2)")
+is not part of it. A value that writes numbers is unsupported when its quotes write
+others and none of its own ("78-year-old" against "An 87-year-old"), unless the
+numbers are a detail of a long value (``_mostly_words``); when the quotes write no
+number at all, or the numbers are such a detail, the value's words may still support
+it, weakly (``"numbers unstated"``). Otherwise it is supported by the fact's own
+quotes (all of them joined) when one of these holds:
 
-* they share a content word after case folding, accent folding, a few clinical
-  synonyms (``EXPANSIONS``: "leukocytosis" also reads as "white blood cell") and
-  light stemming (``stem``: one suffix off a short list); two stems also match
-  when they begin with the same ``MIN_PREFIX`` or more characters covering at
-  least ``PREFIX_SHARE`` of the shorter ("distension" ~ "distended");
+* they share a content word after case folding, accent folding, the judge's tables
+  (``EXPANSIONS`` from ``grounding.cues``: "tachycardic" also reads as "heart rate",
+  "pale" as "pallor", "TB" as "tuberculosis", "symmetric" as "asymmetry"; a word
+  with a negating prefix or suffix also reads as its base, "nontender" as "tender")
+  and light stemming (``stem``: one suffix off a short list); two stems, or two
+  words, also match when they begin with the same ``MIN_PREFIX`` or more characters
+  covering at least ``PREFIX_SHARE`` of the shorter ("distension" ~ "distended",
+  "corneal" ~ "corneas"), or when one is the other's tail of ``MIN_TAIL`` or more
+  characters ("polyneuropathy" ~ "neuropathy"). Qualifier words (``cues.QUALIFIERS``:
+  laterality, specimen, route, severity, course) never support a value that has
+  other words: "topical fluconazole" is not stated by "topical miconazole";
 * two content words of ``MIN_FUZZY_WORD`` or more characters score at least
-  ``WORD_FUZZY`` (rapidfuzz ``ratio``; a misspelt drug name, "oxacilin");
+  ``WORD_FUZZY`` (rapidfuzz ``ratio``; a misspelt drug name, "oxacilin"), or, from
+  ``MIN_EDIT_WORD`` characters, are ``MAX_EDITS`` edit apart ("diasepam");
 * the value is only numbers, short codes with digits ("L1", "T12") and the words that
   qualify numbers (``UNIT_WORDS``: units, "old", "later" …), and the quotes write
   one of its codes, or (without codes) one of its numbers ("87-year-old",
@@ -48,6 +57,11 @@ joined) when one of these holds:
 * the value matches part of the quotes approximately: rapidfuzz ``partial_ratio``
   of at least ``SUPPORT_FUZZY`` on the folded texts, for values of at least
   ``MIN_FUZZY_VALUE`` characters.
+
+Support found only as ``"fuzzy"`` or ``"numbers unstated"`` (``WEAK_REASONS``) is
+weak: the fact is grounded and flagged for review, never re-asked. A measured result
+whose numbers the quotes contradict (``numbers_contradict``) makes the fact
+unsupported even when its name is stated. A quote that is a DOI is informative.
 
 **Assertion**: whether a quote negates what the fact asserts is checked in
 ``extract.assertion`` (NegEx-style), with the words defined here.
