@@ -148,7 +148,12 @@ def test_unsupported_fact_is_reasked_then_flagged(seed_text):
         )
     assert len(server.requests) == 2
     feedback = server.requests[1]["messages"][-1]["content"]
-    assert "patients[0].findings[0]: its quotes do not state its name 'fever'" in feedback
+    # the re-ask quotes the fact (its values and its quotes) and says what to fix
+    assert (
+        '- patients[0].findings[0] {"name": "fever", "assertion": "present"}, quotes '
+        '["The patient could walk with no neurologic deficit."]: '
+        "its quotes do not state its name 'fever'. Fix: quote the words of the report"
+    ) in feedback
     [flagged] = [f for f in result.facts if not f.grounded]
     assert flagged.status.value == "unsupported"
     assert result.value.patients[0].findings[0].name == "fever"  # kept, flagged

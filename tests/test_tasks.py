@@ -232,9 +232,12 @@ def installed_copy(site):
                 break
         dst = site / Path(*parts)
         dst.mkdir(parents=True, exist_ok=True)
-        for f in src.iterdir():
-            if f.is_file() and f.suffix in (".py", ".j2", ".md"):
-                shutil.copy(f, dst / f.name)
+        for f in src.glob("*.py"):
+            shutil.copy(f, dst / f.name)
+        for pattern in config["package-data"].get(package, []):  # as the wheel ships it
+            for f in src.glob(pattern):
+                (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(f, dst / f.relative_to(src))
     return site
 
 

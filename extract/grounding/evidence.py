@@ -23,19 +23,28 @@ enough — an investigation is stated by its name or by its result); otherwise i
 is the first of ``MAIN_VALUE_FIELDS`` that the class has as a text or number
 field (enum and bool fields are never inferred) and that is set.
 
-**Support** (``support_reason``). A value that writes numbers is unsupported
-when its quotes write none of them ("78-year-old" against "An 87-year-old";
-numbers missing beside one that is there are flagged as number mismatches by
-``grounding``). Otherwise it is supported by the fact's own quotes (all of them
-joined) when one of these holds:
+**Support** (``support_reason``). A patient label written into a value ("(Case 2)")
+is not part of it. A value that writes numbers is unsupported when its quotes write
+others and none of its own ("78-year-old" against "An 87-year-old"), unless the
+numbers are a detail of a long value (``_mostly_words``); when the quotes write no
+number at all, or the numbers are such a detail, the value's words may still support
+it, weakly (``"numbers unstated"``). Otherwise it is supported by the fact's own
+quotes (all of them joined) when one of these holds:
 
-* they share a content word after case folding, accent folding, a few clinical
-  synonyms (``EXPANSIONS``: "leukocytosis" also reads as "white blood cell") and
-  light stemming (``stem``: one suffix off a short list); two stems also match
-  when they begin with the same ``MIN_PREFIX`` or more characters covering at
-  least ``PREFIX_SHARE`` of the shorter ("distension" ~ "distended");
+* they share a content word after case folding, accent folding, the judge's tables
+  (``EXPANSIONS`` from ``grounding.cues``: "tachycardic" also reads as "heart rate",
+  "pale" as "pallor", "TB" as "tuberculosis", "symmetric" as "asymmetry"; a word
+  with a negating prefix or suffix also reads as its base, "nontender" as "tender")
+  and light stemming (``stem``: one suffix off a short list); two stems, or two
+  words, also match when they begin with the same ``MIN_PREFIX`` or more characters
+  covering at least ``PREFIX_SHARE`` of the shorter ("distension" ~ "distended",
+  "corneal" ~ "corneas"), or when one is the other's tail of ``MIN_TAIL`` or more
+  characters ("polyneuropathy" ~ "neuropathy"). Qualifier words (``cues.QUALIFIERS``:
+  laterality, specimen, route, severity, course) never support a value that has
+  other words: "topical fluconazole" is not stated by "topical miconazole";
 * two content words of ``MIN_FUZZY_WORD`` or more characters score at least
-  ``WORD_FUZZY`` (rapidfuzz ``ratio``; a misspelt drug name, "oxacilin");
+  ``WORD_FUZZY`` (rapidfuzz ``ratio``; a misspelt drug name, "oxacilin"), or, from
+  ``MIN_EDIT_WORD`` characters, are ``MAX_EDITS`` edit apart ("diasepam");
 * the value is only numbers, short codes with digits ("L1", "T12") and the words that
   qualify numbers (``UNIT_WORDS``: units, "old", "later" …), and the quotes write
   one of its codes, or (without codes) one of its numbers ("87-year-old",
@@ -48,6 +57,11 @@ joined) when one of these holds:
 * the value matches part of the quotes approximately: rapidfuzz ``partial_ratio``
   of at least ``SUPPORT_FUZZY`` on the folded texts, for values of at least
   ``MIN_FUZZY_VALUE`` characters.
+
+Support found only as ``"fuzzy"`` or ``"numbers unstated"`` (``WEAK_REASONS``) is
+weak: the fact is grounded and flagged for review, never re-asked. A measured result
+whose numbers the quotes contradict (``numbers_contradict``) makes the fact
+unsupported even when its name is stated. A quote that is a DOI is informative.
 
 **Assertion**: whether a quote negates what the fact asserts is checked in
 ``caseextract.grounding.assertion`` (NegEx-style), with the words defined here.
@@ -68,9 +82,11 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, Union, get_args, get_origin
 
+from caseextract.grounding import cues
 from caseextract.normalize import UNIT_ALIASES, WORD_NUMBERS, numbers_in
 from pydantic import BaseModel
 from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
 
 MAIN_VALUE_FIELDS = (
     "name",
@@ -111,24 +127,18 @@ UNIT_WORDS = frozenset(
     | {"old", "later", "ago", "aged", "age", "mg", "kg", "ml", "mcg", "cm", "mm", "times"}
 )
 
-# a few clinical words that state a value in other words (read as the words they expand to)
-EXPANSIONS = {
-    "febrile": "fever",
-    "afebrile": "fever",
-    "pyrexia": "fever",
-    "pyrexial": "fever",
-    "apyrexial": "fever",
-    "leukocytosis": "white blood cell leukocyte",
-    "leucocytosis": "white blood cell leukocyte",
-    "leukopenia": "white blood cell leukocyte",
-    "wbc": "white blood cell leukocyte",
-    "thrombocytopenia": "platelet",
-    "anemia": "hemoglobin",
-    "anaemia": "hemoglobin",
-    "hyponatremia": "sodium",
-    "hypokalemia": "potassium",
-    "hyperkalemia": "potassium",
-}
+# words that state a value in other words (signs, abbreviations, adjectives, antonyms):
+# the judge's tables in ``grounding.cues`` (cues.toml), read as the words they expand to
+EXPANSIONS = cues.EXPANSIONS
+# support found only through these is weak: the fact is grounded but flagged for review
+WEAK_REASONS = frozenset({"fuzzy", "numbers unstated"})
+MAX_EDITS = 1  # a misspelt word ("diasepam") of MIN_EDIT_WORD characters or more
+MIN_EDIT_WORD = 7
+MIN_TAIL = 8  # a compound's tail that states it: "polyneuropathy" by "neuropathy"
+MIN_SHARED_WORDS = 3  # a long value's own words the quotes must state when its numbers differ
+_DOI = re.compile(r"^\s*(?:doi:?\s*|https?://(?:dx\.)?doi\.org/)?10\.\d{4,9}/\S+\s*$", re.I)
+# a patient's label written into a value ("... (Case 2)"): not part of what it states
+_PATIENT_LABEL = re.compile(r"\(?\b(?:case|patient|pt)\.?\s*(?:no\.?\s*)?\d+\b\)?", re.I)
 _WORD = re.compile(r"[^\W_]+")
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$")
 _SUFFIXES = (
@@ -207,7 +217,7 @@ def _as_text(value: Any) -> str:
 
 def informative(quote: str, value: Any = None) -> bool:
     """Whether ``quote`` carries content (see the module docstring)."""
-    if content_words(quote):
+    if content_words(quote) or _DOI.match(quote):
         return True
     tokens = words(quote)
     if len(tokens) == 1 and _NUMBER.match(tokens[0]) and value is not None:
@@ -313,11 +323,32 @@ def _acronym_of(tokens: list[str], word: str) -> bool:
 
 
 def _expand(ws: list[str]) -> list[str]:
+    """The words, each followed by what it also reads as (``EXPANSIONS``) and by the
+    word a negating prefix or suffix is glued to ("nontender" → "tender")."""
     out = list(ws)
     for w in ws:
-        if w in EXPANSIONS:
-            out.extend(EXPANSIONS[w].split())
+        base = cues.negated_base(w)
+        for x in (w, base) if base else (w,):
+            if x != w:
+                out.append(x)
+            if x in EXPANSIONS:
+                out.extend(EXPANSIONS[x].split())
     return out
+
+
+def _tail_of(a: str, b: str) -> bool:
+    """One word is the other with a prefix ("polyneuropathy" ~ "neuropathy"), the shorter
+    of ``MIN_TAIL`` characters or more."""
+    short, long_ = sorted((a, b), key=len)
+    return len(short) >= MIN_TAIL and long_ != short and long_.endswith(short)
+
+
+def _close(a: str, b: str) -> bool:
+    """One misspelling apart: ``ratio`` of at least ``WORD_FUZZY`` or ``MAX_EDITS``
+    edits between words of ``MIN_EDIT_WORD`` characters or more."""
+    if fuzz.ratio(a, b) >= WORD_FUZZY:
+        return True
+    return min(len(a), len(b)) >= MIN_EDIT_WORD and Levenshtein.distance(a, b) <= MAX_EDITS
 
 
 def _strong(word: str) -> bool:
@@ -326,11 +357,40 @@ def _strong(word: str) -> bool:
     return word not in UNIT_WORDS and (len(word) > 3 or not any(c.isdigit() for c in word))
 
 
-def support_reason(value: str, quotes: str) -> str | None:
-    """How ``quotes`` support ``value`` ("words", "numbers", "acronym", "fuzzy"), or None."""
+def _mostly_words(value: str, quotes: str) -> bool:
+    """A long value whose numbers are a detail: at most a third of its words are
+    numbers and the quotes state ``MIN_SHARED_WORDS`` of its own words or more (a
+    caption title quoted for a figure whose ``shows`` adds a dose)."""
+    tokens = [w for w in words(value) if w not in STOP_WORDS]
+    numbers = [w for w in tokens if _NUMBER.match(w)]
+    strong = {stem(w) for w in content_words(value) if _strong(w)}
+    quoted = {stem(w) for w in _expand(content_words(quotes))}
+    return 3 * len(numbers) <= len(tokens) and len(strong & quoted) >= MIN_SHARED_WORDS
+
+
+def numbers_contradict(value: str, quotes: str) -> bool:
+    """Whether ``value`` writes numbers and its quotes write others, none of its own
+    ("10 ng/mL" against "was 1.76 ng/mL"), unless its numbers are a detail of a long
+    value (``_mostly_words``). Such a main value makes the fact unsupported even when
+    another of its main values is stated."""
+    value = _PATIENT_LABEL.sub(" ", value).strip() or value
+    v_numbers, q_numbers = numbers_in(value), numbers_in(quotes)
+    return bool(v_numbers and q_numbers and not v_numbers & q_numbers) and not _mostly_words(
+        value, quotes
+    )
+
+
+def support_reason(value: str, quotes: str, numbers: bool = True) -> str | None:
+    """How ``quotes`` support ``value`` ("words", "numbers", "acronym", "fuzzy",
+    "numbers unstated"), or None; ``numbers=False`` leaves the numbers unchecked."""
+    value = _PATIENT_LABEL.sub(" ", value).strip() or value
     v_numbers = numbers_in(value)
-    if v_numbers and not v_numbers & numbers_in(quotes):
-        return None  # no number the quotes write: "78-year-old" vs "An 87-year-old"
+    if numbers and v_numbers and not v_numbers & numbers_in(quotes):
+        if numbers_in(quotes) and not _mostly_words(value, quotes):
+            return None  # no number the quotes write: "78-year-old" vs "An 87-year-old"
+        # the quotes write none of its numbers, but their words may state it, weakly
+        reason = support_reason(value, quotes, numbers=False)
+        return "numbers unstated" if reason in ("words", "acronym") else None
     v_content = _expand(content_words(value))
     q_words = _expand(content_words(quotes))
     v_words = [w for w in v_content if _strong(w)]
@@ -340,13 +400,17 @@ def support_reason(value: str, quotes: str) -> str | None:
             return "words" if set(codes) & set(q_words) else None
         return "numbers" if v_numbers else None
     q_stems = {stem(w) for w in q_words}
+    named = [w for w in v_words if w not in cues.QUALIFIERS]
+    v_words = named or v_words  # "serum lipase" must be stated by "lipase"
     for w in v_words:
         s = stem(w)
         if s in q_stems or any(stems_match(s, q) for q in q_stems):
             return "words"
+        if any(stems_match(w, q) or _tail_of(w, q) for q in q_words):  # "corneal" ~ "corneas"
+            return "words"
     long_q = [w for w in q_words if len(w) >= MIN_FUZZY_WORD]
     for w in v_words:
-        if len(w) >= MIN_FUZZY_WORD and any(fuzz.ratio(w, q) >= WORD_FUZZY for q in long_q):
+        if len(w) >= MIN_FUZZY_WORD and any(_close(w, q) for q in long_q):
             return "fuzzy"
     q_all = [w for w in words(quotes) if w not in STOP_WORDS]
     v_all = [w for w in words(value) if w not in STOP_WORDS]

@@ -12,13 +12,17 @@ class lists in ``__grounded_values__`` (CaseReport: title, journal, year, DOI,
 PMID, author names) carry no quotes: each value is looked up in the source
 itself (``grounding.values``) and is ``grounded``, ``ungrounded``, or
 ``from_prompt`` when it is not in the source but is in the prompt the model was
-sent. The first three non-grounded statuses and both value failures are
-re-asked (``needs_reask``); an assertion conflict and a number mismatch are
-flagged only.
+sent. Re-asked (``needs_reask``) are only the facts a re-ask can fix: a quote not
+in the report, a quote with no content, quotes that share nothing with the
+fact's main value, and both value failures; ``ungrounded_message`` quotes each
+and says what to fix. Flagged only, never re-asked: an assertion conflict, a
+number mismatch, and support found only through a weak cue
+(``evidence.WEAK_REASONS``: the fact is ``grounded`` with ``review`` set).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -29,7 +33,10 @@ from caseextract.grounding.status import FactStatus, GroundedFact
 from caseextract.normalize import expand_spinal_levels, numbers_in
 from pydantic import BaseModel
 
-LEAD_CHARS = 60  # source text before a quote that the assertion check also reads
+LEAD_CHARS = 60
+# main values that are measurements: their numbers must not be contradicted by the quotes
+# (an investigation stated by its name whose quoted result is another number)
+MEASURED_FIELDS = ("result",)  # source text before a quote that the assertion check also reads
 
 
 @dataclass
@@ -51,6 +58,7 @@ class GroundingStats:
     unsupported: int = 0
     assertion_conflicts: int = 0
     from_prompt: int = 0
+    review: int = 0  # grounded, but flagged for review (support only through a weak cue)
 
     def add(self, other: GroundingStats) -> None:
         for k, v in asdict(other).items():
@@ -72,7 +80,8 @@ class GroundingStats:
             f"{self.grounded} grounded{rate}, {self.ungrounded_facts} ungrounded "
             f"({self.from_prompt} copied from the prompt), {self.uninformative_facts} "
             f"uninformative, {self.unsupported} unsupported, {self.assertion_conflicts} "
-            f"assertion conflicts; {self.number_mismatches} number mismatches; quotes exact "
+            f"assertion conflicts; {self.review} flagged for review; "
+            f"{self.number_mismatches} number mismatches; quotes exact "
             f"{self.exact} / normalised {self.normalised} / fuzzy {self.fuzzy} / not found "
             f"{self.not_found} / uninformative {self.uninformative}"
         )
@@ -160,27 +169,39 @@ def _lead(text: str, alignment: Alignment) -> str:
 
 def _judge(
     fact: BaseModel, alignments: list[Alignment], text: str = ""
-) -> tuple[FactStatus, str | None]:
-    """The fact's status from its aligned quotes (module docstring, first rule wins)."""
+) -> tuple[FactStatus, str | None, str | None]:
+    """The fact's status, its reason and a review note (module docstring, first rule wins)."""
     missing = [a.quote for a in alignments if a.status is MatchStatus.not_found]
     if missing:
-        return FactStatus.ungrounded, f"quote not found in the report: {missing[0]!r}"
+        return FactStatus.ungrounded, f"quote not found in the report: {missing[0]!r}", None
     empty = [a.quote for a in alignments if a.status is MatchStatus.uninformative]
     if empty:
-        return FactStatus.uninformative, f"quote carries no content: {empty[0]!r}"
+        return FactStatus.uninformative, f"quote carries no content: {empty[0]!r}", None
     mains = evidence.main_values(fact)
     if not mains:
-        return FactStatus.grounded, None
+        return FactStatus.grounded, None, None
     quotes = "; ".join(a.quote for a in alignments)  # a clause break between quotes
-    if all(evidence.support_reason(value, quotes) is None for _, value in mains):
+    how = [(name, value, evidence.support_reason(value, quotes)) for name, value in mains]
+    if all(reason is None for _, _, reason in how):
         name, value = mains[0]
-        return FactStatus.unsupported, f"its quotes do not state its {name} {value!r}"
+        return FactStatus.unsupported, f"its quotes do not state its {name} {value!r}", None
+    for name, value in mains:  # a measured result whose numbers the quotes contradict
+        if name in MEASURED_FIELDS and evidence.numbers_contradict(value, quotes):
+            why = f"its {name} {value!r} writes numbers its quotes do not (they write others)"
+            return FactStatus.unsupported, why, None
+    review = None
+    if all(reason is None or reason in evidence.WEAK_REASONS for _, _, reason in how):
+        name, value, reason = next(h for h in how if h[2] is not None)
+        review = f"its {name} {value!r} is supported only weakly ({reason})"
     # the assertion is judged on each quote with what leads up to it in its clause
     in_context = "; ".join(_lead(text, a) + a.quote for a in alignments)
     conflict = assertion.assertion_conflict(fact, mains[0][1], in_context)
+    for name, value in mains:  # a measured result is asserted as it is written
+        if not conflict and name in MEASURED_FIELDS:
+            conflict = assertion.result_conflict(value, in_context)
     if conflict:
-        return FactStatus.assertion_conflict, conflict
-    return FactStatus.grounded, None
+        return FactStatus.assertion_conflict, conflict, None
+    return FactStatus.grounded, None, review
 
 
 def ground(extraction: BaseModel, text: str, aligner: Aligner | None = None) -> list[GroundedFact]:
@@ -193,6 +214,12 @@ def ground(extraction: BaseModel, text: str, aligner: Aligner | None = None) -> 
         if fact is not None:
             out.append(fact)
     return out
+
+
+def _own_id(obj: BaseModel, quote: str) -> bool:
+    """A quote that is the object's own identifier as printed (a bare PMID, a DOI)."""
+    ids = (getattr(obj, name, None) for name in ("pmid", "doi"))
+    return any(isinstance(v, str) and v.strip() == quote.strip() for v in ids)
 
 
 def judge_fact(
@@ -210,7 +237,7 @@ def judge_fact(
     alignments = []
     for quote in fact_quotes:
         a = aligner.align(quote, after)
-        if a.grounded and not evidence.informative(quote, value):
+        if a.grounded and not evidence.informative(quote, value) and not _own_id(obj, quote):
             a = Alignment(
                 a.quote, MatchStatus.uninformative, score=a.score, occurrences=a.occurrences
             )
@@ -219,14 +246,15 @@ def judge_fact(
         alignments.append(a)
     if not alignments:
         return None
-    status, reason = _judge(obj, alignments, aligner.text)
-    return GroundedFact(path, alignments, number_mismatches(obj), status, reason)
+    status, reason, review = _judge(obj, alignments, aligner.text)
+    return GroundedFact(path, alignments, number_mismatches(obj), status, reason, review=review)
 
 
 def stats(facts: list[GroundedFact]) -> GroundingStats:
     s = GroundingStats(facts=len(facts))
     for f in facts:
         s.grounded += f.grounded
+        s.review += bool(f.grounded and f.review)
         s.ungrounded_facts += f.status in (FactStatus.ungrounded, FactStatus.from_prompt)
         s.uninformative_facts += f.status is FactStatus.uninformative
         s.unsupported += f.status is FactStatus.unsupported
@@ -242,35 +270,67 @@ def stats(facts: list[GroundedFact]) -> GroundingStats:
     return s
 
 
-def ungrounded_message(facts: list[GroundedFact], limit: int = 10) -> str:
-    """Feedback for a re-ask: names each quote not in the report, then other problems."""
-    lines = []
-    for f in facts:
-        for a in f.alignments:
-            if a.status is MatchStatus.not_found and f.kind == "fact":
-                lines.append(f"- {f.path}: quote not found in the report: {a.quote!r}")
+_FIX = {
+    FactStatus.ungrounded: "copy each quote character for character from the report, or "
+    "drop the item if the report does not state it",
+    FactStatus.uninformative: "quote the clause of the report that states the item (a "
+    "quote must hold words, not only single characters, bare numbers or stop words)",
+    FactStatus.unsupported: "quote the words of the report that state this value (the "
+    "report's own wording, shorthand or abbreviation is fine), fix the value to what the "
+    "quote states, or drop the item",
+}
+_FIX_VALUE = {
+    FactStatus.ungrounded: "copy it as printed in the report, or set it to null",
+    FactStatus.from_prompt: "copy the value from the report, never from these "
+    "instructions, or set it to null",
+}
+
+
+def _describe(obj: BaseModel | None) -> str:
+    """A fact's own values as short JSON, without its quotes and unset fields."""
+    if obj is None:
+        return ""
+    data = {
+        k: v
+        for k, v in obj.model_dump(mode="json", exclude={"evidence"}).items()
+        if v not in (None, "", [], {})
+    }
+    text = json.dumps(data, ensure_ascii=False)
+    return " " + (text if len(text) <= 200 else text[:199] + "…")
+
+
+def _reask_line(f: GroundedFact, obj: BaseModel | None) -> str:
+    if f.kind == "value":
+        value = f.alignments[0].quote if f.alignments else ""
+        return f"- {f.path} = {value[:120]!r}: {f.reason}. Fix: {_FIX_VALUE[f.status]}."
+    quotes = [a.quote for a in f.alignments]
+    what = f.reason or f.status.value
+    if f.status is FactStatus.ungrounded:
+        missing = [a.quote for a in f.alignments if a.status is MatchStatus.not_found]
+        what = "quote not found in the report: " + "; ".join(repr(q) for q in missing)
+    return (
+        f"- {f.path}{_describe(obj)}, quotes {json.dumps(quotes, ensure_ascii=False)}: "
+        f"{what}. Fix: {_FIX[f.status]}."
+    )
+
+
+def ungrounded_message(
+    facts: list[GroundedFact], limit: int = 10, extraction: BaseModel | None = None
+) -> str:
+    """Feedback for a re-ask: each fact that needs one (``GroundedFact.needs_reask``),
+    quoted with its values (when ``extraction`` is given) and its quotes, what is wrong
+    and exactly what to fix. Facts that are only flagged (an assertion conflict, a
+    weak support for review) are not named: a re-ask would not help them."""
+    objects = dict(iter_models(extraction)) if extraction is not None else {}
+    lines = [
+        _reask_line(f, objects.get("" if f.path == "$" else f.path)) for f in facts if f.needs_reask
+    ]
     more = len(lines) - limit
     text = "\n".join(lines[:limit]) + (f"\n- … and {more} more" if more > 0 else "")
-    parts = []
-    if lines:
-        parts.append(
-            "These evidence quotes do not occur in the report. Copy each quote character "
-            "for character from the report text, or drop the item if the report does not "
-            "state it:\n" + text
-        )
-    other = [
-        f"- {f.path}: {f.reason}"
-        for f in facts
-        if f.needs_reask and not (f.kind == "fact" and f.status is FactStatus.ungrounded)
-    ]
-    if other:
-        more = len(other) - limit
-        parts.append(
-            "These items are not evidenced by the report: each quote must be words of the "
-            "report that state the item (not single characters, bare numbers or "
-            "stop words), and article values must be copied from the report, never from "
-            "these instructions. Fix or drop each:\n"
-            + "\n".join(other[:limit])
-            + (f"\n- … and {more} more" if more > 0 else "")
-        )
-    return "\n\n".join(parts)
+    if not lines:
+        return ""
+    return (
+        "Some items of your answer are not evidenced by the report. Each item below is "
+        "quoted with its values and its quotes, then what is wrong and what to fix. Keep "
+        "every other item as it is.\n" + text
+    )

@@ -34,6 +34,9 @@ class GroundedFact:
 
     ``kind`` is ``fact`` (an object with evidence quotes) or ``value`` (an
     article-level value grounded by itself; its one alignment is the value).
+    ``review`` is set on a grounded fact whose support the judge found only
+    through a weak cue (``grounding.evidence.WEAK_REASONS``): it is not re-asked,
+    and the record and the review app show why a person should look.
     """
 
     path: str
@@ -42,6 +45,7 @@ class GroundedFact:
     status: FactStatus = FactStatus.grounded
     reason: str | None = None
     kind: str = "fact"
+    review: str | None = None  # grounded, but only through a weak cue: why to look
 
     @property
     def grounded(self) -> bool:
@@ -57,6 +61,7 @@ class GroundedFact:
             "kind": self.kind,
             "status": self.status.value,
             "reason": self.reason,
+            "review": self.review,
             "grounded": self.grounded,
             "number_mismatches": self.number_mismatches,
             "quotes": [

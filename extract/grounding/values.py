@@ -6,7 +6,9 @@ DOI, PMID; ``Author`` name). Each value is looked up in the source word by word
 after the folding of ``grounding.fold`` (case, dashes, quote marks, ligatures,
 spacing), ignoring punctuation, at word boundaries; a DOI is looked up without
 its ``https://doi.org/`` or ``doi:`` prefix, and a name is also tried with its
-last words first ("Chen, Chia-Hui" for "Chia-Hui Chen"). A value of
+last words first ("Chen, Chia-Hui" for "Chia-Hui Chen"), and without the degrees
+that follow it ("A. B. Name, MD, FAANEM": the post-nominals of ``cues.DEGREES``), so
+a name is found whether or not the model and the page write its degrees. A value of
 ``MIN_FUZZY_VALUE`` characters or more that is not found so is aligned like a
 quote (``Aligner.align``, fuzzy at word boundaries), so a title with a typo is
 still found. The result is a
@@ -21,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from caseextract.grounding import cues
 from caseextract.grounding.align import Aligner, Alignment, MatchStatus, all_occurrences, fold
 from caseextract.grounding.status import FactStatus, GroundedFact
 from pydantic import BaseModel
@@ -69,6 +72,20 @@ def find_value(aligner: Aligner, value: str, which: str = "source") -> tuple[int
     return None
 
 
+def without_degrees(name: str) -> str:
+    """``name`` without the degrees that follow it ("A. B. Name, MD, FAANEM" → "A. B.
+    Name"); the name itself when it is all degrees."""
+    tokens = _WORD.findall(fold(name))
+    k = len(tokens)
+    while k > 1 and tokens[k - 1] in cues.DEGREES:
+        k -= 1
+    if k == len(tokens):
+        return name
+    # cut the original after its k-th word
+    found = list(_WORD.finditer(name))
+    return name[: found[k - 1].end()].rstrip(" ,;") if len(found) == len(tokens) else name
+
+
 def ground_values(path: str, obj: BaseModel, aligner: Aligner) -> Iterator[GroundedFact]:
     """The object's ``__grounded_values__``, each looked up in the source itself."""
     for name in getattr(type(obj), "__grounded_values__", ()):
@@ -80,6 +97,8 @@ def ground_values(path: str, obj: BaseModel, aligner: Aligner) -> Iterator[Groun
             text = _DOI_PREFIX.sub("", text)
         vpath = f"{path}.{name}" if path else name
         span = find_value(aligner, text)
+        if span is None and name == "name" and without_degrees(text) != text:
+            span = find_value(aligner, without_degrees(text))
         if span is not None:
             exact = aligner.text[span[0] : span[1]] == text
             status = MatchStatus.exact if exact else MatchStatus.normalised

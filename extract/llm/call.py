@@ -140,7 +140,7 @@ def grounded_model(model: type[BaseModel]) -> type[BaseModel]:
         if facts is None:
             facts = grounding.ground(self, call.aligner.text, call.aligner)
         if any(f.needs_reask for f in facts):
-            raise ValueError(grounding.ungrounded_message(facts))
+            raise ValueError(grounding.ungrounded_message(facts, extraction=self))
         call.facts = facts
         return self
 

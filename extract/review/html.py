@@ -81,7 +81,8 @@ def render_record(record: ResultRecord, source_text: str) -> str:
     """A result record with every evidence span highlighted and linked to its field.
 
     Facts whose status is not ``grounded`` (ungrounded, uninformative, unsupported,
-    assertion conflict, copied from the prompt) are listed first, with the reason.
+    assertion conflict, copied from the prompt) are listed first, with the reason, and
+    so are grounded facts flagged for review (support found only through a weak cue).
     """
     facts = record.grounding.facts if record.grounding else []
     spans, rows, flagged = [], [], []
@@ -101,6 +102,8 @@ def render_record(record: ResultRecord, source_text: str) -> str:
         quotes = "<br>".join(f"“{escape(q['quote'])}”" for q in fact["quotes"])
         problems = [fact["reason"]] if fact.get("reason") else []
         problems += fact.get("number_mismatches") or []
+        if fact.get("review"):
+            problems.append(f"for review: {fact['review']}")
         detail = "; ".join(problems)
         row = (
             f'<tr id="{anchor}" class="{"" if status == "grounded" else "bad"}"><td>'
@@ -109,7 +112,7 @@ def render_record(record: ResultRecord, source_text: str) -> str:
             f"{'<br><b>' + escape(detail) + '</b>' if detail else ''}</td>"
             f'<td class="q">{quotes}</td></tr>'
         )
-        (rows if status == "grounded" else flagged).append(row)
+        (rows if status == "grounded" and not fact.get("review") else flagged).append(row)
     g = record.grounding.stats if record.grounding else {}
     head = "<tr><th>field</th><th>value</th><th>status</th><th>evidence</th></tr>"
     right = (

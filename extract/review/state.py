@@ -29,7 +29,7 @@ from caseextract.review.decisions import Decision
 from pydantic import BaseModel, ValidationError
 
 _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
-_KNOWN = {"path", "quotes", "grounded", "number_mismatches"}
+_KNOWN = {"path", "quotes", "grounded", "number_mismatches", "review"}
 _OK_STATUS = {None, "", "exact", "ok", "grounded", "supported", "consistent", "present"}
 STATES = ("undecided", "accepted", "rejected", "edited", "added")
 
@@ -161,6 +161,8 @@ def fact_problems(entry: dict[str, Any] | None) -> list[str]:
             if key not in ("quote", "status", "start", "end", "score", "occurrences"):
                 problems.extend(_flag(key, value))
     problems.extend(entry.get("number_mismatches") or [])
+    if entry.get("review"):  # grounded, but only through a weak cue (grounding.status)
+        problems.append(f"for review: {entry['review']}")
     for key, value in entry.items():
         if key not in _KNOWN:
             problems.extend(_flag(key, value))
