@@ -96,7 +96,12 @@ ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.envi
 def commands() -> list[str]:
     blocks = [b for text in PAGES for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S)]
     lines = [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()]
-    found = [line for line in lines if "caseextract " in line and "--local" not in line]
+    found = [
+        line
+        for line in lines
+        if ("caseextract " in line or line.startswith("python -m caseextract."))
+        and "--local" not in line
+    ]
     return list(dict.fromkeys(found))  # a command shown on two pages runs once
 
 
