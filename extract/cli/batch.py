@@ -22,9 +22,14 @@ from caseextract.cli.options import ModelOptions
 from caseextract.documents import discover
 from caseextract.errors import ExtractError
 from caseextract.llm.batchapi import BatchAPI
+from caseextract.llm.models import DEFAULT_MODEL
 from caseextract.tasks import default_task
 from rich.markup import escape
 from rich.table import Table
+
+# batch lines go to /v1/chat/completions (a model that refuses function tools there is
+# refused up front, saying so): /v1/responses lines are not built yet
+BATCH_API = "chat"
 
 batch_app = typer.Typer(
     no_args_is_help=True,
@@ -41,7 +46,9 @@ def _api(results: Path, base_url: str | None, timeout: float = 120.0) -> BatchAP
 
     job = BatchJob.load(results)
     s = job.data["settings"]
-    options = ModelOptions(s["model"], base_url, s["mode"], max_tokens=s["max_tokens"] or 0)
+    options = ModelOptions(
+        s["model"], base_url, s["mode"], max_tokens=s["max_tokens"] or 0, api=BATCH_API
+    )
     settings = options.settings(timeout=timeout, http_retries=s["http_retries"], reasks=s["reasks"])
     return BatchAPI(settings)
 
@@ -50,7 +57,7 @@ def _api(results: Path, base_url: str | None, timeout: float = 120.0) -> BatchAP
 def submit(
     inputs: Annotated[list[str], typer.Argument(help="Files, folders or globs (.txt .md .pdf).")],
     output: Results = Path("results.jsonl"),
-    model: Model = "gpt-4o-mini",
+    model: Model = DEFAULT_MODEL,
     base_url: BaseUrl = None,
     instructor_mode: Mode = "tools",
     timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 120.0,
@@ -76,7 +83,9 @@ def submit(
         raise _fail("no input documents found")
     limits = Limits(max(1, min(max_requests, 50_000)), int(min(max_file_mb, 200.0) * 1024 * 1024))
     try:
-        options = ModelOptions(model, base_url, instructor_mode, max_tokens=max_tokens)
+        options = ModelOptions(
+            model, base_url, instructor_mode, max_tokens=max_tokens, api=BATCH_API
+        )
         settings = options.settings(timeout=timeout, http_retries=http_retries, reasks=reasks)
         task = default_task(prompt_set, schema)
         api = BatchAPI(settings)

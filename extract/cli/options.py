@@ -2,7 +2,7 @@
 
 ``@model_options`` puts the shared options (``--model``, ``--base-url``, ``--mode``,
 ``--max-tokens``, ``--token-param``, ``--model-family``, ``--reasoning-effort``,
-``--azure-endpoint``, ``--api-version``) into a command's signature in place of
+``--azure-endpoint``, ``--api-version``, ``--api``) into a command's signature in place of
 its ``options: ModelOptions = SHARED`` parameter, and hands the command one
 ``ModelOptions``; ``ModelOptions.settings`` turns them into ``ModelSettings``
 (each command names its own timeout and retry counts, by keyword; ``batch``
@@ -27,6 +27,7 @@ from typing import Any
 
 from caseextract import redaction as secrets
 from caseextract.cli.app import (
+    Api,
     ApiVersion,
     AzureEndpoint,
     BaseUrl,
@@ -41,6 +42,7 @@ from caseextract.cli.app import (
 )
 from caseextract.llm import ModelSettings
 from caseextract.llm.local import LocalServer
+from caseextract.llm.models import DEFAULT_MODEL, shutdown_notice
 
 Preflight = Callable[[list[dict[str, str]]], None]
 
@@ -49,7 +51,7 @@ Preflight = Callable[[list[dict[str, str]]], None]
 class ModelOptions:
     """What the shared options said (defaults are the options' defaults)."""
 
-    model: str = "gpt-4o-mini"
+    model: str = DEFAULT_MODEL
     base_url: str | None = None
     instructor_mode: str = "tools"  # --mode
     max_tokens: int | None = None  # None: by model family; 0: the server's default
@@ -58,6 +60,7 @@ class ModelOptions:
     reasoning_effort: str | None = None
     azure_endpoint: str | None = None
     api_version: str | None = None
+    api: str = "auto"  # --api: responses, chat or auto
 
     def settings(
         self,
@@ -78,6 +81,8 @@ class ModelOptions:
             secrets.register_url(base_url)
             check_base_url(base_url)
         key_var = "AZURE_OPENAI_API_KEY" if self.azure_endpoint else "OPENAI_API_KEY"
+        if server is None and (notice := shutdown_notice(self.model)):
+            err.print(notice, markup=False, highlight=False)
         return ModelSettings(
             model=server.alias if server is not None else self.model,
             base_url=None if self.azure_endpoint else base_url,
@@ -92,6 +97,7 @@ class ModelOptions:
             reasoning_effort=self.reasoning_effort,
             azure_endpoint=self.azure_endpoint,
             api_version=self.api_version,
+            api=self.api,
             **extra,
         )
 
@@ -108,6 +114,7 @@ _OPTION_TYPES = {
     "reasoning_effort": ReasoningEffort,
     "azure_endpoint": AzureEndpoint,
     "api_version": ApiVersion,
+    "api": Api,
 }
 
 
