@@ -34,6 +34,7 @@ class CallStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of prompt_tokens, written to the prompt cache (Responses)
     reasoning_tokens: int = 0  # of completion_tokens, spent on hidden reasoning
     latency_s: float = 0.0
     model: str | None = None  # as the server names it
