@@ -157,7 +157,6 @@ class ModelClient:
             instructor_mode = instructor.Mode.RESPONSES_TOOLS
         self._acreate = instructor.patch(create=self._raw_acreate, mode=instructor_mode)
         self._portal = _Portal()
-        self.cache_key: str | None = None  # prompt_cache_key (Responses): set per task
 
     # -- HTTP layer ------------------------------------------------------------
 
@@ -242,9 +241,7 @@ class ModelClient:
         on_responses = self.settings.api == "responses"
         if on_responses:
             wire = wire_model(call.model).openai_schema if call.model is not None else None
-            kwargs, restore = responses.request(
-                kwargs, self.settings, self._params, wire, self.cache_key
-            )
+            kwargs, restore = responses.request(kwargs, self.settings, self._params, wire)
             create = self._async.responses.create
         else:
             kwargs, restore = self._request_kwargs(kwargs)

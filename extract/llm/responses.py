@@ -13,7 +13,11 @@ request this project sends, just before it goes:
   ``strict.strict_schema``, as ``--mode tools_strict`` on Chat Completions) forced
   by ``tool_choice``; instructor's duplicate ``text.format`` is dropped;
 - ``max_output_tokens``, ``reasoning.effort`` and temperature from ``params``;
-- ``prompt_cache_key`` (stable per prompt version and schema) when given.
+- ``prompt_cache_key``: ``caseextract-`` and a hash of the system message (the
+  rendered prompt: one per prompt version) and the tool (the schema), so every
+  document of a run shares it and a new prompt version or schema gets a new one
+  (https://platform.openai.com/docs/guides/prompt-caching). Chat Completions
+  requests carry none, so the requests recorded before stay byte-identical.
 
 ``received`` counts one response once (``input_tokens``, ``output_tokens``,
 ``input_tokens_details.cached_tokens`` / ``cache_write_tokens``,
@@ -30,6 +34,8 @@ https://developers.openai.com/api/docs/guides/migrate-to-responses.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -62,7 +68,6 @@ def request(
     settings: ModelSettings,
     params: RequestParams,
     wire: dict[str, Any] | None = None,
-    cache_key: str | None = None,
 ) -> tuple[dict[str, Any], Restore]:
     """The Responses request for what instructor built, and the answer's restorer.
 
@@ -75,8 +80,7 @@ def request(
     out["tools"] = [tool]
     out["tool_choice"] = {"type": "function", "name": tool["name"]}
     out = params.apply_responses(out)
-    if cache_key:
-        out.setdefault("prompt_cache_key", cache_key)
+    out.setdefault("prompt_cache_key", prompt_cache_key(out["input"], tool))
     original = (wire or {}).get("parameters") or {}
 
     def restore(response: Any) -> bool:
@@ -89,6 +93,15 @@ def request(
         return changed
 
     return out, restore
+
+
+def prompt_cache_key(messages: list[Any], tool: dict[str, Any]) -> str:
+    """Stable per prompt (the system message) and schema (the tool), never per document."""
+    system = [
+        m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "system"
+    ]
+    text = json.dumps([system[:1], tool], sort_keys=True, ensure_ascii=False)
+    return "caseextract-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
 def function_calls(response: Any) -> list[Any]:
