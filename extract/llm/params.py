@@ -94,10 +94,13 @@ def endpoint_kind(base_url: str | None, azure_endpoint: str | None = None) -> st
         return "azure"
     if not base_url:
         return "openai"
-    host = (urlparse(base_url).hostname or "").lower()
+    url = urlparse(base_url)
+    host = (url.hostname or "").lower()
     if host == "api.openai.com":
         return "openai"
-    if host.endswith(".openai.azure.com"):
+    # the Azure v1 API: https://NAME.openai.azure.com/openai/v1/ (also behind a gateway
+    # or custom domain, which keeps the path)
+    if host.endswith(".openai.azure.com") or url.path.rstrip("/").endswith("/openai/v1"):
         return "azure"
     return "compatible"
 
@@ -278,9 +281,14 @@ def refusal_advice(exc: BaseException, settings: Any) -> str | None:
     if param == "temperature" and code in ("unsupported_value", "unsupported_parameter"):
         return f"{model} takes only the default temperature: use --model-family reasoning"
     if param == "reasoning_effort" and "function tools" in message.lower():
+        responses = (
+            f"--base-url {AZURE_V1} --api responses"
+            if settings.azure_endpoint
+            else ("--api responses")
+        )
         return (
             f"{model} takes function tools only on /v1/responses (or with reasoning_effort "
-            f"none): use --api responses, or --reasoning-effort none [{_short(message)}]"
+            f"none): use {responses}, or --reasoning-effort none [{_short(message)}]"
         )
     if param == "reasoning_effort" and code == "unsupported_value":
         return f"{model} does not take this reasoning effort: change --reasoning-effort [{message}]"
