@@ -171,3 +171,53 @@ def arguments(response: Any) -> str | None:
         return getattr(calls[0], "arguments", None)
     text = getattr(response, "output_text", None)
     return text if isinstance(text, str) else None
+
+
+def as_chat_request(body: dict[str, Any]) -> dict[str, Any]:
+    """A Responses request read as the Chat Completions request it stands for (messages,
+    ``tools[].function``, ``tool_choice.function``), for what reads either kind the same
+    way: fingerprints, briefs, pass names. A chat request is returned as it is."""
+    if not isinstance(body, dict) or "input" not in body or "messages" in body:
+        return body
+    out = {k: v for k, v in body.items() if k not in ("input", "tools", "tool_choice")}
+    out["messages"] = body.get("input") or []
+    tools = []
+    for tool in body.get("tools") or []:
+        fn = {k: v for k, v in tool.items() if k != "type"}
+        tools.append({"type": "function", "function": fn})
+    if tools:
+        out["tools"] = tools
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("name"):
+        out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+    return out
+
+
+def imported_response(arguments: str, tool: str | None, answered_by: str, ident: str, now: int):
+    """The Responses answer that carries one imported answer (no usage: not measured)."""
+    if tool:
+        output = [
+            {
+                "type": "function_call",
+                "id": "fc_imported",
+                "call_id": "call_imported",
+                "name": tool,
+                "arguments": arguments,
+                "status": "completed",
+            }
+        ]
+    else:
+        text = [{"type": "output_text", "text": arguments, "annotations": []}]
+        output = [{"type": "message", "id": "msg_imported", "role": "assistant", "content": text}]
+    return {
+        "id": ident,
+        "object": "response",
+        "created_at": now,
+        "status": "completed",
+        "incomplete_details": None,
+        "model": answered_by,
+        "output": output,
+        "parallel_tool_calls": False,
+        "tool_choice": "auto",
+        "tools": [],
+    }
