@@ -82,7 +82,7 @@ class ModelOptions:
             check_base_url(base_url)
         key_var = "AZURE_OPENAI_API_KEY" if self.azure_endpoint else "OPENAI_API_KEY"
         if server is None and (notice := shutdown_notice(self.model)):
-            err.print(notice, markup=False, highlight=False)
+            err.print(notice, markup=False, highlight=False, soft_wrap=True)
         return ModelSettings(
             model=server.alias if server is not None else self.model,
             base_url=None if self.azure_endpoint else base_url,
