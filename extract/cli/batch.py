@@ -17,7 +17,7 @@ from caseextract.batch.submit import Limits, state_path
 from caseextract.batch.submit import cancel as cancel_batches
 from caseextract.batch.submit import status as batch_status
 from caseextract.batch.submit import submit as submit_batches
-from caseextract.cli.app import BaseUrl, Mode, Model, _fail, _setup_logging, app, err
+from caseextract.cli.app import Api, BaseUrl, Mode, Model, _fail, _setup_logging, app, err
 from caseextract.cli.options import ModelOptions
 from caseextract.documents import discover
 from caseextract.errors import ExtractError
@@ -26,10 +26,6 @@ from caseextract.llm.models import DEFAULT_MODEL
 from caseextract.tasks import default_task
 from rich.markup import escape
 from rich.table import Table
-
-# batch lines go to /v1/chat/completions (a model that refuses function tools there is
-# refused up front, saying so): /v1/responses lines are not built yet
-BATCH_API = "chat"
 
 batch_app = typer.Typer(
     no_args_is_help=True,
@@ -46,8 +42,9 @@ def _api(results: Path, base_url: str | None, timeout: float = 120.0) -> BatchAP
 
     job = BatchJob.load(results)
     s = job.data["settings"]
+    api = s.get("api", "chat")  # state written before the Responses path: chat lines
     options = ModelOptions(
-        s["model"], base_url, s["mode"], max_tokens=s["max_tokens"] or 0, api=BATCH_API
+        s["model"], base_url, s["mode"], max_tokens=s["max_tokens"] or 0, api=api
     )
     settings = options.settings(timeout=timeout, http_retries=s["http_retries"], reasks=s["reasks"])
     return BatchAPI(settings)
@@ -60,6 +57,7 @@ def submit(
     model: Model = DEFAULT_MODEL,
     base_url: BaseUrl = None,
     instructor_mode: Mode = "tools",
+    api: Api = "auto",
     timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 120.0,
     max_tokens: Annotated[int, typer.Option(help="Answer limit; 0 = server default.")] = 8192,
     http_retries: Annotated[
@@ -83,9 +81,7 @@ def submit(
         raise _fail("no input documents found")
     limits = Limits(max(1, min(max_requests, 50_000)), int(min(max_file_mb, 200.0) * 1024 * 1024))
     try:
-        options = ModelOptions(
-            model, base_url, instructor_mode, max_tokens=max_tokens, api=BATCH_API
-        )
+        options = ModelOptions(model, base_url, instructor_mode, max_tokens=max_tokens, api=api)
         settings = options.settings(timeout=timeout, http_retries=http_retries, reasks=reasks)
         task = default_task(prompt_set, schema)
         api = BatchAPI(settings)
