@@ -127,7 +127,10 @@ def test_api_auto_per_endpoint_and_mode():
     assert dated.api == "chat"
     with pytest.raises(ConfigError, match="openai/v1/"):
         ModelSettings(
-            model="dep", azure_endpoint="https://r.openai.azure.com", api_version="v", api="responses"
+            model="dep",
+            azure_endpoint="https://r.openai.azure.com",
+            api_version="v",
+            api="responses",
         )
     with pytest.raises(ConfigError, match="--mode tools"):
         ModelSettings(model="gpt-5.6-terra", instructor_mode="json", api="responses")
@@ -149,7 +152,27 @@ def test_cli_warns_once_for_a_leaving_model_and_refuses_a_bad_effort(tmp_path, s
     assert "2026-12-11" in line
     result = runner.invoke(
         app,
-        ["export", str(doc), "--model", "gpt-5.4-mini", "--reasoning-effort", "max", "--out", str(out)],
+        [
+            "export",
+            str(doc),
+            "--model",
+            "gpt-5.4-mini",
+            "--reasoning-effort",
+            "max",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code != 0
     assert "takes none, low, medium, high, xhigh" in result.output
+
+
+def test_the_family_budget_takes_at_most_half_a_declared_context_window():
+    from caseextract.cli.options import ModelOptions
+
+    common = dict(timeout=1.0, http_retries=0, reasks=0)
+    auto = ModelOptions(model="gpt-5.4-mini").settings(**common, context_window=16384)
+    assert auto.max_tokens == 8192  # 32,768 by family would leave no room for the report
+    assert ModelOptions(model="gpt-5.4-mini").settings(**common).max_tokens == 32768
+    given = ModelOptions(model="gpt-5.4-mini", max_tokens=12000)
+    assert given.settings(**common, context_window=16384).max_tokens == 12000

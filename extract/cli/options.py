@@ -14,6 +14,7 @@ command ends.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import os
@@ -69,12 +70,15 @@ class ModelOptions:
         http_retries: int,
         reasks: int,
         server: LocalServer | None = None,
+        context_window: int | None = None,
         **extra: Any,
     ) -> ModelSettings:
         """``ModelSettings`` from the options; a local ``server`` names the model and URL.
 
         The key comes from the environment (``AZURE_OPENAI_API_KEY`` with an Azure
-        endpoint, else ``OPENAI_API_KEY``); ``extra`` holds a command's own settings."""
+        endpoint, else ``OPENAI_API_KEY``); ``extra`` holds a command's own settings.
+        With a declared ``context_window``, the budget chosen by model family (no
+        ``--max-tokens``) takes at most half of it, leaving the other half to the report."""
         base_url = server.base_url if server is not None else self.base_url
         secrets.register_from_env()
         if base_url is not None:
@@ -83,7 +87,7 @@ class ModelOptions:
         key_var = "AZURE_OPENAI_API_KEY" if self.azure_endpoint else "OPENAI_API_KEY"
         if server is None and (notice := shutdown_notice(self.model)):
             err.print(notice, markup=False, highlight=False, soft_wrap=True)
-        return ModelSettings(
+        settings = ModelSettings(
             model=server.alias if server is not None else self.model,
             base_url=None if self.azure_endpoint else base_url,
             api_key=os.environ.get(key_var) or None,
@@ -100,6 +104,11 @@ class ModelOptions:
             api=self.api,
             **extra,
         )
+        half = context_window // 2 if context_window else None
+        auto_budget = self.max_tokens is None and isinstance(settings.max_tokens, int)
+        if half and auto_budget and settings.max_tokens > half:  # type: ignore[operator]
+            settings = dataclasses.replace(settings, max_tokens=half)
+        return settings
 
 
 SHARED = ModelOptions()  # `options: ModelOptions = SHARED`: where the shared options go
