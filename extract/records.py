@@ -73,6 +73,7 @@ class Usage(_Part):
     completion_tokens: int = 0
     total_tokens: int = 0
     cached_tokens: int = 0  # prompt tokens the provider served from its prompt cache
+    cache_write_tokens: int = 0  # prompt tokens written to the prompt cache (Responses API)
     reasoning_tokens: int = 0  # completion tokens a reasoning model spent before answering
 
 
@@ -109,6 +110,7 @@ class ResultRecord(_Part):
     grounding: GroundingInfo | None = None
     model: str | None = None
     mode: str | None = None
+    api: str | None = None  # responses or chat: the endpoint the requests went to
     prompt_set: str | None = None
     prompt_version: str | None = None
     schema_name: str | None = Field(None, alias="schema")
@@ -141,7 +143,7 @@ class ResultRecord(_Part):
 
     def _unset_optional(self) -> set[str]:
         """Optional parts left out of the line when absent (as before they existed)."""
-        unset = ("last_completion", "batch", "passes")
+        unset = ("last_completion", "batch", "passes", "api")
         return {k for k in unset if getattr(self, k) is None}
 
     def to_json(self) -> dict[str, Any]:

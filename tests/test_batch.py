@@ -25,7 +25,13 @@ from caseextract.llm import ModelSettings
 from caseextract.llm.batchapi import BatchAPI
 from caseextract.review.ledger import ledger_from_recordings
 from caseextract.tasks import default_task
-from caseextract.testing import Reply, crafted_error, crafted_tool_completion
+from caseextract.testing import (
+    Reply,
+    crafted_error,
+    crafted_function_call,
+    crafted_response,
+    crafted_tool_completion,
+)
 from caseextract.testing.batch_server import BatchPlan, FakeBatchServer
 
 from conftest import ROOT, SEED
@@ -124,6 +130,36 @@ def test_collect_validates_grounds_and_writes_records_once(tmp_path):
     assert json.loads(exchanges[0].read_text())["provenance"]["kind"] == "batch answer"
     spent = ledger_from_recordings(work_dir(out) / "exchanges")["crafted-model"]
     assert (spent.calls, spent.batch_prompt_tokens, spent.prompt_tokens) == (3, 300, 300)
+
+
+def responses_good(body: dict, _cid: str) -> Reply:
+    """A crafted Responses answer (a function call) for a /v1/responses line."""
+    call = crafted_function_call(CRAFTED_SEED_ANSWER)
+    return Reply(body=crafted_response([call], model=body["model"]))
+
+
+def test_responses_lines_submit_and_collect_like_run(tmp_path):
+    """gpt-5.6-terra refuses function tools on Chat Completions: its lines go to the
+    Batch API as /v1/responses lines (a batch of that endpoint), collected as run would."""
+    out = tmp_path / "results.jsonl"
+    paths = docs(tmp_path, "ab")
+    kw = dict(model="gpt-5.6-terra", api="responses")
+    with FakeBatchServer(responses_good) as server:
+        result = do_submit(server, paths, out, **kw)
+        assert result.submitted == ["a", "b"]
+        [batch] = server.batches.values()
+        assert batch.endpoint == "/v1/responses"
+        lines = uploaded_lines(server)
+        assert {line["url"] for line in lines} == {"/v1/responses"}
+        captured = capture_requests(TASK, settings(server, **kw), [load_document(paths[0])])
+        assert lines[0]["body"] == captured[0].body and "input" in lines[0]["body"]
+        server.run_all()
+        done = collect(out, TASK, BatchAPI(settings(server, **kw)), None, server.base_url, False)
+        assert (done.ok, done.failed) == (2, 0)
+    recs = records(out)
+    assert [r["status"] for r in recs] == ["ok", "ok"]
+    assert recs[0]["api"] == "responses"
+    assert recs[0]["batch"]["usage"] == {"prompt_tokens": 100, "completion_tokens": 50}
 
 
 def test_files_split_at_the_request_and_size_limits(tmp_path):

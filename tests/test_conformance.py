@@ -6,12 +6,13 @@ the pipeline's real requests (real openai client, real HTTP on 127.0.0.1).
 """
 
 import copy
+import datetime as dt
 import json
 
 import pytest
 from caseextract.cli import app
-from caseextract.errors import NonRetryableError
-from caseextract.llm import INSTRUCTOR_MODES, STRICT_MODES, ModelClient, ModelSettings
+from caseextract.errors import ConfigError, NonRetryableError
+from caseextract.llm import INSTRUCTOR_MODES, STRICT_MODES, ModelClient, ModelSettings, models
 from caseextract.tasks import default_task
 from caseextract.testing import MODELS, ConformanceServer, check_strict_schema
 from pydantic import BaseModel
@@ -23,11 +24,14 @@ runner = CliRunner()
 KEY = "sk-conformance-test-key-0000"
 AZURE_KEY = "azure-conformance-key-1111"
 API_VERSION = "2024-10-21"
-CHECKED = ("gpt-4o-mini", "gpt-5-mini", "o4-mini")
+TODAY = dt.date(2026, 12, 7)  # the served models and shutdowns as of this day
+# current models (no announced shutdown, or not yet reached) a user picks today
+CHECKED = ("gpt-5.4-mini", "gpt-5.6-terra", "gpt-6-sol", "gpt-4o-mini")
 DEPLOYMENTS = {
     "gpt-4o-mini": "gpt-4o-mini",
-    "prod-reasoner": "gpt-5-mini",
+    "prod-reasoner": "gpt-5.4-mini",
     "prod-chat": "gpt-4o-mini",
+    "prod-terra": "gpt-5.6-terra",
 }
 
 
@@ -41,7 +45,7 @@ def crafted_answer(_payload):
 
 @pytest.fixture
 def server():
-    with ConformanceServer(crafted_answer, deployments=DEPLOYMENTS) as s:
+    with ConformanceServer(crafted_answer, deployments=DEPLOYMENTS, today=TODAY) as s:
         yield s
 
 
@@ -60,6 +64,15 @@ def assert_conformant(payload, model_family, mode):
     if model_family == "reasoning":
         assert "max_tokens" not in payload, "max_tokens sent to a reasoning model"
         assert "temperature" not in payload, "temperature sent to a reasoning model"
+    if payload["_endpoint"] == "responses":
+        for name in ("max_tokens", "max_completion_tokens", "reasoning_effort", "messages"):
+            assert name not in payload, f"{name} sent to /v1/responses"
+        [tool] = payload["tools"]
+        assert tool["strict"] is True, "a Responses tool without strict: true"
+        assert check_strict_schema(tool["parameters"]) is None
+        assert payload["tool_choice"] == {"type": "function", "name": tool["name"]}
+        assert payload["prompt_cache_key"].startswith("caseextract-")
+        return
     if mode in STRICT_MODES:
         if mode == "tools_strict":
             fn = payload["tools"][0]["function"]
@@ -86,6 +99,15 @@ def openai_settings(monkeypatch, server, model, mode, **extra):
     )
 
 
+def assert_seed_answer(ext):
+    assert ext.value.patients[0].age.years == 87
+    # a strict answer carries every property (null when absent): defaults still apply
+    absent, pain = ext.value.patients[0].findings
+    assert (absent.assertion, pain.assertion) == ("absent", "present")
+    assert ext.value.patients[0].interventions[0].urgency is None
+    assert all(f.grounded for f in ext.facts)
+
+
 @pytest.mark.parametrize("mode", list(INSTRUCTOR_MODES))
 @pytest.mark.parametrize("model", CHECKED)
 def test_openai_api_requests_pass_in_every_mode(monkeypatch, server, seed_messages, model, mode):
@@ -94,21 +116,113 @@ def test_openai_api_requests_pass_in_every_mode(monkeypatch, server, seed_messag
     ext = client.extract(messages, task.response_model, source_text=messages[1]["content"])
     assert server.refused == []
     [payload] = server.requests
-    assert payload["_path"] == "/v1/chat/completions"
-    assert "max_completion_tokens" in payload and "max_tokens" not in payload
+    # --api auto: the tool modes on /v1/responses, the JSON modes on Chat Completions
+    if mode in ("tools", "tools_strict"):
+        assert payload["_path"] == "/v1/responses"
+        assert payload["max_output_tokens"] == (32768 if model != "gpt-4o-mini" else 8192)
+    else:
+        assert payload["_path"] == "/v1/chat/completions"
+        assert "max_completion_tokens" in payload and "max_tokens" not in payload
     assert_conformant(payload, MODELS[model].family, mode)
-    assert ext.value.patients[0].age.years == 87
-    # a strict answer carries every property (null when absent): defaults still apply
-    absent, pain = ext.value.patients[0].findings
-    assert (absent.assertion, pain.assertion) == ("absent", "present")
-    assert ext.value.patients[0].interventions[0].urgency is None
-    assert all(f.grounded for f in ext.facts)
+    assert_seed_answer(ext)
+    assert ext.stats.model == model
     if MODELS[model].family == "reasoning":
         assert ext.stats.reasoning_tokens == ConformanceServer.REASONING_TOKENS
 
 
+@pytest.mark.parametrize("mode", ["tools", "tools_strict"])
+@pytest.mark.parametrize(
+    ("model", "effort"), [("gpt-5.4-mini", None), ("gpt-5.6-terra", "none"), ("gpt-6-sol", "none")]
+)
+def test_chat_completions_tool_requests_pass_with_the_effort_each_family_needs(
+    monkeypatch, server, seed_messages, model, effort, mode
+):
+    task, messages = seed_messages
+    settings = openai_settings(
+        monkeypatch, server, model, mode, api="chat", reasoning_effort=effort
+    )
+    ext = ModelClient(settings).extract(messages, task.response_model)
+    assert server.refused == []
+    [payload] = server.requests
+    assert payload["_path"] == "/v1/chat/completions"
+    assert payload.get("reasoning_effort") == effort
+    assert_conformant(payload, "reasoning", mode)
+    assert ext.value.patients[0].age.years == 87
+
+
+class Item(BaseModel):
+    name: str
+    note: str | None = None
+
+
+def item_answer(_payload):
+    return {"name": "a"}
+
+
+def test_function_tools_never_reach_chat_completions_for_a_model_that_refuses_them(monkeypatch):
+    """Every served model, every effort it takes (and none sent), both APIs, both tool
+    modes: the request is refused up front, or the server (which enforces the rule with
+    the API's own error body) accepts it. A tools-with-effort 400 fails this test."""
+    messages = [{"role": "user", "content": "Name one item."}]
+    sent = up_front = 0
+    with ConformanceServer(item_answer, today=TODAY) as s:
+        monkeypatch.setenv("OPENAI_BASE_URL", s.base_url)
+        for model, spec in MODELS.items():
+            if models.shutdown_date(model) and models.shutdown_date(model) <= TODAY.isoformat():
+                continue  # retired: 404 (test_a_retired_model_answers_404_model_not_found)
+            for effort in (None, *spec.efforts):
+                for api in ("auto", "chat"):
+                    for mode in ("tools", "tools_strict"):
+                        try:
+                            settings = ModelSettings(
+                                model=model,
+                                api_key=KEY,
+                                api=api,
+                                instructor_mode=mode,
+                                reasoning_effort=effort,
+                                reasks=0,
+                                http_retries=0,
+                            )
+                        except ConfigError as exc:
+                            assert "--api responses" in str(exc)
+                            up_front += 1
+                            continue
+                        client = ModelClient(settings)
+                        client.extract(messages, Item)
+                        client.close()
+                        sent += 1
+        tools_refusals = [r for r in s.refused if "Function tools" in r["error"]["message"]]
+        assert tools_refusals == []
+        assert s.refused == []
+    assert sent > 50 and up_front > 10
+
+
 @pytest.mark.parametrize("mode", list(INSTRUCTOR_MODES))
-@pytest.mark.parametrize("deployment", list(DEPLOYMENTS))
+def test_azure_v1_deployment_requests_pass_in_every_mode(server, seed_messages, mode):
+    """The v1 base URL (https://NAME.openai.azure.com/openai/v1/, no api-version): the
+    path tells it is Azure, so --api auto picks Responses for the tool modes."""
+    task, messages = seed_messages
+    settings = ModelSettings(
+        model="prod-terra",
+        base_url=server.azure_v1,
+        api_key=AZURE_KEY,
+        instructor_mode=mode,
+        reasks=0,
+        http_retries=0,
+        timeout=10,
+    )
+    ModelClient(settings).extract(messages, task.response_model)
+    assert server.refused == []
+    [payload] = server.requests
+    api = "responses" if mode in ("tools", "tools_strict") else "chat"
+    assert settings.api == api
+    suffix = "responses" if api == "responses" else "chat/completions"
+    assert payload["_path"] == f"/openai/v1/{suffix}"
+    assert_conformant(payload, "reasoning", mode)
+
+
+@pytest.mark.parametrize("mode", list(INSTRUCTOR_MODES))
+@pytest.mark.parametrize("deployment", ["gpt-4o-mini", "prod-reasoner", "prod-chat"])
 def test_azure_deployment_requests_pass_in_every_mode(server, seed_messages, deployment, mode):
     task, messages = seed_messages
     settings = ModelSettings(
@@ -121,6 +235,7 @@ def test_azure_deployment_requests_pass_in_every_mode(server, seed_messages, dep
         http_retries=0,
         timeout=10,
     )
+    assert settings.api == "chat"  # the dated path: Responses on Azure needs the v1 API
     client = ModelClient(settings)
     client.extract(messages, task.response_model)
     assert server.refused == []
@@ -135,6 +250,7 @@ def test_azure_deployment_requests_pass_in_every_mode(server, seed_messages, dep
 
 
 def refused(monkeypatch, server, seed_messages, model, mode="tools", response_model=None, **kw):
+    kw.setdefault("api", "chat")
     task, messages = seed_messages
     client = ModelClient(openai_settings(monkeypatch, server, model, mode, **kw))
     with pytest.raises(NonRetryableError) as info:
@@ -164,7 +280,7 @@ def test_max_tokens_to_a_reasoning_model_is_refused_with_the_api_error(
 
 
 def test_temperature_to_a_reasoning_model_is_refused(monkeypatch, server, seed_messages):
-    err, message = refused(monkeypatch, server, seed_messages, "o4-mini", model_family="chat")
+    err, message = refused(monkeypatch, server, seed_messages, "gpt-5.4-mini", model_family="chat")
     assert (err["code"], err["param"]) == ("unsupported_value", "temperature")
     assert "Only the default (1) value is supported" in err["message"]
     assert "--model-family reasoning" in message
@@ -190,17 +306,98 @@ def test_reasoning_effort_to_a_chat_model_is_refused(server, seed_messages):
     assert (err["code"], err["param"]) == ("unsupported_parameter", "reasoning_effort")
 
 
-def test_reasoning_effort_passes_through_to_a_reasoning_model(monkeypatch, server, seed_messages):
+@pytest.mark.parametrize("api", ["auto", "chat"])
+def test_reasoning_effort_passes_through_on_both_endpoints(monkeypatch, server, seed_messages, api):
     task, messages = seed_messages
     settings = openai_settings(
-        monkeypatch, server, "gpt-5-mini", "tools", reasoning_effort="minimal"
+        monkeypatch,
+        server,
+        "gpt-5.4-mini",
+        "json_schema" if api == "chat" else "tools",
+        reasoning_effort="xhigh",
+        api=api,
     )
     ModelClient(settings).extract(messages, task.response_model)
-    assert server.requests[0]["reasoning_effort"] == "minimal"
-    # a value this model does not take is the API's to refuse, with its own words
-    server.requests.clear()
-    err, _ = refused(monkeypatch, server, seed_messages, "o4-mini", reasoning_effort="minimal")
-    assert err["code"] == "unsupported_value"
+    [payload] = server.requests
+    if api == "chat":
+        assert payload["reasoning_effort"] == "xhigh"
+    else:
+        assert payload["reasoning"] == {"effort": "xhigh"}
+
+
+def test_an_effort_outside_the_set_sent_anyway_gets_the_api_refusal(server, seed_messages):
+    # a deployment whose name says nothing: the family's set is the server's to enforce
+    err, message = refused_azure(server, seed_messages, "prod-terra", reasoning_effort="minimal")
+    assert err["code"] == "unsupported_value" and "'minimal'" in err["message"]
+    assert "Supported values are: 'none', 'low'" in err["message"]
+    assert "change --reasoning-effort" in message
+
+
+def refused_azure(server, seed_messages, deployment, mode="json_schema", **kw):
+    task, messages = seed_messages
+    settings = ModelSettings(
+        model=deployment,
+        api_key=AZURE_KEY,
+        azure_endpoint=server.endpoint,
+        api_version=API_VERSION,
+        instructor_mode=mode,
+        reasks=0,
+        http_retries=0,
+        **kw,
+    )
+    with pytest.raises(NonRetryableError) as info:
+        ModelClient(settings).extract(messages, task.response_model)
+    assert len(server.requests) == 1, "a refused request is never retried"
+    assert "\n" not in str(info.value)
+    return server.refused[-1]["error"], str(info.value)
+
+
+@pytest.mark.parametrize("effort", [None, "low"])
+def test_tools_with_effort_on_chat_completions_get_the_exact_error_and_what_to_change(
+    server, seed_messages, effort
+):
+    """A deployment name says nothing of its model: the request is sent, and refused as
+    the API refuses it (GEMISIS/leviath#333, BerriAI/litellm#34569)."""
+    err, message = refused_azure(
+        server, seed_messages, "prod-terra", "tools", reasoning_effort=effort
+    )
+    assert err == {
+        "message": "Function tools with reasoning_effort are not supported for gpt-5.6-terra in "
+        "/v1/chat/completions. To use function tools, use /v1/responses or set "
+        "reasoning_effort to 'none'.",
+        "type": "invalid_request_error",
+        "param": "reasoning_effort",
+        "code": None,
+    }
+    assert "openai/v1/ --api responses, or --reasoning-effort none" in message
+
+
+def test_gpt54_with_an_effort_gets_its_own_error_body(monkeypatch, server, seed_messages):
+    # the family rule is refused up front by name; forced past it through --model-family,
+    # the server answers as the API does (pipecat-ai/pipecat#4043)
+    with ConformanceServer(item_answer, today=TODAY, deployments={"d": "gpt-5.4"}) as s:
+        settings = ModelSettings(
+            model="d",
+            api_key=AZURE_KEY,
+            azure_endpoint=s.endpoint,
+            api_version=API_VERSION,
+            reasoning_effort="high",
+            reasks=0,
+            http_retries=0,
+        )
+        with pytest.raises(NonRetryableError, match="--api responses"):
+            ModelClient(settings).extract([{"role": "user", "content": "x"}], Item)
+        assert s.refused[-1]["error"]["message"] == (
+            "Function tools with reasoning_effort are not supported for gpt-5.4 in "
+            "/v1/chat/completions. Please use /v1/responses instead."
+        )
+
+
+@pytest.mark.parametrize("model", ["o4-mini", "o3-mini"])
+def test_a_retired_model_answers_404_model_not_found(monkeypatch, server, seed_messages, model):
+    err, message = refused(monkeypatch, server, seed_messages, model, mode="json_schema")
+    assert err["code"] == "model_not_found" and "has been deprecated" in err["message"]
+    assert "shut down on 2026-10-23" in message and "--model gpt-5.4-mini" in message
 
 
 def test_a_budget_above_the_models_limit_is_refused(monkeypatch, server, seed_messages):
@@ -399,11 +596,6 @@ def test_instructor_alone_sends_no_strict_schema(mode):
         strict, schema = spec.get("strict"), spec["schema"]
     assert strict is not True
     assert check_strict_schema(schema) is not None
-
-
-class Item(BaseModel):
-    name: str
-    note: str | None = None
 
 
 def test_azure_exchanges_record_and_replay_without_the_key(server, seed_messages, tmp_path):

@@ -41,8 +41,8 @@ def crafted_gold_answers(folder, ids):
         (folder / f"{case_id}.answer.json").write_text(json.dumps(data, indent=1))
 
 
-def export(out, *docs, extra=()):
-    result = invoke("export", *docs, "--out", out, *extra)
+def export(out, *docs, extra=(), api=None):
+    result = invoke("export", *docs, "--out", out, *(("--api", api) if api else ()), *extra)
     assert result.exit_code == 0, result.output
     return result
 
@@ -122,7 +122,7 @@ def test_fingerprint_ignores_parameters_but_not_what_the_model_reads(tmp_path):
 
 def test_brief_holds_instructions_report_schema_and_how_to_answer(tmp_path, seed_text):
     out = tmp_path / "requests"
-    export(out, CASES / f"{SEED_ID}.txt")
+    export(out, CASES / f"{SEED_ID}.txt", api="chat")
     entry = read_index(out)["documents"][0]
     body = json.loads((out / entry["request"]).read_text(encoding="utf-8"))
     brief = (out / entry["brief"]).read_text(encoding="utf-8")
@@ -132,6 +132,31 @@ def test_brief_holds_instructions_report_schema_and_how_to_answer(tmp_path, seed
     assert json.dumps(schema, indent=2, ensure_ascii=False) in brief
     assert "ONE JSON object: the arguments of the tool `CaseReport`" in brief
     assert f"Save it as {SEED_ID}.answer.json" in brief
+
+
+@pytest.mark.parametrize("model", ["gpt-5.6-terra", "gpt-6-sol", "gpt-5.4-mini"])
+def test_export_for_current_models_writes_responses_requests_the_api_accepts(tmp_path, model):
+    """What `caseextract export … --model gpt-5.6-terra` writes: a /v1/responses request
+    (a strict function tool, max_output_tokens, a prompt_cache_key), which the
+    conformance server (the API's rules, cited) accepts as it is."""
+    import datetime as dt
+
+    import httpx2
+    from caseextract.testing import ConformanceServer
+
+    out = tmp_path / "requests"
+    export(out, CASES / f"{SEED_ID}.txt", extra=("--model", model))
+    entry = read_index(out)["documents"][0]
+    body = json.loads((out / entry["request"]).read_text(encoding="utf-8"))
+    assert "input" in body and "messages" not in body and "reasoning_effort" not in body
+    assert body["tools"][0]["strict"] is True and body["max_output_tokens"] == 32768
+    brief = (out / entry["brief"]).read_text(encoding="utf-8")
+    assert body["input"][1]["content"] in brief and "tool `CaseReport`" in brief
+    with ConformanceServer(lambda _p: {}, today=dt.date(2026, 12, 7)) as s:
+        headers = {"Authorization": "Bearer sk-test"}
+        answer = httpx2.post(f"{s.base_url}/responses", json=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert s.refused == []
 
 
 def test_export_of_nothing_is_a_clear_error(tmp_path):
@@ -210,7 +235,9 @@ def test_imported_exchanges_say_what_they_are(tmp_path):
     assert "server" not in prov and "recorded_at" not in prov  # never posing as an API call
     body = data["response"]["body"]
     assert "usage" not in body
-    call = body["choices"][0]["message"]["tool_calls"][0]["function"]
+    # the default model goes to /v1/responses: the answer is a Responses function call
+    [call] = body["output"]
+    assert call["type"] == "function_call" and body["object"] == "response"
     assert call["name"] == "CaseReport" and json.loads(call["arguments"]) == json.loads(answer)
     manifest = json.loads((store / "manifest.json").read_text())
     assert manifest["imported"] is True and manifest["provenance"] == "crafted by the test suite"

@@ -82,6 +82,8 @@ def crafted_reply(payload: dict, index: int) -> Reply:
     tools = payload.get("tools") or [{}]
     name = tools[0].get("function", {}).get("name", "CaseReport")
     answer = CRAFTED_CEMENT_ANSWER if name == "CementLeakage" else CRAFTED_SEED_ANSWER
+    if name == "CheckAnswer":  # `caseextract check`'s two-sentence report
+        answer = {"age_years": 72, "finding": "fever", "evidence": ["developed fever"]}
     return Reply(body=crafted_tool_completion(answer, tool_name=name))
 
 

@@ -40,6 +40,7 @@ def test_an_old_record_loads_typed_and_round_trips_byte_for_byte_in_meaning(tmp_
     again = json.loads(record.to_line())
     # fields added since are filled with their defaults; nothing of the old line is lost
     usage = {**OLD_LINE["usage"], "cached_tokens": 0, "reasoning_tokens": 0}
+    usage["cache_write_tokens"] = 0
     document = {**OLD_LINE["document"], "encoding": None, "decode_errors": None}
     assert again == {**OLD_LINE, "record_version": 0, "usage": usage, "document": document}
 

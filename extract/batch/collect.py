@@ -23,7 +23,7 @@ from caseextract.documents import Document, load_document
 from caseextract.errors import BatchError, ExtractError, InputError, TransientError
 from caseextract.fileio import write_atomic
 from caseextract.llm import ModelClient, ModelSettings
-from caseextract.llm.batchapi import ENDPOINT, BatchAPI
+from caseextract.llm.batchapi import BatchAPI, endpoint_of
 from caseextract.llm.recording import (
     TRANSIENT_STATUSES,
     RecordingStore,
@@ -78,7 +78,7 @@ class BatchAnswers(DirectAnswers):
 def answer_key(body: Any) -> str:
     """The store key of a batch answer: the request body (the server's address and
     path prefix may differ between submit and collect; the endpoint does not)."""
-    return exchange_key("POST", ENDPOINT, body)
+    return exchange_key("POST", endpoint_of(body), body)
 
 
 @dataclass
@@ -109,7 +109,7 @@ def _take(job: BatchJob, store: BatchAnswers, batch_id: str, item: dict[str, Any
         usage = (answer.get("usage") or {}) if isinstance(answer, dict) else {}
         store.put(
             answer_key(body),
-            {"method": "POST", "path": ENDPOINT, "body": body},
+            {"method": "POST", "path": endpoint_of(body), "body": body},
             {"status": code, "headers": {"content-type": "application/json"}, "body": answer},
             None,
             provenance={
@@ -122,9 +122,11 @@ def _take(job: BatchJob, store: BatchAnswers, batch_id: str, item: dict[str, Any
                 "caseextract_version": __version__,
             },
         )
+        # a Responses answer names them input_tokens / output_tokens
+        prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
+        completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
         req.update(
-            status="answered",
-            usage={k: usage.get(k) or 0 for k in ("prompt_tokens", "completion_tokens")},
+            status="answered", usage={"prompt_tokens": prompt, "completion_tokens": completion}
         )
         return
     err = item.get("error") or {}

@@ -7,7 +7,8 @@ Contracts:
   that client makes after an invalid or ungrounded answer (captured the same way
   during ``collect``). One JSONL line per request: ``custom_id`` =
   ``<id>.<sha256[:16]>.<pass>`` (the document, its content hash, the pass), method
-  ``POST``, url ``/v1/chat/completions``, body the captured body.
+  ``POST``, url ``/v1/chat/completions`` (or ``/v1/responses`` for a Responses
+  request: files are split per model and endpoint), body the captured body.
 * **Files at the provider's limits.** 50,000 requests and 200 MB per file, one
   model per file (https://platform.openai.com/docs/api-reference/batch/create,
   https://platform.openai.com/docs/guides/batch); uploaded with purpose
@@ -45,7 +46,7 @@ from caseextract.errors import BatchError, InputError
 from caseextract.exchange.export import capture_requests
 from caseextract.fileio import write_atomic
 from caseextract.llm import ModelSettings
-from caseextract.llm.batchapi import ENDPOINT, BatchAPI
+from caseextract.llm.batchapi import ENDPOINT, BatchAPI, endpoint_of
 from caseextract.records import utc_now
 from caseextract.store import read_records
 from caseextract.tasks import Task
@@ -159,23 +160,24 @@ class BatchJob:
     def prepare_files(self, limits: Limits) -> list[dict[str, Any]]:
         """Write the prepared requests into input files (one model each, within limits)."""
         pending = [(c, r) for c, r in self.requests.items() if c in self.bodies]
-        by_model: dict[str, list[tuple[str, bytes]]] = {}
+        by_model: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
         for cid, req in pending:
             body = self.bodies[cid]
-            line = {"custom_id": cid, "method": "POST", "url": ENDPOINT, "body": body}
+            url = endpoint_of(body)  # /v1/chat/completions or /v1/responses
+            line = {"custom_id": cid, "method": "POST", "url": url, "body": body}
             raw = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
             if len(raw) > limits.max_bytes:
                 raise BatchError(f"{req['doc']}: one request is larger than a batch file may be")
-            by_model.setdefault(str(body.get("model")), []).append((cid, raw))
+            by_model.setdefault((str(body.get("model")), url), []).append((cid, raw))
         created = []
         self.folder.mkdir(parents=True, exist_ok=True)
-        for lines in by_model.values():
+        for (_, url), lines in by_model.items():
             chunk: list[tuple[str, bytes]] = []
             size = 0
             for cid, raw in [*lines, ("", b"")]:
                 full = len(chunk) >= limits.max_requests or size + len(raw) > limits.max_bytes
                 if chunk and (not cid or full):
-                    created.append(self._write_file(chunk))
+                    created.append(self._write_file(chunk, url))
                     chunk, size = [], 0
                 if cid:
                     chunk.append((cid, raw))
@@ -183,7 +185,7 @@ class BatchJob:
         self.save()
         return created
 
-    def _write_file(self, chunk: list[tuple[str, bytes]]) -> dict[str, Any]:
+    def _write_file(self, chunk: list[tuple[str, bytes]], endpoint: str) -> dict[str, Any]:
         data = b"".join(raw for _, raw in chunk)
         name = f"input-{len(self.batches) + 1:04d}.jsonl"
         write_atomic(self.folder / name, data)
@@ -192,6 +194,7 @@ class BatchJob:
             "sha256": hashlib.sha256(data).hexdigest(),
             "requests": len(chunk),
             "bytes": len(data),
+            "endpoint": endpoint,
             "input_file_id": None,
             "id": None,
             "status": None,
@@ -216,7 +219,9 @@ class BatchJob:
                     data = (self.folder / entry["file"]).read_bytes()
                     entry["input_file_id"] = api.upload(entry["file"], data)
                     self.save()
-                adopted = api.create(entry["input_file_id"], {META_KEY: entry["sha256"]})
+                meta = {META_KEY: entry["sha256"]}
+                endpoint = entry.get("endpoint", ENDPOINT)  # state written before: chat
+                adopted = api.create(entry["input_file_id"], meta, endpoint)
             entry.update(id=adopted["id"], status=adopted["status"], created_at=utc_now())
             entry["input_file_id"] = adopted.get("input_file_id") or entry["input_file_id"]
             for req in self.requests.values():

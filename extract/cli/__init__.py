@@ -10,6 +10,7 @@ from caseextract.cli import diff  # noqa: F401  (registers diff, show, cost)
 from caseextract.cli import exchange  # noqa: F401  (registers export, import)
 from caseextract.cli import review  # noqa: F401  (registers review, summarize)
 from caseextract.cli import batch  # noqa: F401  (registers batch submit|status|collect|cancel)
+from caseextract.cli import check  # noqa: F401  (registers check)
 from caseextract.cli.app import app
 
 

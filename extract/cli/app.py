@@ -184,7 +184,18 @@ ModelFamily = Annotated[
 ]
 ReasoningEffort = Annotated[
     str | None,
-    typer.Option(help="Reasoning models: none, minimal, low, medium, high or xhigh."),
+    typer.Option(
+        help="Reasoning models: none, minimal, low, medium, high, xhigh or max "
+        "(each family takes its own set; others are refused up front)."
+    ),
+]
+Api = Annotated[
+    str,
+    typer.Option(
+        "--api",
+        help="responses (/v1/responses), chat (/v1/chat/completions) or auto: Responses for "
+        "the tool modes on the OpenAI API and the Azure v1 URL, Chat Completions otherwise.",
+    ),
 ]
 AzureEndpoint = Annotated[
     str | None,

@@ -17,11 +17,12 @@ from caseextract.batch.submit import Limits, state_path
 from caseextract.batch.submit import cancel as cancel_batches
 from caseextract.batch.submit import status as batch_status
 from caseextract.batch.submit import submit as submit_batches
-from caseextract.cli.app import BaseUrl, Mode, Model, app, err, fail, setup_logging
+from caseextract.cli.app import Api, BaseUrl, Mode, Model, app, err, fail, setup_logging
 from caseextract.cli.options import ModelOptions
 from caseextract.documents import discover
 from caseextract.errors import ExtractError
 from caseextract.llm.batchapi import BatchAPI
+from caseextract.llm.models import DEFAULT_MODEL
 from caseextract.tasks import default_task
 from rich.markup import escape
 from rich.table import Table
@@ -41,7 +42,10 @@ def _api(results: Path, base_url: str | None, timeout: float = 120.0) -> BatchAP
 
     job = BatchJob.load(results)
     s = job.data["settings"]
-    options = ModelOptions(s["model"], base_url, s["mode"], max_tokens=s["max_tokens"] or 0)
+    api = s.get("api", "chat")  # state written before the Responses path: chat lines
+    options = ModelOptions(
+        s["model"], base_url, s["mode"], max_tokens=s["max_tokens"] or 0, api=api
+    )
     settings = options.settings(timeout=timeout, http_retries=s["http_retries"], reasks=s["reasks"])
     return BatchAPI(settings)
 
@@ -50,9 +54,10 @@ def _api(results: Path, base_url: str | None, timeout: float = 120.0) -> BatchAP
 def submit(
     inputs: Annotated[list[str], typer.Argument(help="Files, folders or globs (.txt .md .pdf).")],
     output: Results = Path("results.jsonl"),
-    model: Model = "gpt-4o-mini",
+    model: Model = DEFAULT_MODEL,
     base_url: BaseUrl = None,
     instructor_mode: Mode = "tools",
+    api: Api = "auto",
     timeout: Annotated[float, typer.Option(help="Seconds per HTTP request.")] = 120.0,
     max_tokens: Annotated[int, typer.Option(help="Answer limit; 0 = server default.")] = 8192,
     http_retries: Annotated[
@@ -76,7 +81,7 @@ def submit(
         raise fail("no input documents found")
     limits = Limits(max(1, min(max_requests, 50_000)), int(min(max_file_mb, 200.0) * 1024 * 1024))
     try:
-        options = ModelOptions(model, base_url, instructor_mode, max_tokens=max_tokens)
+        options = ModelOptions(model, base_url, instructor_mode, max_tokens=max_tokens, api=api)
         settings = options.settings(timeout=timeout, http_retries=http_retries, reasks=reasks)
         task = default_task(prompt_set, schema)
         api = BatchAPI(settings)

@@ -171,6 +171,7 @@ def cost(
                     r.cached_tokens,
                     r.batch_prompt_tokens,
                     r.batch_completion_tokens,
+                    r.cache_write_tokens,
                 )
                 money = "no batch price" if value is None else f"{value:.4f} {price.currency}"
             table.add_row(
@@ -186,11 +187,14 @@ def cost(
                 ),
                 money,
             )
-            if r.cached_tokens or r.reasoning_tokens:
+            if r.cached_tokens or r.reasoning_tokens or r.cache_write_tokens:
                 cached_price = price and price.cached_input_per_million is not None
+                write_price = price and price.cache_write_per_million is not None
                 notes.append(
                     f"{model_name}: {r.cached_tokens:,} of the prompt tokens read from the cache"
                     f" ({'priced as cached input' if cached_price else 'priced as input'}), "
+                    f"{r.cache_write_tokens:,} written to it"
+                    f" ({'priced as cache writes' if write_price else 'priced as input'}), "
                     f"{r.reasoning_tokens:,} of the completion tokens spent on reasoning"
                 )
         out.print(table)

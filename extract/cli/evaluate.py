@@ -81,7 +81,11 @@ def eval_(
             settings = None
             if live:  # a long timeout: a local model takes minutes per gold case
                 settings = options.settings(
-                    timeout=1200.0, http_retries=3, reasks=reasks, server=server
+                    timeout=1200.0,
+                    http_retries=3,
+                    reasks=reasks,
+                    server=server,
+                    context_window=context_window,
                 )
             # recording: one folder per model and task, <model> for case reports and
             # <model>-<prompt set> for another task (gemma-3-270m-cement_leakage)

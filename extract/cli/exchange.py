@@ -65,7 +65,9 @@ def export(
         raise fail("no input documents found")
     try:
         # nothing is sent: no retries and no re-asks to count into the request
-        settings = options.settings(timeout=120.0, http_retries=0, reasks=0)
+        settings = options.settings(
+            timeout=120.0, http_retries=0, reasks=0, context_window=context_window
+        )
         task = default_task(prompt_set, schema)
         config = pass_config(passes, context_window, None, False, 4)
         result = export_requests(

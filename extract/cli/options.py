@@ -2,7 +2,7 @@
 
 ``@model_options`` puts the shared options (``--model``, ``--base-url``, ``--mode``,
 ``--max-tokens``, ``--token-param``, ``--model-family``, ``--reasoning-effort``,
-``--azure-endpoint``, ``--api-version``) into a command's signature in place of
+``--azure-endpoint``, ``--api-version``, ``--api``) into a command's signature in place of
 its ``options: ModelOptions = SHARED`` parameter, and hands the command one
 ``ModelOptions``; ``ModelOptions.settings`` turns them into ``ModelSettings``
 (each command names its own timeout and retry counts, by keyword; ``batch``
@@ -14,6 +14,7 @@ command ends.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import os
@@ -27,6 +28,7 @@ from typing import Any
 
 from caseextract import redaction as secrets
 from caseextract.cli.app import (
+    Api,
     ApiVersion,
     AzureEndpoint,
     BaseUrl,
@@ -41,6 +43,7 @@ from caseextract.cli.app import (
 )
 from caseextract.llm import ModelSettings
 from caseextract.llm.local import LocalServer
+from caseextract.llm.models import DEFAULT_MODEL, shutdown_notice
 
 Preflight = Callable[[list[dict[str, str]]], None]
 
@@ -49,7 +52,7 @@ Preflight = Callable[[list[dict[str, str]]], None]
 class ModelOptions:
     """What the shared options said (defaults are the options' defaults)."""
 
-    model: str = "gpt-4o-mini"
+    model: str = DEFAULT_MODEL
     base_url: str | None = None
     instructor_mode: str = "tools"  # --mode
     max_tokens: int | None = None  # None: by model family; 0: the server's default
@@ -58,6 +61,7 @@ class ModelOptions:
     reasoning_effort: str | None = None
     azure_endpoint: str | None = None
     api_version: str | None = None
+    api: str = "auto"  # --api: responses, chat or auto
 
     def settings(
         self,
@@ -66,19 +70,24 @@ class ModelOptions:
         http_retries: int,
         reasks: int,
         server: LocalServer | None = None,
+        context_window: int | None = None,
         **extra: Any,
     ) -> ModelSettings:
         """``ModelSettings`` from the options; a local ``server`` names the model and URL.
 
         The key comes from the environment (``AZURE_OPENAI_API_KEY`` with an Azure
-        endpoint, else ``OPENAI_API_KEY``); ``extra`` holds a command's own settings."""
+        endpoint, else ``OPENAI_API_KEY``); ``extra`` holds a command's own settings.
+        With a declared ``context_window``, the budget chosen by model family (no
+        ``--max-tokens``) takes at most half of it, leaving the other half to the report."""
         base_url = server.base_url if server is not None else self.base_url
         secrets.register_from_env()
         if base_url is not None:
             secrets.register_url(base_url)
             check_base_url(base_url)
         key_var = "AZURE_OPENAI_API_KEY" if self.azure_endpoint else "OPENAI_API_KEY"
-        return ModelSettings(
+        if server is None and (notice := shutdown_notice(self.model)):
+            err.print(notice, markup=False, highlight=False, soft_wrap=True)
+        settings = ModelSettings(
             model=server.alias if server is not None else self.model,
             base_url=None if self.azure_endpoint else base_url,
             api_key=os.environ.get(key_var) or None,
@@ -92,8 +101,14 @@ class ModelOptions:
             reasoning_effort=self.reasoning_effort,
             azure_endpoint=self.azure_endpoint,
             api_version=self.api_version,
+            api=self.api,
             **extra,
         )
+        half = context_window // 2 if context_window else None
+        auto_budget = self.max_tokens is None and isinstance(settings.max_tokens, int)
+        if half and auto_budget and settings.max_tokens > half:  # type: ignore[operator]
+            settings = dataclasses.replace(settings, max_tokens=half)
+        return settings
 
 
 SHARED = ModelOptions()  # `options: ModelOptions = SHARED`: where the shared options go
@@ -108,6 +123,7 @@ _OPTION_TYPES = {
     "reasoning_effort": ReasoningEffort,
     "azure_endpoint": AzureEndpoint,
     "api_version": ApiVersion,
+    "api": Api,
 }
 
 

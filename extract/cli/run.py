@@ -126,6 +126,7 @@ def run(
                 http_retries=http_retries,
                 reasks=reasks,
                 server=server,
+                context_window=context_window,
                 rpm=rpm,
                 tpm=tpm,
                 rate_limit_wait=rate_limit_wait,

@@ -45,6 +45,7 @@ from caseextract.llm import ModelSettings
 from caseextract.llm.capture import CapturedRequest
 from caseextract.llm.params import REPLAY_SETTINGS
 from caseextract.llm.recording import RecordingStore, exchange_key
+from caseextract.llm.responses import imported_response
 from caseextract.redaction import redact
 from caseextract.tasks import default_task
 from pydantic import ValidationError
@@ -82,7 +83,12 @@ def _settings(index: dict[str, Any], model: str | None) -> ModelSettings:
 
 
 def completion(req: CapturedRequest, arguments: str, answered_by: str, now: dt.datetime) -> dict:
-    """The chat completion that carries one imported answer (no usage: not measured)."""
+    """The chat completion (or, for a ``/v1/responses`` request, the Responses answer)
+    that carries one imported answer (no usage: not measured)."""
+    ident = f"imported-{request_fingerprint(req.body)[:16]}"
+    if req.path.endswith("/responses"):
+        tool = (req.body.get("tools") or [{}])[0].get("name")
+        return imported_response(arguments, tool, answered_by, ident, int(now.timestamp()))
     tools = req.body.get("tools") or []
     message: dict[str, Any] = {"role": "assistant", "content": None}
     finish = "stop"
@@ -94,7 +100,7 @@ def completion(req: CapturedRequest, arguments: str, answered_by: str, now: dt.d
     else:
         message["content"] = arguments
     return {
-        "id": f"imported-{request_fingerprint(req.body)[:16]}",
+        "id": ident,
         "object": "chat.completion",
         "created": int(now.timestamp()),
         "model": answered_by,

@@ -45,6 +45,7 @@ from caseextract.fileio import write_atomic
 from caseextract.llm import ModelSettings
 from caseextract.llm.capture import Call, CapturedRequest, capture, capturing_client
 from caseextract.llm.recording import canonical
+from caseextract.llm.responses import as_chat_request
 from caseextract.pipeline.passes.multipass import PassConfig
 from caseextract.pipeline.runner import Runner
 from caseextract.records import utc_now
@@ -58,7 +59,9 @@ ENTRY_KEYS = ("id", "sha256", "source", "request", "answer", "fingerprint")
 
 
 def request_fingerprint(body: dict[str, Any]) -> str:
-    """sha256 of what the model reads: messages + tools/tool_choice/response_format."""
+    """sha256 of what the model reads: messages + tools/tool_choice/response_format
+    (a Responses request read as the chat request it stands for)."""
+    body = as_chat_request(body)
     read = {k: body.get(k) for k in READ_KEYS if body.get(k) is not None}
     return hashlib.sha256(canonical(read).encode("utf-8")).hexdigest()
 
@@ -122,6 +125,7 @@ def capture_pass_requests(
 
 def pass_name(body: dict[str, Any]) -> str:
     """What a pass request asks for, read from its system message (for names and briefs)."""
+    body = as_chat_request(body)
     messages = body.get("messages") or [{}]
     system = _text(messages[0].get("content"))
     if "planning pass" in system:
@@ -148,6 +152,7 @@ def _text(content: Any) -> str:
 
 def answer_schema(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
     """The tool's name and the JSON schema of its arguments (or of the response format)."""
+    body = as_chat_request(body)
     tools = body.get("tools") or []
     if tools:
         fn = tools[0].get("function", {})
@@ -172,6 +177,7 @@ def answer_instruction(answer_file: str, tool: str | None) -> list[str]:
 
 def render_brief(doc_id: str, answer_file: str, body: dict[str, Any]) -> str:
     """A plain-text rendering of one request, for a human or a model answering by hand."""
+    body = as_chat_request(body)
     name, schema = answer_schema(body)
     lines = [f"caseextract request for document {doc_id}", "", "HOW TO ANSWER"]
     lines += [*answer_instruction(answer_file, name), ""]

@@ -17,6 +17,14 @@ from caseextract.redaction import redact
 from caseextract.redaction import register as register_secret
 
 ENDPOINT = "/v1/chat/completions"
+RESPONSES_ENDPOINT = "/v1/responses"  # the Batch API takes /v1/responses lines as well
+
+
+def endpoint_of(body: Any) -> str:
+    """The endpoint a captured request body goes to: a Responses body carries ``input``."""
+    return RESPONSES_ENDPOINT if isinstance(body, dict) and "input" in body else ENDPOINT
+
+
 WINDOW = "24h"  # the only completion window the provider supports
 LIST_LIMIT = 1000  # batches looked through when adopting one created before a kill
 
@@ -43,12 +51,14 @@ class BatchAPI:
         f = self._call("upload", self._client.files.create, file=(name, data), purpose="batch")
         return str(f.id)
 
-    def create(self, input_file_id: str, metadata: dict[str, str]) -> dict[str, Any]:
+    def create(
+        self, input_file_id: str, metadata: dict[str, str], endpoint: str = ENDPOINT
+    ) -> dict[str, Any]:
         batch = self._call(
             "create batch",
             self._client.batches.create,
             input_file_id=input_file_id,
-            endpoint=ENDPOINT,
+            endpoint=endpoint,
             completion_window=WINDOW,
             metadata=metadata,
         )

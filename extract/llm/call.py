@@ -99,8 +99,13 @@ def preground(call: Call, response: Any) -> None:
     if call.aligner is None or call.model is None:
         return
     try:
-        (tool_call,) = response.choices[0].message.tool_calls or []
-        value = call.model.model_validate_json(tool_call.function.arguments)
+        if hasattr(response, "output"):  # a Responses API answer
+            (item,) = [i for i in response.output if getattr(i, "type", "") == "function_call"]
+            arguments = item.arguments
+        else:
+            (tool_call,) = response.choices[0].message.tool_calls or []
+            arguments = tool_call.function.arguments
+        value = call.model.model_validate_json(arguments)
     except (ValueError, TypeError, AttributeError, IndexError):
         return
     call.pre = (value.model_dump(), grounding.ground(value, call.aligner.text, call.aligner))

@@ -47,7 +47,8 @@ from caseextract.errors import (
     ModelRefused,
     OutputTruncated,
 )
-from caseextract.llm.call import ACTIVE, Call, grounded_model, preground
+from caseextract.llm import responses
+from caseextract.llm.call import ACTIVE, Call, grounded_model, preground, wire_model
 from caseextract.llm.completion import (
     check_tool_calls,
     completion_text,
@@ -152,6 +153,8 @@ class ModelClient:
         self._async, self.limiter = openai_client(settings, store)
         self._params = settings.params
         instructor_mode = INSTRUCTOR_MODES[settings.instructor_mode]
+        if settings.api == "responses":  # a strict function tool on /v1/responses
+            instructor_mode = instructor.Mode.RESPONSES_TOOLS
         self._acreate = instructor.patch(create=self._raw_acreate, mode=instructor_mode)
         self._portal = _Portal()
 
@@ -225,17 +228,31 @@ class ModelClient:
         check_tool_calls(choice.message, request, response)
         return response
 
+    def _check_response(self, call: Call, response: Any, restore: Restore, tool: str) -> Any:
+        """The Responses API's ``_check``: count once, refuse what is not an answer."""
+        responses.received(call.stats, response)
+        responses.check(self.settings, response, tool)
+        restore(response)
+        return response
+
     async def _raw_acreate(self, *args: Any, **kwargs: Any) -> Any:
         """One attempt (instructor calls it per ask and re-ask): HTTP retries inside."""
         call = ACTIVE.get() or Call(None, max_attempts=1)  # set by aextract
-        kwargs, restore = self._request_kwargs(kwargs)
+        on_responses = self.settings.api == "responses"
+        if on_responses:
+            wire = wire_model(call.model).openai_schema if call.model is not None else None
+            kwargs, restore = responses.request(kwargs, self.settings, self._params, wire)
+            create = self._async.responses.create
+        else:
+            kwargs, restore = self._request_kwargs(kwargs)
+            create = self._async.chat.completions.create
 
         async def once() -> Any:
             call.note_request()
             try:
                 # the whole request, headers included, within --timeout (not per read)
                 async with asyncio.timeout(self.settings.timeout):
-                    return await self._async.chat.completions.create(*args, **kwargs)
+                    return await create(*args, **kwargs)
             except TimeoutError as exc:
                 raise RequestDeadline(
                     f"no complete answer within {self.settings.timeout:g}s"
@@ -243,7 +260,12 @@ class ModelClient:
             except (json.JSONDecodeError, openai.APIResponseValidationError) as exc:
                 raise MalformedBody(str(exc)) from exc
 
-        response = self._check(call, await self._retrying(call)(once), kwargs, restore)
+        received = await self._retrying(call)(once)
+        if on_responses:
+            tool = kwargs["tools"][0]["name"]
+            response = self._check_response(call, received, restore, tool)  # type: ignore[arg-type]
+        else:
+            response = self._check(call, received, kwargs, restore)
         if call.aligner is not None:
             await asyncio.to_thread(preground, call, response)  # CPU work off the loop
         return response

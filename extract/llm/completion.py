@@ -20,6 +20,12 @@ from caseextract.llm.failures import short
 
 def completion_text(completion: Any, limit: int = 4000) -> str:
     """The text of a raw completion (tool-call arguments or content), shortened."""
+    if hasattr(completion, "output"):  # a Responses API answer: its function call's arguments
+        calls = [i for i in completion.output or [] if getattr(i, "type", "") == "function_call"]
+        text = (
+            getattr(calls[0], "arguments", "") if calls else getattr(completion, "output_text", "")
+        )
+        return short(str(text or ""), limit)
     try:
         message = completion.choices[0].message
         calls = getattr(message, "tool_calls", None) or []

@@ -237,7 +237,8 @@ def server_message(exc: BaseException) -> str:
 
 
 def truncated_message(settings: ModelSettings, reasoning_tokens: int = 0) -> str:
-    budget = f"{settings.token_param}={settings.max_tokens}"
+    param = "max_output_tokens" if settings.api == "responses" else settings.token_param
+    budget = f"{param}={settings.max_tokens}"
     if reasoning_tokens:
         return (
             f"output cut at the completion budget {budget}, {reasoning_tokens:,} of it spent "

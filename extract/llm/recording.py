@@ -47,7 +47,7 @@ RESPONSE_HEADERS = {
 }
 MISS_CODE = "replay_miss"
 TRANSIENT_STATUSES = {408, 409, 429}
-_PARAMS_IGNORED = {"messages", "tools", "tool_choice", "response_format", "model"}
+_PARAMS_IGNORED = {"messages", "input", "tools", "tool_choice", "response_format", "model"}
 
 
 def canonical(body: Any) -> str:
@@ -64,7 +64,9 @@ def exchange_key(method: str, path: str, body: Any) -> str:
 
 
 def _message(body: dict[str, Any], role: str) -> dict[str, Any]:
-    return next((m for m in body.get("messages") or [] if m.get("role") == role), {})
+    """The first message of ``role``: ``messages`` (Chat Completions) or ``input`` (Responses)."""
+    messages = body.get("messages") or body.get("input") or []
+    return next((m for m in messages if isinstance(m, dict) and m.get("role") == role), {})
 
 
 def document_fingerprint(body: Any) -> str:
@@ -76,7 +78,7 @@ def request_parts(body: Any) -> dict[str, str]:
     """Named fingerprints of a chat request, for telling why a replay missed."""
     if not isinstance(body, dict):
         return {"body": _h(body)}
-    messages = body.get("messages") or []
+    messages = body.get("messages") or body.get("input") or []
     return {
         "model": str(body.get("model")),
         "prompt (system message)": _h(_message(body, "system").get("content", "")),
@@ -104,10 +106,22 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0  # of prompt_tokens
     reasoning_tokens: int = 0  # of completion_tokens
+    cache_write_tokens: int = 0  # of prompt_tokens
 
     @classmethod
     def of(cls, body: Any) -> Usage:
+        """From a chat completion's usage, or a Responses answer's (input/output tokens)."""
         usage = (body.get("usage") or {}) if isinstance(body, dict) else {}
+        if "input_tokens" in usage:  # openai SDK types/responses/response_usage.py
+            inputs = usage.get("input_tokens_details") or {}
+            outputs = usage.get("output_tokens_details") or {}
+            return cls(
+                usage.get("input_tokens", 0) or 0,
+                usage.get("output_tokens", 0) or 0,
+                inputs.get("cached_tokens", 0) or 0,
+                outputs.get("reasoning_tokens", 0) or 0,
+                inputs.get("cache_write_tokens", 0) or 0,
+            )
         prompt = usage.get("prompt_tokens_details") or {}
         completion = usage.get("completion_tokens_details") or {}
         return cls(
@@ -115,6 +129,7 @@ class Usage:
             usage.get("completion_tokens", 0) or 0,
             prompt.get("cached_tokens", 0) or 0,
             completion.get("reasoning_tokens", 0) or 0,
+            prompt.get("cache_write_tokens", 0) or 0,
         )
 
 

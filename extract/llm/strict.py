@@ -229,12 +229,12 @@ def apply_strict(kwargs: dict[str, Any]) -> tuple[dict[str, Any], Callable[[Any]
             fn = getattr(call, "function", None)
             schema = originals.get(getattr(fn, "name", ""))
             if schema is not None and isinstance(fn.arguments, str):
-                fixed = _restore_text(fn.arguments, schema)
+                fixed = restore_text(fn.arguments, schema)
                 changed |= fixed != fn.arguments
                 fn.arguments = fixed
         content = getattr(message, "content", None)
         if "" in originals and isinstance(content, str):
-            fixed = _restore_text(content, originals[""])
+            fixed = restore_text(content, originals[""])
             changed |= fixed != content
             message.content = fixed
         return changed
@@ -242,7 +242,7 @@ def apply_strict(kwargs: dict[str, Any]) -> tuple[dict[str, Any], Callable[[Any]
     return kwargs, restore
 
 
-def _restore_text(text: str, schema: dict[str, Any]) -> str:
+def restore_text(text: str, schema: dict[str, Any]) -> str:
     try:
         data = json.loads(text)
     except json.JSONDecodeError:

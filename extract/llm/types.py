@@ -13,6 +13,7 @@ from typing import Any
 from caseextract.errors import ConfigError
 from caseextract.grounding.status import GroundedFact
 from caseextract.llm import params as request_params
+from caseextract.llm.models import DEFAULT_MODEL
 from caseextract.redaction import public_url
 from pydantic import BaseModel
 
@@ -35,6 +36,7 @@ class CallStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of prompt_tokens, written to the prompt cache (Responses)
     reasoning_tokens: int = 0  # of completion_tokens, spent on hidden reasoning
     latency_s: float = 0.0
     model: str | None = None  # as the server names it
@@ -51,7 +53,7 @@ class CallStats:
 
 @dataclass
 class ModelSettings:
-    model: str = "gpt-4o-mini"
+    model: str = DEFAULT_MODEL
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
     instructor_mode: str = "tools"  # how instructor asks for structure (--mode)
@@ -72,6 +74,7 @@ class ModelSettings:
     rpm: float | None = None  # client-side limits (llm/ratelimit.py); None: from headers
     tpm: float | None = None
     rate_limit_wait: float = 900.0  # seconds a call may spend on 429s (not counted as retries)
+    api: str = "auto"  # responses or chat (/v1/chat/completions); "auto": see params
 
     def __post_init__(self) -> None:
         if self.instructor_mode not in INSTRUCTOR_MODE_NAMES:
@@ -87,6 +90,7 @@ class ModelSettings:
             raise ConfigError("Azure OpenAI needs --api-version (or OPENAI_API_VERSION)")
         p = self.params
         self.max_tokens, self.temperature, self.token_param = p.budget, p.temperature, p.token_param
+        self.api = p.api
 
     @property
     def params(self) -> request_params.RequestParams:
@@ -99,6 +103,8 @@ class ModelSettings:
             budget=self.max_tokens,
             temperature=self.temperature,
             reasoning_effort=self.reasoning_effort,
+            api=self.api,
+            mode=self.instructor_mode,
         )
 
     @property
@@ -130,9 +136,11 @@ class ModelSettings:
     @classmethod
     def from_public(cls, data: dict[str, Any], **overrides: Any) -> ModelSettings:
         """Settings from what ``public`` wrote (a manifest, an export index); keys that
-        are not settings are left out."""
+        are not settings are left out. Settings written before the Responses path
+        existed name no ``api``: their requests went to Chat Completions."""
         known = {f.name for f in fields(cls)}
         values = {("instructor_mode" if k == "mode" else k): v for k, v in data.items()}
+        values.setdefault("api", request_params.CHAT_API)
         return cls(**{k: v for k, v in (values | overrides).items() if k in known})
 
 

@@ -30,6 +30,7 @@ def _base_record(task: Task, client: ModelClient, doc_info: DocumentInfo) -> Res
         document=doc_info,
         model=client.settings.model,
         mode=client.settings.instructor_mode,
+        api=client.settings.api,
         prompt_set=task.prompt_set.name,
         prompt_version=task.prompt_set.version,
         schema_name=task.response_model.__name__,

@@ -2,7 +2,10 @@
 
 Cached prompt tokens (read from the provider's prompt cache) are part of the
 prompt tokens; a price table that gives ``cached_input_per_million`` prices them
-at that rate, otherwise at the input rate. Reasoning tokens are part of the
+at that rate, otherwise at the input rate. Prompt tokens written to the cache
+(``cache_write_tokens``, reported by the Responses API: the openai SDK's
+``types/responses/response_usage.py``) are priced at ``cache_write_per_million``
+when the table gives it, otherwise at the input rate. Reasoning tokens are part of the
 completion tokens and priced as output, as the providers bill them.
 
 Tokens answered through the Batch API (``record["batch"]["usage"]``) are priced
@@ -29,6 +32,7 @@ class Spend:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0  # of prompt_tokens
+    cache_write_tokens: int = 0  # of prompt_tokens
     reasoning_tokens: int = 0  # of completion_tokens
     batch_prompt_tokens: int = 0  # of the above, answered through the Batch API
     batch_completion_tokens: int = 0
@@ -42,6 +46,7 @@ class Price:
     cached_input_per_million: float | None = None  # None: cached input at the input rate
     batch_input_per_million: float | None = None
     batch_output_per_million: float | None = None
+    cache_write_per_million: float | None = None  # None: cache writes at the input rate
 
     def cost(
         self,
@@ -50,14 +55,18 @@ class Price:
         cached_tokens: int = 0,
         batch_prompt: int = 0,
         batch_completion: int = 0,
+        cache_write_tokens: int = 0,
     ) -> float | None:
         """Cost of the tokens; ``None`` when batch tokens have no batch price."""
         direct_prompt = prompt_tokens - batch_prompt
         cached_rate = self.cached_input_per_million
         cached = 0 if cached_rate is None else min(cached_tokens, direct_prompt)
+        write_rate = self.cache_write_per_million
+        written = 0 if write_rate is None else min(cache_write_tokens, direct_prompt - cached)
         direct = (
-            (direct_prompt - cached) * self.input_per_million
+            (direct_prompt - cached - written) * self.input_per_million
             + cached * (cached_rate or 0.0)
+            + written * (write_rate or 0.0)
             + (completion_tokens - batch_completion) * self.output_per_million
         ) / 1e6
         if not (batch_prompt or batch_completion):
@@ -76,7 +85,7 @@ class Price:
 
 def load_prices(path: Path) -> dict[str, Price]:
     """``[models."name"] input_per_million = …, output_per_million = …, currency = "USD"``,
-    optionally ``cached_input_per_million = …``."""
+    optionally ``cached_input_per_million = …`` and ``cache_write_per_million = …``."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     models = data.get("models")
     if not isinstance(models, dict):
@@ -103,6 +112,9 @@ def load_prices(path: Path) -> dict[str, Price]:
                 None if cached is None else float(cached),
                 None if batch_in is None else float(batch_in),
                 None if batch_out is None else float(batch_out),
+                None
+                if entry.get("cache_write_per_million") is None
+                else float(entry["cache_write_per_million"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"model {name!r}: {exc}") from None
@@ -119,6 +131,7 @@ def ledger_from_results(paths: Iterable[Path]) -> dict[str, Spend]:
             spend.prompt_tokens += record.usage.prompt_tokens
             spend.completion_tokens += record.usage.completion_tokens
             spend.cached_tokens += record.usage.cached_tokens
+            spend.cache_write_tokens += record.usage.cache_write_tokens
             spend.reasoning_tokens += record.usage.reasoning_tokens
             batch = (getattr(record, "batch", None) or {}).get("usage") or {}
             spend.batch_prompt_tokens += batch.get("prompt_tokens", 0)
@@ -139,6 +152,7 @@ def ledger_from_recordings(folder: Path) -> dict[str, Spend]:
         spend.prompt_tokens += usage.prompt_tokens
         spend.completion_tokens += usage.completion_tokens
         spend.cached_tokens += usage.cached_tokens
+        spend.cache_write_tokens += usage.cache_write_tokens
         spend.reasoning_tokens += usage.reasoning_tokens
         if exchange.batch:  # caseextract batch
             spend.batch_prompt_tokens += usage.prompt_tokens

@@ -7,7 +7,8 @@ key and no network. ``FakeOpenAIServer`` serves scripted replies or a function o
 the request; ``FaultSchedule`` injects rate limits, 5xx, slow answers, resets,
 malformed, invalid or truncated answers and refusals from a seed.
 ``ConformanceServer`` refuses what the OpenAI API and Azure OpenAI refuse
-(parameters per model family, the strict-schema subset, Azure paths), with the
+(parameters per model family on both endpoints, the strict-schema subset and its
+limits, retired models, Azure paths), with the
 same error bodies, citing the documentation rule by rule. ``FakeBatchServer`` is
 a crafted Batch API (files and batches, the documented states, per-line errors,
 partial and shuffled output). ``CraftedPasses`` answers each pass of a
@@ -22,12 +23,7 @@ from caseextract.testing.answers import (
     crafted_seed_answer,
 )
 from caseextract.testing.batch_server import BatchPlan, FakeBatchServer
-from caseextract.testing.conformance import (
-    MODELS,
-    ConformanceServer,
-    ModelSpec,
-    check_strict_schema,
-)
+from caseextract.testing.conformance import MODELS, ConformanceServer, ModelSpec
 from caseextract.testing.passes import CraftedPasses
 from caseextract.testing.server import (
     FAULT_KINDS,
@@ -40,10 +36,14 @@ from caseextract.testing.server import (
     Served,
     crafted_error,
     crafted_fault,
+    crafted_function_call,
+    crafted_refusal_item,
+    crafted_response,
     crafted_text_completion,
     crafted_tool_completion,
     first_user_message_key,
 )
+from caseextract.testing.strict_rules import check_strict_schema
 
 __all__ = [
     "CRAFTED_CEMENT_ANSWER",
@@ -67,6 +67,9 @@ __all__ = [
     "Served",
     "crafted_error",
     "crafted_fault",
+    "crafted_function_call",
+    "crafted_refusal_item",
+    "crafted_response",
     "crafted_text_completion",
     "crafted_tool_completion",
     "first_user_message_key",

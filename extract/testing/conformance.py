@@ -1,267 +1,87 @@
 """A loopback server that enforces the OpenAI API's documented request rules.
 
 ``ConformanceServer`` is a ``FakeOpenAIServer`` whose every request is first
-checked against the rules the OpenAI API and Azure OpenAI document (each rule
-below cites its page); a request the real API would refuse is refused with the
-same status, error body and code. A request that passes gets a *crafted* answer
-(never a model's output) in the shape its mode asks for; in a strict mode the
-answer carries every property, ``null`` where nothing was found, as a strict
-model's does. Usage reports ``cached_tokens`` once a request repeats an earlier
-request's prefix (tools + first message), as the prompt cache does, and
-``reasoning_tokens`` for reasoning models; both figures are crafted.
+checked against the rules the OpenAI API and Azure OpenAI document (the rules and
+their citations: ``api_rules`` per endpoint, ``strict_rules`` for strict schemas);
+a request the real API would refuse is refused with the same status, error body
+and code. It serves both endpoints, ``/v1/chat/completions`` and ``/v1/responses``,
+and Azure OpenAI at the v1 base URL (``/openai/v1/…``, no api-version) and the
+dated deployment path (``/openai/deployments/<name>/chat/completions?api-version=…``).
+A model whose announced shutdown date (``caseextract.llm.models.SHUTDOWNS``) has
+passed answers 404 ``model_not_found``, as a retired model does.
 
-``check_strict_schema`` is the strict-subset check on its own, for tests.
+A request that passes gets a *crafted* answer (never a model's output) in the
+shape its endpoint and mode ask for; in a strict mode the answer carries every
+property, ``null`` where nothing was found, as a strict model's does. Usage
+reports cached tokens once a request repeats an earlier request's prefix (tools,
+first message, ``prompt_cache_key``), as the prompt cache does, cache-write tokens
+the first time (Responses), and reasoning tokens for reasoning models; all figures
+are crafted.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from caseextract.llm import models
+from caseextract.testing.api_rules import ModelSpec, api_error, chat_rules, responses_rules
 from caseextract.testing.server import (
     FakeOpenAIServer,
     Reply,
+    crafted_function_call,
+    crafted_response,
     crafted_text_completion,
     crafted_tool_completion,
 )
+from caseextract.testing.strict_rules import check_strict_schema
 
-DOCS_STRICT = "https://platform.openai.com/docs/guides/structured-outputs#supported-schemas"
-DOCS_CHAT = "https://platform.openai.com/docs/api-reference/chat/create"
-DOCS_REASONING = "https://platform.openai.com/docs/guides/reasoning"
 DOCS_CACHING = "https://platform.openai.com/docs/guides/prompt-caching"
 DOCS_AZURE = "https://learn.microsoft.com/azure/ai-foundry/openai/reference"
+DOCS_AZURE_V1 = "https://learn.microsoft.com/azure/ai-foundry/openai/api-version-lifecycle"
+# a retired model's answer: hkjang/node-red-contrib-openai#7 quotes the API's body
+# ("The model `text-davinci-003` has been deprecated, learn more here: …", model_not_found)
+RETIRED = "https://platform.openai.com/docs/deprecations"
+
+__all__ = ["MODELS", "ConformanceServer", "ModelSpec", "api_error", "check_strict_schema"]
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    family: str  # "reasoning" or "chat"
-    max_output: int  # completion tokens, from each model's page on platform.openai.com/docs/models
-    efforts: tuple[str, ...] = ()
+def _spec(name: str) -> ModelSpec:
+    row = models.family_of(name)
+    assert row is not None, name
+    return ModelSpec.of(row)
 
 
-MODELS: dict[str, ModelSpec] = {
-    "gpt-4o-mini": ModelSpec("chat", 16384),
-    "gpt-4.1-mini": ModelSpec("chat", 32768),
-    "gpt-5-mini": ModelSpec("reasoning", 128000, ("minimal", "low", "medium", "high")),
-    "gpt-5": ModelSpec("reasoning", 128000, ("minimal", "low", "medium", "high")),
-    "o4-mini": ModelSpec("reasoning", 100000, ("low", "medium", "high")),
-    "o3": ModelSpec("reasoning", 100000, ("low", "medium", "high")),
-}
-
-# https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
-# Keywords a strict schema may use ("Supported schemas" and "Supported
-# properties"); anything else is refused with "'<keyword>' is not permitted".
-STRICT_KEYWORDS = frozenset(
-    {
-        "type",
-        "properties",
-        "required",
-        "additionalProperties",
-        "items",
-        "anyOf",
-        "enum",
-        "const",
-        "$ref",
-        "$defs",
-        "definitions",
-        "description",
-        "title",
-        "pattern",
-        "format",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "multipleOf",
-        "minItems",
-        "maxItems",
-    }
+# The models served, each with its family's row (caseextract.llm.models, cited per row).
+# o4-mini and o3-mini are listed to be refused: their shutdown (2026-10-23) has passed.
+SERVED = (
+    "gpt-6-sol",
+    "gpt-6-astra",
+    "gpt-5.6-terra",
+    "gpt-5.6-sol",
+    "gpt-5.6-luna",
+    "gpt-5.5",
+    "gpt-5.4",
+    "gpt-5.4-mini",
+    "gpt-5.2",
+    "gpt-5-mini",
+    "gpt-5",
+    "o3",
+    "o4-mini",
+    "o3-mini",
+    "gpt-4.1-mini",
+    "gpt-4o-mini",
 )
-# https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
-# limit: objects nest at most 10 levels deep
-STRICT_MAX_DEPTH = 10
-# https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
-# limit: 5,000 object properties in all
-STRICT_MAX_PROPERTIES = 5000
-
-
-def api_error(
-    status: int, message: str, param: str | None = None, code: str | None = None
-) -> Reply:
-    """The OpenAI API's error envelope: message, type, param, code.
-
-    https://platform.openai.com/docs/guides/error-codes
-    """
-    err = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
-    return Reply(status=status, body={"error": err})
+MODELS: dict[str, ModelSpec] = {name: _spec(name) for name in SERVED}
 
 
 def azure_error(status: int, code: str, message: str) -> Reply:
-    """Azure OpenAI's error envelope: a code and a message.
-
-    https://learn.microsoft.com/azure/ai-foundry/openai/reference
-    """
+    """Azure OpenAI's error envelope: a code and a message (DOCS_AZURE)."""
     return Reply(status=status, body={"error": {"code": code, "message": message}})
-
-
-# ------------------------------------------------------------------ strict schemas
-
-
-def check_strict_schema(schema: Any) -> str | None:
-    """The first reason the strict subset refuses ``schema`` (as the API words it), or None."""
-    if not isinstance(schema, dict) or schema.get("type") != "object" or "anyOf" in schema:
-        # https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
-        # the root is an object schema, never a union
-        got = schema.get("type") if isinstance(schema, dict) else None
-        return f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{got}\"'."
-    count = [0]
-    return _check_node(schema, (), 0, count)
-
-
-def _check_node(node: Any, ctx: tuple[str, ...], depth: int, count: list[int]) -> str | None:
-    if not isinstance(node, dict):
-        return None
-    where = f"In context={ctx!r}, "
-    for key in node:
-        # https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
-        # unsupported keywords
-        if key not in STRICT_KEYWORDS:
-            return f"{where}'{key}' is not permitted."
-    # https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
-    # nesting limit
-    if depth > STRICT_MAX_DEPTH:
-        return f"{where}schema nesting exceeds {STRICT_MAX_DEPTH} levels."
-    if node.get("type") == "object" or "properties" in node:
-        props = node.get("properties", {})
-        count[0] += len(props)
-        # https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
-        # size limit
-        if count[0] > STRICT_MAX_PROPERTIES:
-            return f"{where}more than {STRICT_MAX_PROPERTIES} properties."
-        # https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
-        # every object closes itself with additionalProperties false
-        if node.get("additionalProperties") is not False:
-            return f"{where}'additionalProperties' is required to be supplied and to be false."
-        # https://platform.openai.com/docs/guides/structured-outputs#supported-schemas
-        # every property is listed in required (optional = union with null)
-        missing = [name for name in props if name not in (node.get("required") or [])]
-        if missing:
-            return (
-                f"{where}'required' is required to be supplied and to be an array including "
-                f"every key in properties. Missing '{missing[0]}'."
-            )
-        for name, prop in props.items():
-            if found := _check_node(prop, (*ctx, "properties", name), depth + 1, count):
-                return found
-    if "items" in node and (found := _check_node(node["items"], (*ctx, "items"), depth + 1, count)):
-        return found
-    for i, alt in enumerate(node.get("anyOf", [])):
-        if found := _check_node(alt, (*ctx, "anyOf", str(i)), depth, count):
-            return found
-    for name, sub in (node.get("$defs") or {}).items():
-        if found := _check_node(sub, (*ctx, "$defs", name), 0, count):
-            return found
-    return None
-
-
-def _strict_rules(payload: dict[str, Any]) -> Reply | None:
-    for i, tool in enumerate(payload.get("tools") or []):
-        fn = tool.get("function") or {}
-        if fn.get("strict") is True and (problem := check_strict_schema(fn.get("parameters"))):
-            name = fn.get("name")
-            return api_error(
-                400,
-                f"Invalid schema for function '{name}': {problem}",
-                f"tools[{i}].function.parameters",
-                "invalid_function_parameters",
-            )
-    fmt = payload.get("response_format") or {}
-    if fmt.get("type") == "json_schema":
-        spec = fmt.get("json_schema") or {}
-        if spec.get("strict") is True and (problem := check_strict_schema(spec.get("schema"))):
-            return api_error(
-                400,
-                f"Invalid schema for response_format '{spec.get('name')}': {problem}",
-                "response_format",
-                "invalid_json_schema",
-            )
-    if fmt.get("type") == "json_object":
-        # https://platform.openai.com/docs/api-reference/chat/create (response_format)
-        # JSON mode needs the word JSON in the messages
-        text = json.dumps(payload.get("messages") or []).lower()
-        if "json" not in text:
-            return api_error(
-                400,
-                "'messages' must contain the word 'json' in some form, to use "
-                "'response_format' of type 'json_object'.",
-                "messages",
-            )
-    return None
-
-
-# ------------------------------------------------------------------ parameters
-
-
-def _parameter_rules(payload: dict[str, Any], spec: ModelSpec) -> Reply | None:
-    if spec.family == "reasoning":
-        # https://platform.openai.com/docs/api-reference/chat/create (max_tokens)
-        # max_tokens is refused by reasoning models (o-series, GPT-5.x)
-        if "max_tokens" in payload:
-            return api_error(
-                400,
-                "Unsupported parameter: 'max_tokens' is not supported with this model. "
-                "Use 'max_completion_tokens' instead.",
-                "max_tokens",
-                "unsupported_parameter",
-            )
-        # https://platform.openai.com/docs/guides/reasoning
-        # reasoning models take only the default temperature (1)
-        temperature = payload.get("temperature")
-        if temperature is not None and temperature != 1:
-            return api_error(
-                400,
-                f"Unsupported value: 'temperature' does not support {temperature} with this "
-                "model. Only the default (1) value is supported.",
-                "temperature",
-                "unsupported_value",
-            )
-        effort = payload.get("reasoning_effort")
-        # https://platform.openai.com/docs/api-reference/chat/create (reasoning_effort)
-        # the values each reasoning model supports
-        if effort is not None and effort not in spec.efforts:
-            supported = ", ".join(f"'{e}'" for e in spec.efforts)
-            return api_error(
-                400,
-                f"Unsupported value: 'reasoning_effort' does not support '{effort}' with this "
-                f"model. Supported values are: {supported}.",
-                "reasoning_effort",
-                "unsupported_value",
-            )
-    elif "reasoning_effort" in payload:
-        # https://platform.openai.com/docs/api-reference/chat/create (reasoning_effort)
-        # the parameter exists for reasoning models only
-        return api_error(
-            400,
-            "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
-            "reasoning_effort",
-            "unsupported_parameter",
-        )
-    budget = payload.get("max_completion_tokens", payload.get("max_tokens"))
-    if isinstance(budget, int) and budget > spec.max_output:
-        # https://platform.openai.com/docs/api-reference/chat/create (max_completion_tokens)
-        # at most the model's output limit
-        return api_error(
-            400,
-            f"max_tokens is too large: {budget}. This model supports at most "
-            f"{spec.max_output} completion tokens, whereas you provided {budget}.",
-            "max_tokens",
-            "invalid_value",
-        )
-    return None
 
 
 # ------------------------------------------------------------------ the server
@@ -294,9 +114,9 @@ class ConformanceServer(FakeOpenAIServer):
     """OpenAI-compatible loopback server that refuses what the real API refuses.
 
     ``answer(payload)`` gives the crafted answer (a dict) for a request that
-    passes. ``deployments`` maps Azure deployment names to model names; Azure
-    requests go to ``/openai/deployments/<name>/chat/completions?api-version=…``
-    at ``endpoint``, OpenAI requests to ``/v1/chat/completions`` at ``base_url``.
+    passes (``payload["messages"]`` holds the messages on either endpoint).
+    ``deployments`` maps Azure deployment names to model names. ``today`` decides
+    which announced shutdowns have passed (default: the real date).
     """
 
     REASONING_TOKENS = 320  # crafted: what each reasoning answer "spent" thinking
@@ -306,12 +126,14 @@ class ConformanceServer(FakeOpenAIServer):
         answer: Callable[[dict[str, Any]], dict[str, Any]],
         models: dict[str, ModelSpec] | None = None,
         deployments: dict[str, str] | None = None,
+        today: dt.date | None = None,
     ) -> None:
         super().__init__(self._respond)
         self.pass_headers = True
         self.answer = answer
         self.models = dict(MODELS if models is None else models)
         self.deployments = dict(deployments or {})
+        self.today = today
         self.refused: list[dict[str, Any]] = []  # error bodies sent, in order
         self._prefixes: set[str] = set()
         self._cache_lock = threading.Lock()
@@ -321,6 +143,11 @@ class ConformanceServer(FakeOpenAIServer):
         """The Azure resource endpoint (``--azure-endpoint``)."""
         return self.base_url.removesuffix("/v1")
 
+    @property
+    def azure_v1(self) -> str:
+        """The Azure v1 base URL (``https://NAME.openai.azure.com/openai/v1/``)."""
+        return f"{self.endpoint}/openai/v1/"
+
     def _respond(self, payload: dict[str, Any], _index: int) -> Reply:
         reply = self._check(payload)
         if reply is not None:
@@ -328,75 +155,111 @@ class ConformanceServer(FakeOpenAIServer):
             return reply
         return self._answer(payload)
 
-    def _route(self, payload: dict[str, Any]) -> tuple[str | None, Reply | None]:
+    def _azure_auth(self, headers: dict[str, str]) -> Reply | None:
+        # DOCS_AZURE: an api-key header (or a bearer token)
+        if not headers.get("api-key") and not headers.get("authorization"):
+            return azure_error(
+                401, "401", "Access denied due to invalid subscription key or wrong API endpoint."
+            )
+        return None
+
+    def _deployment(self, name: str) -> tuple[str | None, Reply | None]:
+        model = self.deployments.get(name)
+        # DOCS_AZURE: the deployment named (in the path, or as the v1 API's model) must exist
+        if model is None:
+            return None, azure_error(
+                404, "DeploymentNotFound", "The API deployment for this resource does not exist."
+            )
+        return model, None
+
+    def _route(self, payload: dict[str, Any]) -> tuple[str | None, str, Reply | None]:
+        """(model, endpoint "chat" or "responses", refusal)."""
         url = urlparse(payload.get("_path", ""))
         headers = {k.lower(): v for k, v in (payload.get("_headers") or {}).items()}
         parts = url.path.strip("/").split("/")
         if parts[:2] == ["openai", "deployments"] and parts[3:] == ["chat", "completions"]:
-            # https://learn.microsoft.com/azure/ai-foundry/openai/reference
-            # api-key header; api-version query parameter (without it: 404)
-            if not headers.get("api-key") and not headers.get("authorization"):
-                return None, azure_error(
-                    401,
-                    "401",
-                    "Access denied due to invalid subscription key or wrong API endpoint.",
-                )
+            if refused := self._azure_auth(headers):
+                return None, "chat", refused
+            # DOCS_AZURE: the dated path needs the api-version query parameter (else 404)
             if not parse_qs(url.query).get("api-version"):
-                return None, azure_error(404, "404", "Resource not found")
-            model = self.deployments.get(parts[2])
-            # https://learn.microsoft.com/azure/ai-foundry/openai/reference
-            # the deployment named in the path must exist
-            if model is None:
-                return None, azure_error(
-                    404,
-                    "DeploymentNotFound",
-                    "The API deployment for this resource does not exist.",
-                )
-            return model, None
-        if url.path.rstrip("/") != "/v1/chat/completions":
-            return None, api_error(404, f"Invalid URL (POST {url.path})", None, "not_found")
-        # https://platform.openai.com/docs/api-reference/chat/create
-        # bearer auth
+                return None, "chat", azure_error(404, "404", "Resource not found")
+            model, refused = self._deployment(parts[2])
+            return model, "chat", refused
+        if parts[:2] == ["openai", "v1"] and parts[2:] in (["chat", "completions"], ["responses"]):
+            # DOCS_AZURE_V1: the v1 API (https://NAME.openai.azure.com/openai/v1/), no
+            # api-version; the request's model names the deployment
+            endpoint = "responses" if parts[2:] == ["responses"] else "chat"
+            if refused := self._azure_auth(headers):
+                return None, endpoint, refused
+            model, refused = self._deployment(str(payload.get("model", "")))
+            return model, endpoint, refused
+        path = url.path.rstrip("/")
+        if path not in ("/v1/chat/completions", "/v1/responses"):
+            return None, "chat", api_error(404, f"Invalid URL (POST {url.path})", None, "not_found")
+        endpoint = "responses" if path == "/v1/responses" else "chat"
+        # https://platform.openai.com/docs/api-reference/authentication: bearer auth
         if not headers.get("authorization", "").startswith("Bearer "):
-            return None, api_error(401, "You didn't provide an API key.", None, "invalid_api_key")
-        model = payload.get("model", "")
-        if model not in self.models:
-            return None, api_error(
+            return (
+                None,
+                endpoint,
+                api_error(401, "You didn't provide an API key.", None, "invalid_api_key"),
+            )
+        return str(payload.get("model", "")), endpoint, None
+
+    def _check(self, payload: dict[str, Any]) -> Reply | None:
+        model, endpoint, refused = self._route(payload)
+        payload["_endpoint"] = endpoint
+        if refused is not None:
+            return refused
+        model = model or ""
+        retired = models.shutdown_date(model)
+        if retired and dt.date.fromisoformat(retired) <= (self.today or dt.date.today()):
+            # RETIRED: a model past its shutdown date is gone (404 model_not_found)
+            return api_error(
+                404,
+                f"The model `{model}` has been deprecated, learn more here: {RETIRED}",
+                None,
+                "model_not_found",
+            )
+        spec = self.models.get(model)
+        if spec is None:
+            return api_error(
                 404,
                 f"The model `{model}` does not exist or you do not have access to it.",
                 None,
                 "model_not_found",
             )
-        return model, None
-
-    def _check(self, payload: dict[str, Any]) -> Reply | None:
-        model, refused = self._route(payload)
-        if refused is not None:
-            return refused
-        spec = self.models.get(model or "")
-        if spec is None:
-            return api_error(404, f"The model `{model}` does not exist.", None, "model_not_found")
         payload["_model"] = model
-        return _parameter_rules(payload, spec) or _strict_rules(payload)
+        if endpoint == "responses":
+            return responses_rules(payload, spec)
+        return chat_rules(payload, spec, model)
 
-    def _usage(self, payload: dict[str, Any]) -> tuple[int, int, int]:
-        """Crafted (prompt, cached, reasoning) token counts; ~4 characters a token."""
-        messages = payload.get("messages") or []
+    def _usage(self, payload: dict[str, Any]) -> tuple[int, int, int, int]:
+        """Crafted (prompt, cached, cache-write, reasoning) token counts; ~4 characters a token."""
+        messages = payload.get("messages") or payload.get("input") or []
         prefix = json.dumps(payload.get("tools") or payload.get("response_format") or "")
-        prefix += json.dumps(messages[:1])
+        prefix += json.dumps(messages[:1]) + str(payload.get("prompt_cache_key") or "")
         prompt = (len(prefix) + len(json.dumps(messages[1:]))) // 4
         prefix_tokens = len(prefix) // 4
         with self._cache_lock:
             seen = prefix in self._prefixes
             self._prefixes.add(prefix)
-        # https://platform.openai.com/docs/guides/prompt-caching
-        # prompts of 1,024 tokens or more; hits in 128-token steps
-        cached = (prefix_tokens // 128) * 128 if seen and prefix_tokens >= 1024 else 0
+        # DOCS_CACHING: prompts of 1,024 tokens or more; hits in 128-token steps
+        cacheable = (prefix_tokens // 128) * 128 if prefix_tokens >= 1024 else 0
+        cached, written = (cacheable, 0) if seen else (0, cacheable)
         spec = self.models[payload["_model"]]
-        return prompt, cached, self.REASONING_TOKENS if spec.family == "reasoning" else 0
+        return prompt, cached, written, self.REASONING_TOKENS if spec.family == "reasoning" else 0
+
+    def _data(self, payload: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+        view = {**payload, "messages": payload.get("messages") or payload.get("input") or []}
+        data = json.loads(json.dumps(self.answer(view)))
+        if schema is not None:
+            data = _fill_strict(data, schema, schema.get("$defs", {}))
+        return data
 
     def _answer(self, payload: dict[str, Any]) -> Reply:
-        data = json.loads(json.dumps(self.answer(payload)))
+        if payload["_endpoint"] == "responses":
+            return self._answer_responses(payload)
         tools = payload.get("tools") or []
         schema = None
         if tools and (tools[0].get("function") or {}).get("strict"):
@@ -404,8 +267,7 @@ class ConformanceServer(FakeOpenAIServer):
         fmt = payload.get("response_format") or {}
         if (fmt.get("json_schema") or {}).get("strict"):
             schema = fmt["json_schema"]["schema"]
-        if schema is not None:
-            data = _fill_strict(data, schema, schema.get("$defs", {}))
+        data = self._data(payload, schema)
         text = json.dumps(data)
         model = payload["_model"]
         if tools:
@@ -414,13 +276,40 @@ class ConformanceServer(FakeOpenAIServer):
             body = crafted_text_completion(text, model)
         else:
             body = crafted_text_completion(f"```json\n{text}\n```", model)
-        prompt, cached, reasoning = self._usage(payload)
+        prompt, cached, written, reasoning = self._usage(payload)
         completion = len(text) // 4 + reasoning
         body["usage"] = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": cached},
+            "prompt_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
             "completion_tokens_details": {"reasoning_tokens": reasoning},
         }
+        return Reply(body=body)
+
+    def _answer_responses(self, payload: dict[str, Any]) -> Reply:
+        tools = [t for t in payload.get("tools") or [] if t.get("type") == "function"]
+        fmt = (payload.get("text") or {}).get("format") or {}
+        schema = None
+        if tools and tools[0].get("strict") is not False:
+            schema = tools[0].get("parameters")
+        elif fmt.get("type") == "json_schema" and fmt.get("strict"):
+            schema = fmt.get("schema")
+        data = self._data(payload, schema)
+        text = json.dumps(data)
+        if tools:
+            output = [crafted_function_call(data, tools[0]["name"])]
+        else:
+            content = [{"type": "output_text", "text": text, "annotations": []}]
+            output = [
+                {"type": "message", "id": "msg_crafted", "role": "assistant", "content": content}
+            ]
+        prompt, cached, written, reasoning = self._usage(payload)
+        completion = len(text) // 4 + reasoning
+        body = crafted_response(output, payload["_model"], (prompt, completion))
+        body["usage"]["input_tokens_details"] = {
+            "cached_tokens": cached,
+            "cache_write_tokens": written,
+        }
+        body["usage"]["output_tokens_details"] = {"reasoning_tokens": reasoning}
         return Reply(body=body)

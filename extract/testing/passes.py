@@ -31,6 +31,7 @@ from typing import Any
 
 from caseextract.documents import tidy
 from caseextract.grounding.evidence import quotes_in
+from caseextract.llm.responses import as_chat_request
 from caseextract.testing.server import Reply, crafted_error, crafted_tool_completion
 
 _REPORT = re.compile(r"<<<REPORT\n(.*)\nREPORT>>>", re.S)
@@ -120,6 +121,7 @@ class CraftedPasses:
         return roster
 
     def answer(self, payload: dict[str, Any]) -> tuple[Request, dict[str, Any]]:
+        payload = as_chat_request(payload)  # a /v1/responses request reads the same
         messages = payload.get("messages") or []
         system = next((m["content"] for m in messages if m.get("role") == "system"), "")
         user = next((m["content"] for m in messages if m.get("role") == "user"), "")

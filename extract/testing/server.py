@@ -91,6 +91,63 @@ def crafted_text_completion(
     return _completion(model, finish_reason, message)
 
 
+def crafted_response(
+    output: list[dict[str, Any]],
+    model: str = "crafted-model",
+    usage: tuple[int, int] = (100, 50),
+    incomplete: str | None = None,
+) -> dict[str, Any]:
+    """A Responses API answer (``/v1/responses``) holding ``output`` items (crafted).
+
+    Shape: the openai SDK's ``types/responses/response.py`` (status, output,
+    incomplete_details.reason) and ``response_usage.py`` (input/output tokens with
+    their details)."""
+    return {
+        "id": "resp_crafted",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "incomplete" if incomplete else "completed",
+        "incomplete_details": {"reason": incomplete} if incomplete else None,
+        "model": model,
+        "output": output,
+        "parallel_tool_calls": False,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": usage[0],
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": usage[1],
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": usage[0] + usage[1],
+        },
+    }
+
+
+def crafted_function_call(arguments: dict[str, Any] | str, name: str = "CaseReport") -> dict:
+    """A Responses ``function_call`` output item carrying ``arguments`` (crafted)."""
+    args = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return {
+        "type": "function_call",
+        "id": "fc_crafted",
+        "call_id": "call_crafted",
+        "name": name,
+        "arguments": args,
+        "status": "completed",
+    }
+
+
+def crafted_refusal_item(refusal: str) -> dict[str, Any]:
+    """A Responses ``message`` output item whose content is a refusal (crafted)."""
+    content = [{"type": "refusal", "refusal": refusal}]
+    return {
+        "type": "message",
+        "id": "msg_crafted",
+        "role": "assistant",
+        "status": "completed",
+        "content": content,
+    }
+
+
 def crafted_error(
     status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
 ) -> Reply:
