@@ -38,9 +38,10 @@ import fcntl
 import json
 import os
 import stat
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from caseextract.documents import file_kind
 from caseextract.errors import OutputBusy, OutputError
@@ -58,8 +59,10 @@ def record_key(record: dict[str, Any]) -> tuple[str, str]:
     return str(doc.get("id")), str(doc.get("sha256"))
 
 
-def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
-    """A complete JSONL line → (record, "") or (None, what is wrong with it)."""
+def json_object_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """A complete JSONL line → (object, "") or (None, what is wrong with it).
+
+    The one reader of JSONL lines: results, review decisions, batch output files."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -68,15 +71,30 @@ def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"not valid JSON ({exc.msg}, column {exc.colno})"
+    except RecursionError:
+        return None, "not readable JSON (nested too deeply)"
     if not isinstance(record, dict):
         return None, "not a record (a JSON object was expected)"
+    return record, ""
+
+
+def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """A complete results line → (record, "") or (None, what is wrong with it)."""
+    record, problem = json_object_line(raw)
+    if record is None:
+        return None, problem
     doc = record.get("document")
     if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
         return None, "no document (no id to resume by)"
     return record, ""
 
 
-def scan(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any] | None, str]]:
+Parser = Callable[[bytes], tuple[dict[str, Any] | None, str]]
+
+
+def scan(
+    path: Path, parse: Parser = parse_line
+) -> Iterator[tuple[int, bytes, dict[str, Any] | None, str]]:
     """(line number, raw bytes, record or None, problem) for each line, streamed.
 
     An incomplete last line (no newline) is reported as ``"incomplete"``.
@@ -86,7 +104,7 @@ def scan(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any] | None, str]]:
             if not raw.endswith(b"\n"):
                 yield number, raw, None, "incomplete"
                 return
-            record, problem = parse_line(raw)
+            record, problem = parse(raw)
             yield number, raw, record, problem
 
 
@@ -160,11 +178,39 @@ def replace_keeping_owner(tmp: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-class _Lock:
-    """An exclusive ``flock`` on a sidecar file, removed when released."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file that replaces ``path`` whole when the block ends (fsync first, mode
+    and owner kept), or not at all. The one atomic write of the project."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        replace_keeping_owner(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
-    def __init__(self, path: Path, shown: Path) -> None:
-        self.path = path
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """``path`` holds ``data`` or what it held before, never a part of it."""
+    with atomic_file(path) as fh:
+        fh.write(data)
+
+
+class OutputLock:
+    """An exclusive ``flock`` on the sidecar ``<output>.lock``, removed when released.
+
+    The one lock of an output file: ``run`` (``ResultWriter``) and every ``batch``
+    command that changes the results or their state take it; a second process is
+    refused with ``OutputBusy``."""
+
+    def __init__(self, output: Path) -> None:
+        target = resolve_output(output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path = self.path = target.with_name(target.name + ".lock")
+        shown = output
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
@@ -192,6 +238,12 @@ class _Lock:
             os.unlink(self.path)
         os.close(self.fd)
 
+    def __enter__(self) -> OutputLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
 
 class ResultWriter:
     """Appends records to a JSONL file; with ``resume`` keeps what is done."""
@@ -205,8 +257,7 @@ class ResultWriter:
         self._earlier: dict[str, str] = {}  # id → sha256 of the ok records kept on resume
         self._stale = False
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._lock = _Lock(target.with_name(target.name + ".lock"), path)
+            self._lock = OutputLock(path)
         except OSError as exc:
             raise OutputError(f"cannot write results to {path}: {exc.strerror or exc}") from None
         try:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,13 +46,16 @@ from caseextract.errors import BatchError, InputError
 from caseextract.exchange.export import capture_requests
 from caseextract.llm import ModelSettings
 from caseextract.llm.batchapi import ENDPOINT, BatchAPI
-from caseextract.store import read_records
+from caseextract.store import OutputLock, read_records, write_atomic
 from caseextract.tasks import Task
 
 STATE_FORMAT = "caseextract-batch/1"
 META_KEY = "caseextract_input"
 MAX_REQUESTS = 50_000  # per input file: https://platform.openai.com/docs/api-reference/batch/create
 MAX_BYTES = 200 * 1024 * 1024  # per input file, same page
+# an output file holds answers (larger than the requests): 50,000 answers of 25 kB is
+# 1.25 GB; the download streams, so the limit bounds disk use, not memory
+MAX_OUTPUT_BYTES = 2 * 1024**3
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
@@ -62,6 +64,7 @@ TERMINAL = ("completed", "failed", "expired", "cancelled")
 class Limits:
     max_requests: int = MAX_REQUESTS
     max_bytes: int = MAX_BYTES
+    max_output_bytes: int = MAX_OUTPUT_BYTES  # a downloaded output or error file
 
 
 def state_path(results: Path) -> Path:
@@ -80,17 +83,8 @@ def doc_key(doc_id: str, sha256: str) -> str:
     return f"{doc_id}@{sha256[:16]}"
 
 
-def _now() -> str:
+def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -130,7 +124,7 @@ class BatchJob:
     def save(self) -> None:
         self.results.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.data, indent=1, ensure_ascii=False) + "\n"
-        _write_atomic(self.path, text.encode("utf-8"))
+        write_atomic(self.path, text.encode("utf-8"))
 
     @property
     def documents(self) -> dict[str, dict[str, Any]]:
@@ -199,7 +193,7 @@ class BatchJob:
     def _write_file(self, chunk: list[tuple[str, bytes]]) -> dict[str, Any]:
         data = b"".join(raw for _, raw in chunk)
         name = f"input-{len(self.batches) + 1:04d}.jsonl"
-        _write_atomic(self.folder / name, data)
+        write_atomic(self.folder / name, data)
         entry = {
             "file": name,
             "sha256": hashlib.sha256(data).hexdigest(),
@@ -209,7 +203,7 @@ class BatchJob:
             "id": None,
             "status": None,
             "collected": False,
-            "prepared_at": _now(),
+            "prepared_at": now(),
         }
         self.batches.append(entry)
         for cid, _ in chunk:
@@ -230,7 +224,7 @@ class BatchJob:
                     entry["input_file_id"] = api.upload(entry["file"], data)
                     self.save()
                 adopted = api.create(entry["input_file_id"], {META_KEY: entry["sha256"]})
-            entry.update(id=adopted["id"], status=adopted["status"], created_at=_now())
+            entry.update(id=adopted["id"], status=adopted["status"], created_at=now())
             entry["input_file_id"] = adopted.get("input_file_id") or entry["input_file_id"]
             for req in self.requests.values():
                 if req.get("batch_file") == entry["file"] and req["status"] == "in_file":
@@ -269,7 +263,16 @@ def submit(
     api: BatchAPI,
     limits: Limits | None = None,
 ) -> SubmitResult:
-    """Submit what is missing: documents without a result or a live request."""
+    """Submit what is missing: documents without a result or a live request (under
+    the output's lock: ``OutputBusy`` while another process holds it)."""
+    with OutputLock(results):
+        return _submit(paths, results, task, settings, prompt_set, schema, api, limits)
+
+
+def _submit(
+    paths: Sequence[Path], results: Path, task: Task, settings: ModelSettings,
+    prompt_set: str, schema: str | None, api: BatchAPI, limits: Limits | None,
+) -> SubmitResult:  # fmt: skip
     job = BatchJob.load(results, must_exist=False)
     ident = _identity(task, settings, prompt_set, schema)
     if job.data:
@@ -280,7 +283,7 @@ def submit(
                 "results file, or the same settings"
             )
     else:
-        job.data = {"format": STATE_FORMAT, "created_at": _now(), **ident}
+        job.data = {"format": STATE_FORMAT, "created_at": now(), **ident}
     done = {r.key for r in read_records(results) if r.ok}
     out = SubmitResult()
     todo: list[Document] = []
@@ -319,8 +322,13 @@ def submit(
 
 
 def status(results: Path, api: BatchAPI) -> list[dict[str, Any]]:
-    """Each batch of the job as the provider sees it now (state updated)."""
-    job = BatchJob.load(results)
+    """Each batch of the job as the provider sees it now (state updated, under the lock)."""
+    with OutputLock(results):
+        job = BatchJob.load(results)
+        return _status(job, api)
+
+
+def _status(job: BatchJob, api: BatchAPI) -> list[dict[str, Any]]:
     rows = []
     for entry in job.batches:
         if entry["id"] and not entry["collected"]:
@@ -334,7 +342,11 @@ def status(results: Path, api: BatchAPI) -> list[dict[str, Any]]:
 
 def cancel(results: Path, api: BatchAPI) -> list[str]:
     """Ask the provider to cancel every active batch; collect keeps what was answered."""
-    job = BatchJob.load(results)
+    with OutputLock(results):
+        return _cancel(BatchJob.load(results), api)
+
+
+def _cancel(job: BatchJob, api: BatchAPI) -> list[str]:
     cancelled = []
     for entry in job.batches:
         if entry["id"] and not entry["collected"] and entry.get("status") in (None, *ACTIVE):
