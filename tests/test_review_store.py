@@ -300,3 +300,35 @@ def test_decisions_on_an_earlier_extraction_are_not_applied(results):
     assert again.stale(record) == 1 and again.decisions(record) == []
     states = {v.path: v.state for v in again.facts(0)}
     assert states["patients[0].findings[0]"] == "undecided"
+
+
+@pytest.mark.parametrize("damage", ["torn inside é", "bad byte in a whole line"])
+def test_a_damaged_review_file_keeps_every_readable_decision(results, tmp_path, damage):
+    session = ReviewSession(results, "ana")
+    session.decide(0, "article", "accept")
+    session.decide(0, "patients[0].findings[0]", "reject")
+    path = session.review.path
+    whole = path.read_bytes()
+    if damage == "torn inside é":  # a disk-full during a save: the file ends inside "é"
+        path.write_bytes(whole + b'{"kind":"decision","note":"caf\xc3')
+    else:  # one bad byte in a complete line: the first decision's line
+        lines = whole.splitlines(keepends=True)
+        lines[1] = lines[1][:30] + b"\xff" + lines[1][31:]
+        path.write_bytes(b"".join(lines))
+    log = session.log()
+    kept = 1 if damage == "bad byte in a whole line" else 2
+    assert len(log.decisions) == kept
+    if damage == "torn inside é":
+        assert log.torn_tail and not log.problems
+    else:
+        (problem,) = log.problems
+        assert "line 2" in problem and "UTF-8" in problem
+    # every page, save, export and summary still works
+    session.decide(0, "patients[0].findings[1]", "accept")
+    assert len(session.log().decisions) == kept + 1
+    assert session.corrected(0).ok
+    if damage == "torn inside é":  # the torn tail was cut before the save, kept aside
+        assert path.with_name(path.name + ".damaged").read_bytes().endswith(b"caf\xc3\n")
+    from caseextract.review.summary import summarize
+
+    summarize(results, tmp_path / "summary.html", reviewed=True)
