@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -524,3 +525,31 @@ def test_cli_run_and_eval_take_passes_and_context_window(ada23, tmp_path):
     assert report["info"]["passes"] == "auto"
     bad = cli.invoke(app, ["run", str(path), "-o", str(out), "--passes", "twice"])
     assert bad.exit_code == 2 and "--passes must be one of auto, single, multi" in bad.output
+
+
+class _TogetherPasses(CraftedPasses):
+    """Crafted passes answered in waves: each request waits (briefly) for the others in
+    flight, so that answers cut at the budget come back together and their documents
+    decide on splits at the same moment (the condition the race needs; no time asserted)."""
+
+    def __init__(self, *args: Any, wave: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._barrier = threading.Barrier(wave)
+
+    def __call__(self, payload: dict[str, Any], index: int) -> Any:
+        try:
+            self._barrier.wait(timeout=0.2)
+        except threading.BrokenBarrierError:  # fewer in flight: this wave goes on as it is
+            self._barrier.reset()
+        return super().__call__(payload, index)
+
+
+def test_the_pass_budget_holds_at_any_concurrency(series, tmp_path):
+    path, text, answer = series
+    for rounds in range(12):
+        crafted = _TogetherPasses([(text, answer)], budget=120, wave=4)
+        cfg = PassConfig(strategy="multi", max_passes=8, concurrency=64, resume=False)
+        with FakeOpenAIServer(crafted) as server:
+            record = run_one(path, server.base_url, tmp_path / f"r{rounds}.jsonl", cfg)
+        assert len(crafted.seen) <= 8, (rounds, [(r.kind, r.label) for r in crafted.seen])
+        assert record.attempts == len(crafted.seen)
