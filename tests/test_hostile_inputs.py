@@ -1,0 +1,100 @@
+"""Hostile inputs, third round: an export index that points elsewhere, answers too deep or
+too large, review API values of the wrong type, pass-store files nested too deeply.
+
+Each gets a one-line error (exit 2) or is set aside by name; nothing else is lost.
+Every answer here is crafted by the test, never a model's output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from caseextract.cli import app
+from caseextract.evals.gold import FIXTURES
+from typer.testing import CliRunner
+
+from helpers import CRAFTED_SEED_ANSWER
+
+runner = CliRunner()
+SEED_ID = "seed-vertebroplasty-cement-leakage"
+PSOAS_ID = "ada-51-case-report-psoas-abscess-unusual-etiology-of-gr"
+CASES = FIXTURES / "cases"
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def flat(result) -> str:
+    return " ".join(result.output.split())
+
+
+def exported(tmp_path: Path, *ids: str) -> Path:
+    out = tmp_path / "requests"
+    result = invoke("export", *(CASES / f"{i}.txt" for i in ids), "--out", out)
+    assert result.exit_code == 0, result.output
+    for i in ids:  # crafted answers
+        (out / f"{i}.answer.json").write_text(json.dumps(CRAFTED_SEED_ANSWER))
+    return out
+
+
+def do_import(folder: Path, store: Path):
+    return invoke(
+        "import", folder, "--recordings", store, "--provenance", "crafted by the test suite"
+    )
+
+
+def edit_index(folder: Path, change) -> None:
+    path = folder / "index.json"
+    index = json.loads(path.read_text())
+    change(index["documents"])
+    path.write_text(json.dumps(index))
+
+
+@pytest.mark.parametrize("where", ["dotdot", "absolute", "symlink out"])
+def test_import_reads_answers_inside_its_folder_only(tmp_path, where):
+    folder = exported(tmp_path, SEED_ID)
+    outside = tmp_path / "outside.answer.json"
+    outside.write_text(json.dumps(CRAFTED_SEED_ANSWER))
+    if where == "dotdot":
+        edit_index(folder, lambda docs: docs[0].update(answer="../outside.answer.json"))
+    elif where == "absolute":
+        edit_index(folder, lambda docs: docs[0].update(answer=str(outside)))
+    else:
+        (folder / f"{SEED_ID}.answer.json").unlink()
+        os.symlink(outside, folder / f"{SEED_ID}.answer.json")
+    result = do_import(folder, tmp_path / "store")
+    assert result.exit_code == 2, result.output
+    assert "outside" in flat(result) and SEED_ID in flat(result)
+    assert not (tmp_path / "store").exists()
+
+
+def test_import_refuses_two_index_entries_with_one_id(tmp_path):
+    folder = exported(tmp_path, SEED_ID, PSOAS_ID)
+    edit_index(folder, lambda docs: docs[1].update(id=docs[0]["id"]))
+    result = do_import(folder, tmp_path / "store")
+    assert result.exit_code == 2, result.output
+    assert f"{SEED_ID!r} twice" in flat(result)
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("fault", ["deep answer", "path not a string", "answer too large"])
+def test_import_bad_answers_get_one_line(tmp_path, fault):
+    folder = exported(tmp_path, SEED_ID)
+    answer = folder / f"{SEED_ID}.answer.json"
+    if fault == "deep answer":
+        answer.write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    elif fault == "path not a string":
+        edit_index(folder, lambda docs: docs[0].update(answer=["x.answer.json"]))
+    else:
+        from caseextract.exchange.answers import MAX_ANSWER_BYTES
+
+        with answer.open("r+b") as fh:  # sparse: nothing is written to disk
+            fh.truncate(MAX_ANSWER_BYTES + 1)
+    result = do_import(folder, tmp_path / "store")
+    assert result.exit_code == 2, result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("error")]
+    assert SEED_ID in line or "answer" in line
