@@ -19,7 +19,7 @@ from caseextract.review.session import ReviewSession, compare
 from caseextract.review.state import ReviewError, fact_problems
 
 from conftest import SEED
-from helpers import crafted_answer, crafted_record
+from helpers import beside, crafted_answer, crafted_record
 
 FEVER = {"name": "fever", "evidence": ["She had a fever of 39 C on arrival."]}  # not in SEED
 
@@ -27,7 +27,8 @@ FEVER = {"name": "fever", "evidence": ["She had a fever of 39 C on arrival."]}  
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     record = crafted_record(
-        crafted_answer(findings=[*crafted_answer()["patients"][0]["findings"], FEVER]), SEED
+        crafted_answer(findings=[*crafted_answer()["patients"][0]["findings"], FEVER]),
+        beside(tmp_path, SEED),
     )
     path = tmp_path / "results.jsonl"
     path.write_text(record.to_line(), encoding="utf-8")
@@ -294,7 +295,9 @@ def test_decisions_on_an_earlier_extraction_are_not_applied(results):
     session.decide(0, "patients[0].findings[0]", "reject")
     # the document is extracted again: another answer, same document and paths
     answer = crafted_answer(findings=[{"name": "back pain", "evidence": ["had back pain"]}])
-    results.write_text(crafted_record(answer, SEED).to_line(), encoding="utf-8")
+    results.write_text(
+        crafted_record(answer, beside(results.parent, SEED)).to_line(), encoding="utf-8"
+    )
     again = ReviewSession(results, "ana")
     record = again.records[0]
     assert again.stale(record) == 1 and again.decisions(record) == []
