@@ -400,6 +400,37 @@ def test_resume_does_not_redo_finished_passes(series, tmp_path):
     assert spend.prompt_tokens == sum(p.usage.prompt_tokens for p in done.passes)
 
 
+@pytest.mark.parametrize("damage", ["nested too deeply", "not an object", "too large"])
+def test_a_damaged_pass_file_counts_as_absent(series, tmp_path, damage):
+    path, text, answer = series
+    crafted = CraftedPasses([(text, answer)])
+
+    def case_2_fails(payload: dict, index: int):
+        if "«Case 2»" in payload["messages"][0]["content"]:
+            return crafted_error(400, "crafted bad request for this pass")
+        return crafted(payload, index)
+
+    out = tmp_path / "r.jsonl"
+    with FakeOpenAIServer(case_2_fails) as server:
+        assert not run_one(path, server.base_url, out, PassConfig(strategy="multi")).ok
+    stored = sorted((tmp_path / "r.jsonl.passes").rglob("*.json"))
+    assert len(stored) == 4
+    if damage == "nested too deeply":
+        stored[0].write_text('{"unit": ' * 100_000 + "1" + "}" * 100_000)
+    elif damage == "not an object":
+        stored[0].write_text('{"unit": "x", "value": [1]}')
+    else:
+        from caseextract.pipeline.passes.store import MAX_PASS_BYTES
+
+        with stored[0].open("r+b") as fh:  # sparse: nothing written to disk
+            fh.truncate(MAX_PASS_BYTES + 1)
+    crafted.seen.clear()
+    with FakeOpenAIServer(crafted) as server:
+        done = run_one(path, server.base_url, out, PassConfig(strategy="multi"))
+    assert done.ok, done.error
+    assert len(crafted.seen) == 2  # Case 2, and the pass whose file was damaged
+
+
 def test_every_pass_is_recorded_and_replays_without_the_server(series, tmp_path):
     path, text, answer = series
     folder = tmp_path / "recordings"
