@@ -35,6 +35,7 @@ import contextlib
 import csv
 import errno
 import fcntl
+import io
 import json
 import os
 import stat
@@ -409,15 +410,39 @@ def csv_rows(record: ResultRecord) -> list[dict[str, Any]]:
     return [{**base, **flatten(extraction)}]
 
 
+# OWASP, CSV Injection (https://owasp.org/www-community/attacks/CSV_Injection): a cell
+# that begins with one of these is read as a formula by spreadsheets
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet reads as text: a string that starts a formula gets a leading
+    ``'`` (OWASP's advice); numbers and other values are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_text(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """The one CSV writer of the project: a header, every row, every cell through
+    ``csv_cell`` and quoted (OWASP: each cell wrapped in double quotes)."""
+    if columns is None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, quoting=csv.QUOTE_ALL)
+    writer.writeheader()
+    writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
+    return buf.getvalue()
+
+
+def write_csv_file(
+    path: Path, rows: list[dict[str, Any]], columns: list[str] | None = None
+) -> None:
+    """``csv_text`` written atomically to ``path`` (a link followed, a special file refused)."""
+    write_atomic(resolve_output(path), csv_text(rows, columns).encode("utf-8"))
+
+
 def write_csv(jsonl: Path, out: Path) -> int:
     rows = [row for record in read_records(jsonl) for row in csv_rows(record)]
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    replace_keeping_owner(tmp, resolve_output(out))
+    write_csv_file(out, rows)
     return len(rows)

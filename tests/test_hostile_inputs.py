@@ -98,3 +98,63 @@ def test_import_bad_answers_get_one_line(tmp_path, fault):
     assert result.exit_code == 2, result.output
     (line,) = [x for x in result.output.splitlines() if x.startswith("error")]
     assert SEED_ID in line or "answer" in line
+
+
+FORMULAS = ['=HYPERLINK("http://x.example","y")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3+cmd",
+            "\t=1+1", "\r=1+1"]  # fmt: skip
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _hostile_results(tmp_path: Path) -> Path:
+    from conftest import SEED
+    from helpers import beside, crafted_answer, crafted_record
+
+    findings = [{"name": f, "evidence": ["no neurologic deficit"]} for f in FORMULAS]
+    answer = crafted_answer(findings=findings)
+    answer["article"]["title"] = FORMULAS[0]
+    path = tmp_path / "results.jsonl"
+    path.write_text(crafted_record(answer, beside(tmp_path, SEED)).to_line(), encoding="utf-8")
+    return path
+
+
+def _cells(path: Path) -> list[str]:
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as fh:
+        return [cell for row in csv.reader(fh) for cell in row]
+
+
+def test_no_csv_cell_starts_a_formula(tmp_path):
+    """OWASP CSV injection (https://owasp.org/www-community/attacks/CSV_Injection): a cell
+    that starts with = + - @ TAB or CR gets a leading ' so spreadsheets read it as text."""
+    from caseextract.review.app import running
+    from caseextract.review.session import ReviewSession
+    from caseextract.store import write_csv
+
+    results = _hostile_results(tmp_path)
+    written = [tmp_path / "results.csv"]
+    write_csv(results, written[0])
+    result = invoke("summarize", results, "--html", tmp_path / "s.html")
+    assert result.exit_code == 0, result.output
+    written += sorted((tmp_path / "s_tables").glob("*.csv"))
+    session = ReviewSession(results, "cy")
+    session.decide(0, "article", "accept")
+    result = invoke("review", results, "--reviewer", "cy", "--export-csv", tmp_path / "c.csv")
+    assert result.exit_code == 0, result.output
+    written.append(tmp_path / "c.csv")
+    with running(session) as url:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        conn.request("GET", "/doc/0/record.csv", headers={"Host": parts.netloc})
+        (tmp_path / "app.csv").write_bytes(conn.getresponse().read())
+        conn.close()
+    written.append(tmp_path / "app.csv")
+    names = {p.name for p in written}
+    assert {"patients.csv", "terms.csv", "results.csv", "c.csv", "app.csv"} <= names, names
+    for path in written:
+        cells = _cells(path)
+        assert not [c for c in cells if c.startswith(FORMULA_START)], path.name
+    assert "'" + FORMULAS[0] in _cells(written[0])  # the text itself is kept

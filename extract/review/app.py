@@ -17,8 +17,6 @@ from elsewhere open in the reviewer's browser cannot post decisions (CSRF).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import socket
 import threading
@@ -34,6 +32,7 @@ from caseextract.documents import safe_filename
 from caseextract.errors import ExtractError
 from caseextract.review.session import Disagreement, ReviewSession, taken_from
 from caseextract.review.state import FactView, ReviewError, document_facts
+from caseextract.store import csv_text
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -195,14 +194,6 @@ def _refused(exc: ExtractError, status: int) -> JSONResponse:
     return JSONResponse({"error": str(exc), "errors": errors}, status_code=status)
 
 
-def _csv_text(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 async def _failed(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ExtractError):
         return JSONResponse({"error": str(exc)}, status_code=404)
@@ -318,7 +309,7 @@ class _Pages:
             elif kind == "record.jsonl":
                 body, media = self.session.corrected(n).to_line(), "application/x-ndjson"
             else:
-                body, media = _csv_text(self.session.csv(n)), "text/csv"
+                body, media = csv_text(self.session.csv(n)), "text/csv"
         except ExtractError as exc:
             return _refused(exc, 409)
         disposition = f'attachment; filename="{name}.{kind}"'

@@ -11,9 +11,7 @@ beside the page.
 
 from __future__ import annotations
 
-import csv
 import io
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,7 +23,7 @@ from caseextract.errors import ConfigError
 from caseextract.records import ResultRecord, fact_label
 from caseextract.review.decisions import Decision, ReviewFile
 from caseextract.review.state import corrected_extraction, document_facts
-from caseextract.store import read_records
+from caseextract.store import read_records, write_csv_file
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 CATEGORIES = {
@@ -264,12 +262,7 @@ def write_tables(s: Summary, folder: Path) -> list[Path]:
     for name, rows in tables(s).items():
         path = folder / f"{name}.csv"
         columns = list(dict.fromkeys(k for row in rows for k in row)) or ["empty"]
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
+        write_csv_file(path, rows, columns)
         written.append(path)
     return written
 
