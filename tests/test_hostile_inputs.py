@@ -158,3 +158,45 @@ def test_no_csv_cell_starts_a_formula(tmp_path):
         cells = _cells(path)
         assert not [c for c in cells if c.startswith(FORMULA_START)], path.name
     assert "'" + FORMULAS[0] in _cells(written[0])  # the text itself is kept
+
+
+AGES = [{"raw": "very old", "value": 1e15, "unit": "years"},
+        {"raw": "aged 1e308", "value": 1e308, "unit": "years"},
+        {"raw": "200-year-old", "value": 200, "unit": "years"}]  # fmt: skip
+
+
+@pytest.mark.parametrize("age", AGES)
+def test_an_age_over_150_years_is_flagged_and_summarize_still_writes(tmp_path, age):
+    from caseextract import grounding
+    from caseextract.schema import CaseReport
+
+    from conftest import SEED
+    from helpers import beside, crafted_answer, crafted_record
+
+    answer = crafted_answer()
+    answer["patients"][0]["age"] = {**age, "evidence": ["An 87-year-old female patient"]}
+    value = CaseReport.model_validate(answer)
+    assert value.patients[0].age.years is None  # not an age: never counted as one
+    facts = grounding.ground(value, SEED.read_text(encoding="utf-8"))
+    (flag,) = [f for f in facts if f.path == "patients[0].age"]
+    assert any("150 years" in m for m in flag.number_mismatches), flag.number_mismatches
+    results = tmp_path / "results.jsonl"
+    record = crafted_record(answer, beside(tmp_path, SEED))
+    record.extraction["patients"][0]["age"].update(years=age["value"])  # an older record
+    results.write_text(record.to_line(), encoding="utf-8")
+    result = invoke("summarize", results, "--html", tmp_path / "s.html")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "s.html").is_file()
+
+
+def test_plot_text_is_plain_text(tmp_path):
+    from conftest import SEED
+    from helpers import beside, crafted_answer, crafted_record
+
+    term = r"$\undefinedmacro{x}$ pain"
+    answer = crafted_answer(findings=[{"name": term, "evidence": ["no neurologic deficit"]}])
+    results = tmp_path / "results.jsonl"
+    results.write_text(crafted_record(answer, beside(tmp_path, SEED)).to_line(), "utf-8")
+    result = invoke("summarize", results, "--html", tmp_path / "s.html")
+    assert result.exit_code == 0, result.output
+    assert "undefinedmacro" in (tmp_path / "s.html").read_text(encoding="utf-8")
