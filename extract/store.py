@@ -94,14 +94,22 @@ Parser = Callable[[bytes], tuple[dict[str, Any] | None, str]]
 
 
 def scan(
-    path: Path, parse: Parser = parse_line
+    path: Path, parse: Parser = parse_line, max_line: int | None = None
 ) -> Iterator[tuple[int, bytes, dict[str, Any] | None, str]]:
     """(line number, raw bytes, record or None, problem) for each line, streamed.
 
-    An incomplete last line (no newline) is reported as ``"incomplete"``.
-    """
+    An incomplete last line (no newline) is reported as ``"incomplete"``. With
+    ``max_line``, a longer line is read past in chunks (never held whole) and
+    reported with its first ``max_line`` bytes as too long."""
     with path.open("rb") as fh:
-        for number, raw in enumerate(fh, 1):
+        number = 0
+        while raw := fh.readline(-1 if max_line is None else max_line + 1):
+            number += 1
+            if max_line is not None and len(raw) > max_line and not raw.endswith(b"\n"):
+                while (rest := fh.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    pass
+                yield number, raw[:max_line], None, f"longer than {max_line:,} bytes"
+                continue
             if not raw.endswith(b"\n"):
                 yield number, raw, None, "incomplete"
                 return

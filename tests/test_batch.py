@@ -525,3 +525,16 @@ def test_an_output_file_over_the_limit_stops_with_one_line(tmp_path):
         with pytest.raises(BatchError, match="larger than the 1,000-byte limit"):
             collect(out, TASK, BatchAPI(settings(server)), None, server.base_url, False, limits)
         assert do_collect(server, out).ok == 3  # nothing was taken from the refused file
+
+
+def test_an_endless_output_line_is_read_past_not_held(tmp_path):
+    from caseextract.batch.collect import output_line
+    from caseextract.store import scan
+
+    path = tmp_path / "out.jsonl"
+    good_line = json.dumps({"custom_id": "a.1", "response": None}) + "\n"
+    path.write_bytes(good_line.encode() + b'{"custom_id": "' + b"x" * 5_000_000 + b'"}\n'
+                     + good_line.encode())  # fmt: skip
+    seen = [(n, len(raw), problem) for n, raw, _item, problem in scan(path, output_line, 1000)]
+    assert seen == [(1, len(good_line), ""), (2, 1000, "longer than 1,000 bytes"),
+                    (3, len(good_line), "")]  # fmt: skip

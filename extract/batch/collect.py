@@ -42,6 +42,7 @@ from caseextract.store import (
 from caseextract.tasks import Task
 
 PENDING = "caseextract_batch_pending"
+MAX_LINE_BYTES = 64 * 1024 * 1024  # one answer line (answers run to ~25 kB): read no more
 DIRECT_CONCURRENCY = 4
 
 
@@ -176,7 +177,7 @@ def _read_file(
 ) -> None:  # fmt: skip
     """Take each line of one downloaded file; damaged and duplicate lines are set aside."""
     aside = job.folder / f"{entry['id']}.damaged.jsonl"
-    for number, raw, item, problem in scan(path, output_line):
+    for number, raw, item, problem in scan(path, output_line, MAX_LINE_BYTES):
         if item is None:
             if not raw.strip():
                 continue
