@@ -233,17 +233,20 @@ def _review_cases(root: Path, child: Child) -> list[list[object]]:
     rows: list[list[object]] = []
     folder = root / "rev"
     rel.make_documents(folder / "docs", 1)
-    answer = json.loads(json.dumps(rel.CRAFTED_ANSWER))
-    patient = (answer.get("patients") or [{}])[0]
-    patient.setdefault("findings", []).append(
-        {"name": '=HYPERLINK("http://x.example","y")', "evidence": []}
-    )
-    patient["age"] = {"raw": "aged 1e308", "value": 1e308, "unit": "years"}
-    patient["findings"].append({"name": r"$\undefinedmacro{x}$", "evidence": []})
-    with FakeOpenAIServer(default=Reply(body=crafted_tool_completion(answer))) as server:
+    good = Reply(body=crafted_tool_completion(rel.CRAFTED_ANSWER))
+    with FakeOpenAIServer(default=good) as server:
         child(["-m", "caseextract", "run", "docs", "-o", "results.jsonl", "--base-url",
-               server.base_url, "--model", "crafted-model", "--reasks", "0", "--format", "csv",
-               "--no-progress"], folder)  # fmt: skip
+               server.base_url, "--model", "crafted-model", "--no-progress"], folder)  # fmt: skip
+    # the record edited as a model could have written it (and the pipeline kept it)
+    record = json.loads((folder / "results.jsonl").read_text(encoding="utf-8"))
+    patient = record["extraction"]["patients"][0]
+    patient["age"].update(value=1e308, years=1e308, raw="aged 1e308")
+    hostile = ('=HYPERLINK("http://x.example","y")', r"$\undefinedmacro{x}$")
+    patient["findings"] += [{"name": n, "evidence": []} for n in hostile]
+    record["extraction"]["article"]["title"] = hostile[0]
+    (folder / "results.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    child(["-c", "import sys; from pathlib import Path; from caseextract.store import write_csv; "
+           "write_csv(Path('results.jsonl'), Path('results.csv'))"], folder)  # fmt: skip
     result = child(["-m", "caseextract", "summarize", "results.jsonl", "--html", "s.html"], folder)
     cells = []
     for path in [folder / "results.csv", *sorted((folder / "s_tables").glob("*.csv"))]:
@@ -302,9 +305,15 @@ def third_round(root: Path, _child: Child | None = None) -> list[list[object]]:
     """Every third-round case as a table row (case, exit, outcome, seconds, peak RSS)."""
     child = hwm_child
     rows = [["— third round (issue 28) —", "", "", "", ""]]
-    rows += _batch_cases(root, child)
-    rows += _file_cases(root, child)
-    rows += _review_cases(root, child)
+    groups = os.environ.get("PROBE_CASES", "batch,files,review,budget").split(",")
+    if "batch" in groups:
+        rows += _batch_cases(root, child)
+    if "files" in groups:
+        rows += _file_cases(root, child)
+    if "review" in groups:
+        rows += _review_cases(root, child)
+    if "budget" not in groups:
+        return rows
     tests = Path(__file__).resolve().parent.parent / "tests"
     budget = root / "budget"
     budget.mkdir()
