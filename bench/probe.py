@@ -1,11 +1,13 @@
-"""Reliability probe, second round (issue 16): the cases that used to hang, flood or
-crash, measured through the real command line against a crafted loopback server.
+"""Reliability probe, second round (issue 16) and third round (issue 28, in
+``probe_round3``): the cases that used to hang, flood, crash or lose data, measured
+through the real command line against crafted loopback servers.
 
 Each case runs ``python -m caseextract run`` (or the writer) in a child process and
 reports its exit code, how long it took to stop and its peak RSS (``ru_maxrss`` of
 the child). Replies are crafted (``caseextract.testing``); nothing leaves 127.0.0.1.
 
-    .venv/bin/python bench/probe.py
+    .venv/bin/python bench/probe.py                      # both rounds
+    .venv/bin/python bench/probe.py --third-round-only   # issue 28's cases only
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if "--third-round-only" in sys.argv:
+            from probe_round3 import third_round
+
+            print(table(third_round(root, child), ["case", "exit", "outcome", "seconds",
+                                                   "peak RSS MB"]))  # fmt: skip
+            return 0
         docs = root / "docs"
         rel.make_documents(docs, 1)
 
@@ -106,6 +114,11 @@ def main() -> int:
         rows.append([f"resume of a {size_mb:.0f} MB results file", code,
                      f"peak RSS {rss:.0f} MB (import alone {base:.0f} MB)", f"{seconds:.1f}",
                      f"{rss:.0f}"])  # fmt: skip
+
+        if "--second-round-only" not in sys.argv:
+            from probe_round3 import third_round
+
+            rows += third_round(root, child)
 
     print(table(rows, ["case", "exit", "outcome", "seconds", "peak RSS MB"]))
     print("seconds include the start-up of the child (first row); ru_maxrss per child")

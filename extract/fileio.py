@@ -13,7 +13,9 @@ import contextlib
 import os
 import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 
 def temp_path(path: Path) -> Path:
@@ -34,19 +36,25 @@ def replace_keeping_owner(tmp: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def write_atomic(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
-    """Replace ``path`` with ``data`` (text is written as UTF-8) in one rename."""
+@contextlib.contextmanager
+def atomic_file(path: Path, *, fsync: bool = True) -> Iterator[IO[bytes]]:
+    """A binary file that replaces ``path`` whole when the block ends, or not at all
+    (an exception inside the block leaves ``path`` as it was). For content written as
+    it streams in (a download); ``write_atomic`` for content at hand."""
     path = Path(path)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
     tmp = temp_path(path)
     try:
         with tmp.open("wb") as fh:
-            fh.write(raw)
+            yield fh
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
         replace_keeping_owner(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, data: bytes | str, *, fsync: bool = True) -> None:
+    """Replace ``path`` with ``data`` (text is written as UTF-8) in one rename."""
+    with atomic_file(path, fsync=fsync) as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)

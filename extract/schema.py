@@ -17,6 +17,7 @@ schema and are part of the prompt. Conventions the rest of the package relies on
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from typing import Annotated, Any, ClassVar
 
@@ -160,6 +161,9 @@ class HistoryKind(str, Enum):
     other = "other"
 
 
+MAX_AGE_YEARS = 150  # the oldest verified human lived 122 years
+
+
 class Age(Fact):
     raw: str = Field(description="The age exactly as written, e.g. '87-year-old', 'early 70s'.")
     value: float | None = Field(None, description="Number as written, e.g. 87 or 3.")
@@ -180,7 +184,19 @@ class Age(Fact):
             factor = {"years": 1.0, "months": 1 / 12, "weeks": 7 / 365.25, "days": 1 / 365.25}
             if unit in factor:
                 self.unit, self.years = unit, round(self.value * factor[unit], 4)
+        if self.plausibility_problems():  # not an age: kept as written, never counted
+            self.years = self.years_low = self.years_high = None
         return self
+
+    def plausibility_problems(self) -> list[str]:
+        """What makes this value no age at all (grounding flags it beside the fact)."""
+        years = [y for y in (self.years, self.years_low, self.years_high) if y is not None]
+        if self.years is None and self.value is not None and (self.unit or "years") == "years":
+            years.append(self.value)
+        if any(not math.isfinite(y) or not 0 <= y <= MAX_AGE_YEARS for y in years):
+            shown = f"{self.value:g}" if self.value is not None else repr(self.raw)
+            return [f"age={shown} {self.unit or ''}: over {MAX_AGE_YEARS} years is not an age"]
+        return []
 
 
 class SexStatement(Fact):

@@ -35,16 +35,17 @@ import contextlib
 import csv
 import errno
 import fcntl
+import io
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from caseextract.documents import file_kind
 from caseextract.errors import OutputBusy, OutputError
-from caseextract.fileio import replace_keeping_owner
+from caseextract.fileio import replace_keeping_owner, write_atomic
 from caseextract.records import ResultRecord, fact_label
 from caseextract.redaction import redact
 from caseextract.safetext import encodable
@@ -59,8 +60,10 @@ def record_key(record: dict[str, Any]) -> tuple[str, str]:
     return str(doc.get("id")), str(doc.get("sha256"))
 
 
-def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
-    """A complete JSONL line → (record, "") or (None, what is wrong with it)."""
+def json_object_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """A complete JSONL line → (object, "") or (None, what is wrong with it).
+
+    The one reader of JSONL lines: results, review decisions, batch output files."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -69,25 +72,48 @@ def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"not valid JSON ({exc.msg}, column {exc.colno})"
+    except RecursionError:
+        return None, "not readable JSON (nested too deeply)"
     if not isinstance(record, dict):
         return None, "not a record (a JSON object was expected)"
+    return record, ""
+
+
+def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """A complete results line → (record, "") or (None, what is wrong with it)."""
+    record, problem = json_object_line(raw)
+    if record is None:
+        return None, problem
     doc = record.get("document")
     if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
         return None, "no document (no id to resume by)"
     return record, ""
 
 
-def scan(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any] | None, str]]:
+Parser = Callable[[bytes], tuple[dict[str, Any] | None, str]]
+
+
+def scan(
+    path: Path, parse: Parser = parse_line, max_line: int | None = None
+) -> Iterator[tuple[int, bytes, dict[str, Any] | None, str]]:
     """(line number, raw bytes, record or None, problem) for each line, streamed.
 
-    An incomplete last line (no newline) is reported as ``"incomplete"``.
-    """
+    An incomplete last line (no newline) is reported as ``"incomplete"``. With
+    ``max_line``, a longer line is read past in chunks (never held whole) and
+    reported with its first ``max_line`` bytes as too long."""
     with path.open("rb") as fh:
-        for number, raw in enumerate(fh, 1):
+        number = 0
+        while raw := fh.readline(-1 if max_line is None else max_line + 1):
+            number += 1
+            if max_line is not None and len(raw) > max_line and not raw.endswith(b"\n"):
+                while (rest := fh.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    pass
+                yield number, raw[:max_line], None, f"longer than {max_line:,} bytes"
+                continue
             if not raw.endswith(b"\n"):
                 yield number, raw, None, "incomplete"
                 return
-            record, problem = parse_line(raw)
+            record, problem = parse(raw)
             yield number, raw, record, problem
 
 
@@ -148,11 +174,18 @@ def resolve_output(path: Path) -> Path:
     return target
 
 
-class _Lock:
-    """An exclusive ``flock`` on a sidecar file, removed when released."""
+class OutputLock:
+    """An exclusive ``flock`` on the sidecar ``<output>.lock``, removed when released.
 
-    def __init__(self, path: Path, shown: Path) -> None:
-        self.path = path
+    The one lock of an output file: ``run`` (``ResultWriter``) and every ``batch``
+    command that changes the results or their state take it; a second process is
+    refused with ``OutputBusy``."""
+
+    def __init__(self, output: Path) -> None:
+        target = resolve_output(output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path = self.path = target.with_name(target.name + ".lock")
+        shown = output
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
@@ -180,6 +213,12 @@ class _Lock:
             os.unlink(self.path)
         os.close(self.fd)
 
+    def __enter__(self) -> OutputLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
 
 class ResultWriter:
     """Appends records to a JSONL file; with ``resume`` keeps what is done."""
@@ -193,8 +232,7 @@ class ResultWriter:
         self._earlier: dict[str, str] = {}  # id → sha256 of the ok records kept on resume
         self._stale = False
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._lock = _Lock(target.with_name(target.name + ".lock"), path)
+            self._lock = OutputLock(path)
         except OSError as exc:
             raise OutputError(f"cannot write results to {path}: {exc.strerror or exc}") from None
         try:
@@ -346,15 +384,39 @@ def csv_rows(record: ResultRecord) -> list[dict[str, Any]]:
     return [{**base, **flatten(extraction)}]
 
 
+# OWASP, CSV Injection (https://owasp.org/www-community/attacks/CSV_Injection): a cell
+# that begins with one of these is read as a formula by spreadsheets
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet reads as text: a string that starts a formula gets a leading
+    ``'`` (OWASP's advice); numbers and other values are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_text(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """The one CSV writer of the project: a header, every row, every cell through
+    ``csv_cell`` and quoted (OWASP: each cell wrapped in double quotes)."""
+    if columns is None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, quoting=csv.QUOTE_ALL)
+    writer.writeheader()
+    writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
+    return buf.getvalue()
+
+
+def write_csv_file(
+    path: Path, rows: list[dict[str, Any]], columns: list[str] | None = None
+) -> None:
+    """``csv_text`` written atomically to ``path`` (a link followed, a special file refused)."""
+    write_atomic(resolve_output(path), csv_text(rows, columns).encode("utf-8"))
+
+
 def write_csv(jsonl: Path, out: Path) -> int:
     rows = [row for record in read_records(jsonl) for row in csv_rows(record)]
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    replace_keeping_owner(tmp, resolve_output(out))
+    write_csv_file(out, rows)
     return len(rows)

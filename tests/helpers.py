@@ -62,3 +62,16 @@ def records_json(path):
     from caseextract.store import read_records
 
     return [r.to_json() for r in read_records(path)]
+
+
+def beside(folder: Any, source: Any) -> Any:
+    """A copy of ``source`` in ``folder/cases`` (the review page serves only sources inside
+    the results' folder, or inside --sources); returns the copy's path."""
+    import shutil
+    from pathlib import Path
+
+    target = Path(folder) / "cases" / Path(source).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        shutil.copyfile(source, target)
+    return target

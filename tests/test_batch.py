@@ -430,3 +430,147 @@ def test_an_unreadable_input_is_named_and_the_others_go_on(tmp_path):
         result = do_submit(server, [*paths, empty], tmp_path / "results.jsonl")
     assert result.submitted == ["a", "b"]
     assert result.refused and result.refused[0][0] == str(empty)
+
+
+def _damage_output(server: FakeBatchServer, damage) -> None:
+    """Rewrite each finished batch's output file the way a crafted provider fault would."""
+    for b in server.batches.values():
+        f = server.files[b.output_file_id]
+        f.data = damage(f.data.splitlines(keepends=True))
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["torn last line", "bad byte", "array line", "object custom_id"],
+)
+def test_a_malformed_output_line_is_named_set_aside_and_sent_again(tmp_path, fault):
+    out = tmp_path / "results.jsonl"
+
+    def damage(lines: list[bytes]) -> bytes:
+        lines = sorted(lines, key=lambda x: json.loads(x)["custom_id"])  # a, b, c
+        if fault == "torn last line":
+            lines[2] = lines[2][: len(lines[2]) // 2]
+        elif fault == "bad byte":
+            lines[2] = lines[2][:40] + b"\xff" + lines[2][40:]
+        elif fault == "array line":
+            lines[2] = b"[" + lines[2].rstrip(b"\n") + b"]\n"
+        else:
+            item = json.loads(lines[2])
+            item["custom_id"] = {"id": item["custom_id"]}
+            lines[2] = (json.dumps(item) + "\n").encode()
+        return b"".join(lines)
+
+    with FakeBatchServer(good) as server:
+        do_submit(server, docs(tmp_path), out, http_retries=1)
+        server.run_all()
+        _damage_output(server, damage)
+        r = do_collect(server, out)
+        assert (r.ok, r.failed, r.resent, len(r.followups)) == (2, 0, 1, 1)
+        (note,) = r.notes
+        assert ".output.jsonl line 3" in note, note
+        folder = work_dir(out)
+        assert len(list(folder.glob("*.damaged.jsonl"))) == 1
+        server.run_all()
+        r = do_collect(server, out)  # the request sent again is collected
+        assert (r.ok, r.failed) == (1, 0)
+    assert sorted(x["document"]["id"] for x in records(out)) == ["a", "b", "c"]
+
+
+def test_two_collects_on_one_output_the_second_is_refused(tmp_path):
+    out = tmp_path / "results.jsonl"
+    with FakeBatchServer(good) as server:
+        do_submit(server, docs(tmp_path), out)
+        server.run_all()
+        from caseextract.errors import OutputBusy
+        from caseextract.store import OutputLock
+
+        lock = OutputLock(out)  # as a first collect (or run) holding the output
+        try:
+            for step in (
+                lambda: do_collect(server, out),
+                lambda: do_submit(server, docs(tmp_path), out),
+                lambda: batch_status(out, BatchAPI(settings(server))),
+                lambda: cancel_batches(out, BatchAPI(settings(server))),
+            ):
+                with pytest.raises(OutputBusy, match="in use"):
+                    step()
+            assert records(out) == []
+        finally:
+            lock.release()
+        assert do_collect(server, out).ok == 3
+
+
+def test_two_collect_processes_write_each_document_once(tmp_path):
+    docs(tmp_path, "abcdefgh")
+    args = ["batch", "submit", "reports", "-o", "results.jsonl", "--model", "crafted-model"]
+    with FakeBatchServer(good) as server:
+        assert cli(args, tmp_path, server.base_url).wait(timeout=120) == 0
+        server.run_all()
+        both = [
+            cli(["batch", "collect", "-o", "results.jsonl"], tmp_path, server.base_url)
+            for _ in range(2)
+        ]
+        codes = sorted(p.wait(timeout=180) for p in both)
+        errs = [p.communicate()[1] for p in both]
+    ids = [x["document"]["id"] for x in records(tmp_path / "results.jsonl")]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 8, errs
+    assert codes in ([0, 0], [0, 2]), errs  # a second process refused while the first runs
+    if codes == [0, 2]:
+        assert any("in use" in e for e in errs)
+
+
+def test_downloaded_files_are_redacted_duplicates_named_other_models_warned(tmp_path):
+    out = tmp_path / "results.jsonl"
+    key = "sk-crafted-echoed-key-0123456789"
+
+    def echo(body: dict, cid: str) -> Reply:
+        # crafted: a provider that echoes the key, and answers c with another model
+        model = "other-model" if cid.startswith("c.") else body["model"]
+        reply = crafted_tool_completion(CRAFTED_SEED_ANSWER, model=model)
+        reply["system_fingerprint"] = f"echo {key}"
+        return Reply(body=reply)
+
+    def duplicate(lines: list[bytes]) -> bytes:
+        lines = sorted(lines, key=lambda x: json.loads(x)["custom_id"])
+        second = json.loads(lines[0])
+        second["response"]["body"]["choices"] = []  # the later line would fail the document
+        return b"".join([*lines, (json.dumps(second) + "\n").encode()])
+
+    with FakeBatchServer(echo) as server:
+        s = settings(server, api_key=key)
+        submit(docs(tmp_path), out, TASK, s, "case_report", None, BatchAPI(s), Limits())
+        server.run_all()
+        _damage_output(server, duplicate)
+        r = collect(out, TASK, BatchAPI(s), key, server.base_url)
+        assert (r.ok, r.failed) == (3, 0)
+    assert not any(key in p.read_text() for p in work_dir(out).rglob("*.jsonl"))
+    assert any("[redacted]" in p.read_text() for p in work_dir(out).glob("*.output.jsonl"))
+    assert any("a second line for a." in n for n in r.notes), r.notes
+    assert any("'other-model'" in n and n.startswith("c.") for n in r.notes), r.notes
+    by_id = {x["document"]["id"]: x for x in records(out)}
+    assert "other-model" in by_id["c"]["batch"]["warnings"][0]
+    assert "warnings" not in by_id["a"]["batch"]
+
+
+def test_an_output_file_over_the_limit_stops_with_one_line(tmp_path):
+    out = tmp_path / "results.jsonl"
+    with FakeBatchServer(good) as server:
+        do_submit(server, docs(tmp_path), out)
+        server.run_all()
+        limits = Limits(max_output_bytes=1000)
+        with pytest.raises(BatchError, match="larger than the 1,000-byte limit"):
+            collect(out, TASK, BatchAPI(settings(server)), None, server.base_url, False, limits)
+        assert do_collect(server, out).ok == 3  # nothing was taken from the refused file
+
+
+def test_an_endless_output_line_is_read_past_not_held(tmp_path):
+    from caseextract.batch.collect import output_line
+    from caseextract.store import scan
+
+    path = tmp_path / "out.jsonl"
+    good_line = json.dumps({"custom_id": "a.1", "response": None}) + "\n"
+    path.write_bytes(good_line.encode() + b'{"custom_id": "' + b"x" * 5_000_000 + b'"}\n'
+                     + good_line.encode())  # fmt: skip
+    seen = [(n, len(raw), problem) for n, raw, _item, problem in scan(path, output_line, 1000)]
+    assert seen == [(1, len(good_line), ""), (2, 1000, "longer than 1,000 bytes"),
+                    (3, len(good_line), "")]  # fmt: skip

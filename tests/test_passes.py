@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -399,6 +400,37 @@ def test_resume_does_not_redo_finished_passes(series, tmp_path):
     assert spend.prompt_tokens == sum(p.usage.prompt_tokens for p in done.passes)
 
 
+@pytest.mark.parametrize("damage", ["nested too deeply", "not an object", "too large"])
+def test_a_damaged_pass_file_counts_as_absent(series, tmp_path, damage):
+    path, text, answer = series
+    crafted = CraftedPasses([(text, answer)])
+
+    def case_2_fails(payload: dict, index: int):
+        if "«Case 2»" in payload["messages"][0]["content"]:
+            return crafted_error(400, "crafted bad request for this pass")
+        return crafted(payload, index)
+
+    out = tmp_path / "r.jsonl"
+    with FakeOpenAIServer(case_2_fails) as server:
+        assert not run_one(path, server.base_url, out, PassConfig(strategy="multi")).ok
+    stored = sorted((tmp_path / "r.jsonl.passes").rglob("*.json"))
+    assert len(stored) == 4
+    if damage == "nested too deeply":
+        stored[0].write_text('{"unit": ' * 100_000 + "1" + "}" * 100_000)
+    elif damage == "not an object":
+        stored[0].write_text('{"unit": "x", "value": [1]}')
+    else:
+        from caseextract.pipeline.passes.store import MAX_PASS_BYTES
+
+        with stored[0].open("r+b") as fh:  # sparse: nothing written to disk
+            fh.truncate(MAX_PASS_BYTES + 1)
+    crafted.seen.clear()
+    with FakeOpenAIServer(crafted) as server:
+        done = run_one(path, server.base_url, out, PassConfig(strategy="multi"))
+    assert done.ok, done.error
+    assert len(crafted.seen) == 2  # Case 2, and the pass whose file was damaged
+
+
 def test_every_pass_is_recorded_and_replays_without_the_server(series, tmp_path):
     path, text, answer = series
     folder = tmp_path / "recordings"
@@ -524,3 +556,31 @@ def test_cli_run_and_eval_take_passes_and_context_window(ada23, tmp_path):
     assert report["info"]["passes"] == "auto"
     bad = cli.invoke(app, ["run", str(path), "-o", str(out), "--passes", "twice"])
     assert bad.exit_code == 2 and "--passes must be one of auto, single, multi" in bad.output
+
+
+class _TogetherPasses(CraftedPasses):
+    """Crafted passes answered in waves: each request waits (briefly) for the others in
+    flight, so that answers cut at the budget come back together and their documents
+    decide on splits at the same moment (the condition the race needs; no time asserted)."""
+
+    def __init__(self, *args: Any, wave: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._barrier = threading.Barrier(wave)
+
+    def __call__(self, payload: dict[str, Any], index: int) -> Any:
+        try:
+            self._barrier.wait(timeout=0.2)
+        except threading.BrokenBarrierError:  # fewer in flight: this wave goes on as it is
+            self._barrier.reset()
+        return super().__call__(payload, index)
+
+
+def test_the_pass_budget_holds_at_any_concurrency(series, tmp_path):
+    path, text, answer = series
+    for rounds in range(12):
+        crafted = _TogetherPasses([(text, answer)], budget=120, wave=4)
+        cfg = PassConfig(strategy="multi", max_passes=8, concurrency=64, resume=False)
+        with FakeOpenAIServer(crafted) as server:
+            record = run_one(path, server.base_url, tmp_path / f"r{rounds}.jsonl", cfg)
+        assert len(crafted.seen) <= 8, (rounds, [(r.kind, r.label) for r in crafted.seen])
+        assert record.attempts == len(crafted.seen)

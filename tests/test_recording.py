@@ -171,3 +171,31 @@ def test_final_refusals_are_recorded_and_passing_faults_are_not(tmp_path):
     replay = ModelClient(settings("http://127.0.0.1:9/v1"), RecordingStore(tmp_path, "replay"))
     with pytest.raises(NonRetryableError, match="context"):
         replay.extract(MESSAGES, CaseReport)
+
+
+@pytest.mark.parametrize("hostile", ["link to /dev/zero", "sparse 1 GiB file"])
+def test_a_huge_or_endless_recording_is_named_not_read(tmp_path, hostile):
+    import os
+
+    from caseextract.cli import app
+    from typer.testing import CliRunner
+
+    with crafted_server() as server:
+        ModelClient(settings(server.base_url), RecordingStore(tmp_path, "record")).extract(
+            MESSAGES, CaseReport
+        )
+    bad = tmp_path / "0000-hostile.json"
+    if hostile == "link to /dev/zero":
+        os.symlink("/dev/zero", bad)
+    else:
+        with bad.open("wb") as fh:  # sparse: nothing is written to disk
+            fh.truncate(1 << 30)
+    client = ModelClient(
+        settings("http://127.0.0.1:9/v1", model="other-model"), RecordingStore(tmp_path, "replay")
+    )
+    with pytest.raises(ReplayMiss) as err:  # a miss, explained from the readable recordings
+        client.extract(MESSAGES, CaseReport)
+    assert "nearest recording differs" in str(err.value) and "model" in str(err.value)
+    result = CliRunner().invoke(app, ["cost", "--recordings", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert bad.name in " ".join(result.output.split())

@@ -93,7 +93,7 @@ def test_exports_over_http(results):
         status, payload = _call(url, "GET", "/doc/0/record.jsonl")
         assert status == 200 and json.loads(payload)["review"]["facts"] == {"accepted": 6}
         status, payload = _call(url, "GET", "/doc/0/record.csv")
-        assert status == 200 and payload.decode().startswith("document,")
+        assert status == 200 and next(csv.reader(payload.decode().splitlines()))[0] == "document"
         assert _call(url, "GET", "/doc/0/../../etc/passwd")[0] == 404
         assert _call(url, "GET", "/doc/7")[0] == 404
 
@@ -250,3 +250,87 @@ def test_a_body_that_is_not_a_json_object_is_a_clear_400(results):
         status, payload = _raw_post(url, "/api/adjudicate/take", b'{"document": "x"}')
         assert status == 422 and payload["errors"] == ["no such decision to take"]
     assert not session.review.path.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"path": "article", "action": "accept", "offset": "abc"}',
+        b'{"path": "article", "action": "accept", "offset": 1e400}',
+        b'{"path": "article", "action": "accept", "offset": [1]}',
+        b'{"path": "article", "action": "edit", "value": ' + b'{"a": ' * 100_000 + b"1"
+        + b"}" * 100_000 + b"}",
+    ],
+    ids=["offset abc", "offset 1e400", "offset list", "value 100000 deep"],
+)  # fmt: skip
+def test_values_of_the_wrong_type_are_a_clear_4xx(results, body):
+    session = ReviewSession(results, "cy")
+    with running(session) as url:
+        status, payload = _raw_post(url, "/api/doc/0/decide", body)
+        assert status in (400, 422) and payload["errors"], payload
+        status, _ = _call(url, "GET", "/", Host=urlsplit(url).netloc)
+        assert status == 200  # the server goes on
+    assert not session.review.path.exists()
+
+
+def test_a_body_over_the_limit_is_refused_unread(results):
+    from caseextract.review.app import MAX_BODY
+
+    session = ReviewSession(results, "cy")
+    note = b'{"path": "article", "action": "accept", "note": "' + b"x" * MAX_BODY + b'"}'
+    with running(session) as url:
+        parts = urlsplit(url)
+        origin = {"Origin": f"http://{parts.netloc}", "Content-Type": "application/json"}
+        # chunked: no length announced, the server counts while it reads
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        chunks = (note[i : i + 65536] for i in range(0, len(note), 65536))
+        conn.request("POST", "/api/doc/0/decide", chunks, origin, encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status == 413 and b"limit" in response.read()
+        conn.close()
+        # a length of 512 MB announced: refused before any of it is read
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        conn.putrequest("POST", "/api/doc/0/decide")
+        for k, v in {**origin, "Content-Length": str(512 * 1024 * 1024)}.items():
+            conn.putheader(k, v)
+        conn.endheaders(b'{"path": "article", ')
+        response = conn.getresponse()
+        assert response.status == 413
+        conn.close()
+    assert not session.review.path.exists()
+
+
+def test_the_page_serves_only_sources_it_may(tmp_path):
+    secret = tmp_path / "private" / "notes.txt"
+    secret.parent.mkdir()
+    secret.write_text("PRIVATE NOTES the review page must not show\n")
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "seed.txt").write_text(SEED.read_text(encoding="utf-8"), encoding="utf-8")
+    record = crafted_record(crafted_answer(), sources / "seed.txt")
+    lines = []
+    for n, path in enumerate([str(secret), "../private/notes.txt", "/etc/passwd"]):
+        doc = record.model_copy(deep=True)
+        doc.document.id, doc.document.path = f"doc{n}", path
+        lines.append(doc.to_line())
+    edited = record.model_copy(deep=True)
+    edited.document.id, edited.document.path = "seed", str(sources / "seed.txt")
+    edited.document.sha256 = "0" * 64  # the file on disk is not the text extracted
+    lines.append(edited.to_line())
+    out = tmp_path / "out" / "results.jsonl"
+    out.parent.mkdir()
+    out.write_text("".join(lines), encoding="utf-8")
+    for given in (sources, None):
+        session = ReviewSession(out, "cy", sources=given)
+        for n in range(4):
+            src = session.source(session.record(n))
+            assert src.text is None, (given, n, src.path)
+        if given is not None:
+            assert "content hash" in session.source(session.record(3)).warning
+        with running(session) as url:
+            for n in range(4):
+                status, page = _call(url, "GET", f"/doc/{n}", Host=urlsplit(url).netloc)
+                assert status == 200 and b"PRIVATE" not in page and b"root:" not in page
+    good = tmp_path / "out" / "good.jsonl"
+    good.write_text(record.to_line(), encoding="utf-8")
+    assert ReviewSession(good, "cy", sources=sources).source(record).text  # a true source

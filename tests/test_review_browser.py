@@ -18,7 +18,7 @@ from caseextract.review.app import running
 from caseextract.review.session import ReviewSession, compare
 
 from conftest import SEED
-from helpers import crafted_answer, crafted_record
+from helpers import beside, crafted_answer, crafted_record
 
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
@@ -46,7 +46,7 @@ def browser():
 def results(tmp_path: Path) -> Path:
     answer = crafted_answer(findings=[*crafted_answer()["patients"][0]["findings"], FEVER])
     path = tmp_path / "results.jsonl"
-    path.write_text(crafted_record(answer, SEED).to_line(), encoding="utf-8")
+    path.write_text(crafted_record(answer, beside(tmp_path, SEED)).to_line(), encoding="utf-8")
     return path
 
 
@@ -265,7 +265,7 @@ def test_keys_move_between_documents(page, tmp_path):
     copy = tmp_path / "second-report.txt"
     copy.write_text(SEED.read_text())
     results = tmp_path / "two.jsonl"
-    lines = [crafted_record(crafted_answer(), p).to_line() for p in (SEED, copy)]
+    lines = [crafted_record(crafted_answer(), p).to_line() for p in (beside(tmp_path, SEED), copy)]
     results.write_text("".join(lines), encoding="utf-8")
     with running(ReviewSession(results, "ana")) as url:
         page.goto(f"{url}/doc/0")

@@ -19,7 +19,7 @@ from caseextract.review.session import ReviewSession, compare
 from caseextract.review.state import ReviewError, fact_problems
 
 from conftest import SEED
-from helpers import crafted_answer, crafted_record
+from helpers import beside, crafted_answer, crafted_record
 
 FEVER = {"name": "fever", "evidence": ["She had a fever of 39 C on arrival."]}  # not in SEED
 
@@ -27,7 +27,8 @@ FEVER = {"name": "fever", "evidence": ["She had a fever of 39 C on arrival."]}  
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     record = crafted_record(
-        crafted_answer(findings=[*crafted_answer()["patients"][0]["findings"], FEVER]), SEED
+        crafted_answer(findings=[*crafted_answer()["patients"][0]["findings"], FEVER]),
+        beside(tmp_path, SEED),
     )
     path = tmp_path / "results.jsonl"
     path.write_text(record.to_line(), encoding="utf-8")
@@ -294,9 +295,43 @@ def test_decisions_on_an_earlier_extraction_are_not_applied(results):
     session.decide(0, "patients[0].findings[0]", "reject")
     # the document is extracted again: another answer, same document and paths
     answer = crafted_answer(findings=[{"name": "back pain", "evidence": ["had back pain"]}])
-    results.write_text(crafted_record(answer, SEED).to_line(), encoding="utf-8")
+    results.write_text(
+        crafted_record(answer, beside(results.parent, SEED)).to_line(), encoding="utf-8"
+    )
     again = ReviewSession(results, "ana")
     record = again.records[0]
     assert again.stale(record) == 1 and again.decisions(record) == []
     states = {v.path: v.state for v in again.facts(0)}
     assert states["patients[0].findings[0]"] == "undecided"
+
+
+@pytest.mark.parametrize("damage", ["torn inside é", "bad byte in a whole line"])
+def test_a_damaged_review_file_keeps_every_readable_decision(results, tmp_path, damage):
+    session = ReviewSession(results, "ana")
+    session.decide(0, "article", "accept")
+    session.decide(0, "patients[0].findings[0]", "reject")
+    path = session.review.path
+    whole = path.read_bytes()
+    if damage == "torn inside é":  # a disk-full during a save: the file ends inside "é"
+        path.write_bytes(whole + b'{"kind":"decision","note":"caf\xc3')
+    else:  # one bad byte in a complete line: the first decision's line
+        lines = whole.splitlines(keepends=True)
+        lines[1] = lines[1][:30] + b"\xff" + lines[1][31:]
+        path.write_bytes(b"".join(lines))
+    log = session.log()
+    kept = 1 if damage == "bad byte in a whole line" else 2
+    assert len(log.decisions) == kept
+    if damage == "torn inside é":
+        assert log.torn_tail and not log.problems
+    else:
+        (problem,) = log.problems
+        assert "line 2" in problem and "UTF-8" in problem
+    # every page, save, export and summary still works
+    session.decide(0, "patients[0].findings[1]", "accept")
+    assert len(session.log().decisions) == kept + 1
+    assert session.corrected(0).ok
+    if damage == "torn inside é":  # the torn tail was cut before the save, kept aside
+        assert path.with_name(path.name + ".damaged").read_bytes().endswith(b"caf\xc3\n")
+    from caseextract.review.summary import summarize
+
+    summarize(results, tmp_path / "summary.html", reviewed=True)

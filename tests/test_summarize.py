@@ -16,7 +16,7 @@ from caseextract.review.summary import iso_months
 from typer.testing import CliRunner
 
 from conftest import ROOT, SEED
-from helpers import crafted_answer, crafted_record
+from helpers import beside, crafted_answer, crafted_record
 
 runner = CliRunner()
 GOLD = ROOT / "fixtures" / "gold"
@@ -34,9 +34,11 @@ def results(tmp_path: Path) -> Path:
     for case in CASES:
         gold = json.loads((GOLD / f"{case}.json").read_text())
         lines.append(
-            crafted_record(gold["extraction"], ROOT / "fixtures" / gold["source"]).to_line()
+            crafted_record(
+                gold["extraction"], beside(tmp_path, ROOT / "fixtures" / gold["source"])
+            ).to_line()
         )
-    lines.append(crafted_record(crafted_answer(), SEED).to_line())
+    lines.append(crafted_record(crafted_answer(), beside(tmp_path, SEED)).to_line())
     failed = ResultRecord(status="failed", error=ErrorInfo(kind="truncated", message="max_tokens"))
     failed.document.id = "broken-report"
     lines.append(failed.to_line())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -21,7 +20,6 @@ from caseextract._version import __version__
 from caseextract.batch.submit import TERMINAL, BatchJob, Limits
 from caseextract.documents import Document, load_document
 from caseextract.errors import BatchError, ExtractError, InputError, TransientError
-from caseextract.fileio import write_atomic
 from caseextract.llm import ModelClient, ModelSettings
 from caseextract.llm.batchapi import BatchAPI, endpoint_of
 from caseextract.llm.recording import (
@@ -33,10 +31,18 @@ from caseextract.llm.recording import (
 )
 from caseextract.pipeline.outcome import failed_record, ok_record
 from caseextract.records import DocumentInfo, ErrorInfo, ResultRecord, utc_now
-from caseextract.store import encode_record, read_records
+from caseextract.store import (
+    MAX_NOTES,
+    OutputLock,
+    encode_record,
+    json_object_line,
+    read_records,
+    scan,
+)
 from caseextract.tasks import Task
 
 PENDING = "caseextract_batch_pending"
+MAX_LINE_BYTES = 64 * 1024 * 1024  # one answer line (answers run to ~25 kB): read no more
 DIRECT_CONCURRENCY = 4
 
 
@@ -92,6 +98,13 @@ class CollectResult:
     collected: list[str] = field(default_factory=list)  # batches collected now
     followups: list[dict[str, Any]] = field(default_factory=list)
     failures: list[tuple[str, str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # damaged or duplicate lines, warnings
+
+    def note(self, message: str) -> None:
+        if len(self.notes) < MAX_NOTES:
+            self.notes.append(message)
+        elif len(self.notes) == MAX_NOTES:
+            self.notes.append("… and more (see the .damaged.jsonl files)")
 
 
 def _transient(code: int | None) -> bool:
@@ -135,8 +148,67 @@ def _take(job: BatchJob, store: BatchAnswers, batch_id: str, item: dict[str, Any
     req.update(status=status, reason=f"{what}: {err.get('message') or ''}".strip(": "))
 
 
-def download(job: BatchJob, api: BatchAPI, store: BatchAnswers, out: CollectResult) -> None:
-    """Fetch every finished batch's output and error files into the store; state saved."""
+def output_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """One line of a batch output or error file → (item, "") or (None, what is wrong)."""
+    item, problem = json_object_line(raw)
+    if item is None:
+        return None, problem
+    if not isinstance(item.get("custom_id"), str):
+        return None, "no custom_id (a string was expected)"
+    for name in ("response", "error"):
+        if item.get(name) is not None and not isinstance(item[name], dict):
+            return None, f"{name} is not an object"
+    return item, ""
+
+
+def _model_warning(job: BatchJob, cid: str, item: dict[str, Any]) -> str | None:
+    answer = (item.get("response") or {}).get("body")
+    named = answer.get("model") if isinstance(answer, dict) else None
+    asked = job.data.get("settings", {}).get("model")
+    if not isinstance(named, str) or not asked or named == asked:
+        return None
+    # a dated snapshot of the model asked for is the same model ("gpt-4o-mini-2024-07-18")
+    if named.startswith(f"{asked}-") and named[len(asked) + 1 : len(asked) + 2].isdigit():
+        return None
+    return f"{cid}: answered by {named!r}, not the model asked for ({asked!r})"
+
+
+def _read_file(
+    job: BatchJob, store: BatchAnswers, entry: dict[str, Any], path: Path, seen: set[str],
+    out: CollectResult,
+) -> None:  # fmt: skip
+    """Take each line of one downloaded file; damaged and duplicate lines are set aside."""
+    aside = job.folder / f"{entry['id']}.damaged.jsonl"
+    for number, raw, item, problem in scan(path, output_line, MAX_LINE_BYTES):
+        if item is None:
+            if not raw.strip():
+                continue
+            with aside.open("ab") as fh:
+                fh.write(raw if raw.endswith(b"\n") else raw + b"\n")
+            out.note(f"{path.name} line {number}: {problem}; set aside in {aside.name}")
+            continue
+        cid = item["custom_id"]
+        if cid not in job.requests or job.requests[cid].get("batch") != entry["id"]:
+            continue
+        if cid in seen:  # the first answer stands; a second one is not paid twice
+            out.note(f"{path.name} line {number}: a second line for {cid}; the first kept")
+            continue
+        seen.add(cid)  # lines come back in any order: matched on custom_id
+        warning = _model_warning(job, cid, item)
+        if warning:
+            out.note(warning)
+            job.requests[cid]["warning"] = warning
+        _take(job, store, entry["id"], item)
+
+
+def download(
+    job: BatchJob, api: BatchAPI, store: BatchAnswers, out: CollectResult, limit: int
+) -> None:
+    """Fetch every finished batch's output and error files into the store; state saved.
+
+    Files are streamed to disk (secrets redacted) within ``limit`` bytes, then read
+    line by line: a damaged line is named and set aside, and its request counts as
+    lost (sent again like a failed line)."""
     for entry in job.batches:
         if not entry["id"] or entry["collected"]:
             continue
@@ -149,14 +221,9 @@ def download(job: BatchJob, api: BatchAPI, store: BatchAnswers, out: CollectResu
         for name in ("output_file_id", "error_file_id"):
             if not remote.get(name):
                 continue
-            raw = api.content(remote[name])
-            write_atomic(job.folder / f"{entry['id']}.{name[:-8]}.jsonl", raw)
-            for line in raw.decode("utf-8").splitlines():
-                item = json.loads(line) if line.strip() else {}
-                cid = item.get("custom_id")
-                if cid in job.requests and job.requests[cid].get("batch") == entry["id"]:
-                    seen.add(cid)  # lines come back in any order: matched on custom_id
-                    _take(job, store, entry["id"], item)
+            path = job.folder / f"{entry['id']}.{name[:-8]}.jsonl"
+            api.download(remote[name], path, limit)
+            _read_file(job, store, entry, path, seen, out)
         errors = (remote.get("errors") or {}).get("data") or []
         why = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors[:3])
         for cid, req in job.requests.items():
@@ -197,7 +264,9 @@ class _Appender:
 def _batch_field(job: BatchJob, doc: dict[str, Any]) -> dict[str, Any]:
     reqs = [job.requests[c] for c in doc["requests"]]
     answered = [r for r in reqs if r["status"] == "answered"]
+    warnings = [r["warning"] for r in reqs if r.get("warning")]
     return {
+        **({"warnings": warnings} if warnings else {}),
         "batches": sorted({r["batch"] for r in reqs if r.get("batch")}),
         "requests": list(doc["requests"]),
         "last": doc["requests"][-1],
@@ -332,7 +401,17 @@ def collect(
     direct: bool = False,
     limits: Limits | None = None,
 ) -> CollectResult:
-    """Download what finished, write result lines, send re-asks and lost lines on."""
+    """Download what finished, write result lines, send re-asks and lost lines on.
+
+    Holds the output's lock throughout (``OutputBusy`` for a second process)."""
+    with OutputLock(results):
+        return _collect(results, task, api, api_key, base_url, direct, limits or Limits())
+
+
+def _collect(
+    results: Path, task: Task, api: BatchAPI, api_key: str | None, base_url: str | None,
+    direct: bool, limits: Limits,
+) -> CollectResult:  # fmt: skip
     job = BatchJob.load(results)
     if job.data.get("prompt_version") != task.prompt_set.version:
         raise BatchError(
@@ -343,12 +422,12 @@ def collect(
     settings = job.settings(api_key, base_url)
     store = BatchAnswers(job.folder / "exchanges")
     out = CollectResult()
-    download(job, api, store, out)
+    download(job, api, store, out, limits.max_output_bytes)
     writer = _Appender(results)
     try:
         asyncio.run(_resolve(job, task, settings, store, writer, direct, out))
     finally:
         writer.close()
-        job.prepare_files(limits or Limits())  # re-asks, lost lines: into files; state saved
+        job.prepare_files(limits)  # re-asks, lost lines: into files; state saved
     out.followups = job.send_files(api)
     return out

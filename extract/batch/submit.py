@@ -48,13 +48,16 @@ from caseextract.fileio import write_atomic
 from caseextract.llm import ModelSettings
 from caseextract.llm.batchapi import ENDPOINT, BatchAPI, endpoint_of
 from caseextract.records import utc_now
-from caseextract.store import read_records
+from caseextract.store import OutputLock, read_records
 from caseextract.tasks import Task
 
 STATE_FORMAT = "caseextract-batch/1"
 META_KEY = "caseextract_input"
 MAX_REQUESTS = 50_000  # per input file: https://platform.openai.com/docs/api-reference/batch/create
 MAX_BYTES = 200 * 1024 * 1024  # per input file, same page
+# an output file holds answers (larger than the requests): 50,000 answers of 25 kB is
+# 1.25 GB; the download streams, so the limit bounds disk use, not memory
+MAX_OUTPUT_BYTES = 2 * 1024**3
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
@@ -63,6 +66,7 @@ TERMINAL = ("completed", "failed", "expired", "cancelled")
 class Limits:
     max_requests: int = MAX_REQUESTS
     max_bytes: int = MAX_BYTES
+    max_output_bytes: int = MAX_OUTPUT_BYTES  # a downloaded output or error file
 
 
 def state_path(results: Path) -> Path:
@@ -261,7 +265,16 @@ def submit(
     api: BatchAPI,
     limits: Limits | None = None,
 ) -> SubmitResult:
-    """Submit what is missing: documents without a result or a live request."""
+    """Submit what is missing: documents without a result or a live request (under
+    the output's lock: ``OutputBusy`` while another process holds it)."""
+    with OutputLock(results):
+        return _submit(paths, results, task, settings, prompt_set, schema, api, limits)
+
+
+def _submit(
+    paths: Sequence[Path], results: Path, task: Task, settings: ModelSettings,
+    prompt_set: str, schema: str | None, api: BatchAPI, limits: Limits | None,
+) -> SubmitResult:  # fmt: skip
     job = BatchJob.load(results, must_exist=False)
     ident = _identity(task, settings, prompt_set, schema)
     if job.data:
@@ -311,8 +324,13 @@ def submit(
 
 
 def status(results: Path, api: BatchAPI) -> list[dict[str, Any]]:
-    """Each batch of the job as the provider sees it now (state updated)."""
-    job = BatchJob.load(results)
+    """Each batch of the job as the provider sees it now (state updated, under the lock)."""
+    with OutputLock(results):
+        job = BatchJob.load(results)
+        return _status(job, api)
+
+
+def _status(job: BatchJob, api: BatchAPI) -> list[dict[str, Any]]:
     rows = []
     for entry in job.batches:
         if entry["id"] and not entry["collected"]:
@@ -326,7 +344,11 @@ def status(results: Path, api: BatchAPI) -> list[dict[str, Any]]:
 
 def cancel(results: Path, api: BatchAPI) -> list[str]:
     """Ask the provider to cancel every active batch; collect keeps what was answered."""
-    job = BatchJob.load(results)
+    with OutputLock(results):
+        return _cancel(BatchJob.load(results), api)
+
+
+def _cancel(job: BatchJob, api: BatchAPI) -> list[str]:
     cancelled = []
     for entry in job.batches:
         if entry["id"] and not entry["collected"] and entry.get("status") in (None, *ACTIVE):

@@ -150,6 +150,8 @@ def collect(
         f"collected {len(r.collected)} batch(es): {r.ok} extracted, {r.failed} failed, "
         f"{r.reasks} re-ask(s), {r.resent} line(s) sent again, {r.direct} by direct call"
     )
+    for note in r.notes:
+        err.print(f"[yellow]![/yellow] {escape(secrets.redact(note))}")
     for b in r.followups:
         err.print(f"  follow-up {b['id']}: {b['requests']} request(s)")
     if r.waiting:

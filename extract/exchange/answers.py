@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from caseextract._version import __version__
-from caseextract.documents import Document, load_document
-from caseextract.errors import ExchangeError, StaleAnswers
+from caseextract.documents import Document, load_document, read_limited
+from caseextract.errors import ExchangeError, InputError, StaleAnswers
 from caseextract.exchange.export import (
     answered_fingerprint,
     capture_requests,
@@ -53,6 +53,9 @@ from pydantic import ValidationError
 KIND = "imported answer: not an API recording"
 USAGE_NOTE = "not measured: the answer was written outside caseextract"
 MANIFEST = "manifest.json"
+# a complete answer for a 30k-character report ran to 25 kB (GUIDE §9); 20 MB is far
+# above any answer and far below what would strain memory
+MAX_ANSWER_BYTES = 20_000_000
 
 
 @dataclass
@@ -108,12 +111,57 @@ def completion(req: CapturedRequest, arguments: str, answered_by: str, now: dt.d
     }
 
 
+def inside(folder: Path, entry: dict[str, Any], key: str) -> Path:
+    """The file an index entry names under ``key``, refused unless it lies in ``folder``.
+
+    The index is input like any other: a name with ``../``, an absolute path, or a
+    link that leads out of the folder is refused by name, never followed."""
+    name = entry.get(key)
+    if not isinstance(name, str) or not name:
+        raise ExchangeError(f"{entry.get('id')!r}: the index's {key} is not a file name")
+    path = folder / name
+    try:
+        real = path.resolve()
+        home = folder.resolve()
+    except (OSError, RuntimeError) as exc:  # a link loop
+        raise ExchangeError(f"{entry.get('id')!r}: {key} {name!r} cannot be read ({exc})") from None
+    if Path(name).is_absolute() or not real.is_relative_to(home):
+        raise ExchangeError(
+            f"{entry.get('id')!r}: {key} {name!r} lies outside {folder}; an export's files "
+            "stay in its folder"
+        )
+    return path
+
+
+def _check_entries(folder: Path, entries: list[Any]) -> None:
+    """Ids are strings, once each; every file named lies inside ``folder``."""
+    seen: set[str] = set()
+    for entry in entries:
+        doc_id = entry.get("id")
+        if not isinstance(doc_id, str):
+            raise ExchangeError(f"{folder}: an index entry's id is not a string ({doc_id!r})")
+        if doc_id in seen:
+            raise ExchangeError(
+                f"{folder}: the index names {doc_id!r} twice; one answer per document "
+                "(export again)"
+            )
+        seen.add(doc_id)
+        inside(folder, entry, "answer")
+        inside(folder, entry, "request")
+
+
 def _read_answer(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8-sig").strip()
+        data = read_limited(path, MAX_ANSWER_BYTES)
+    except InputError as exc:
+        raise ExchangeError(f"{path.name}: {str(exc).removeprefix(f'{path}: ')}") from None
+    try:
+        text = data.decode("utf-8-sig").strip()
         value = json.loads(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ExchangeError(f"{path.name}: not readable JSON ({exc})") from None
+    except RecursionError:
+        raise ExchangeError(f"{path.name}: not readable JSON (nested too deeply)") from None
     if not isinstance(value, dict):
         raise ExchangeError(
             f"{path.name}: an answer is one JSON object, not {type(value).__name__}"
@@ -192,7 +240,9 @@ def import_answers(
     settings = _settings(index, model)
     result = ImportResult(store_dir)
     entries = []
-    for entry in index.get("documents", []):
+    listed = index.get("documents") or []
+    _check_entries(folder, listed)
+    for entry in listed:
         if (folder / entry["answer"]).is_file():
             entries.append(entry)
         else:
@@ -267,10 +317,10 @@ def _pass_requests(
         return [None] * len(entries)
     out: list[CapturedRequest | None] = []
     for entry in entries:
-        path = folder / entry["request"]
+        path = inside(folder, entry, "request")
         try:
-            body = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            body = json.loads(read_limited(path, MAX_ANSWER_BYTES).decode("utf-8"))
+        except (InputError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             reason = f"{path.name}: the exported request is not readable ({exc})"
             raise ExchangeError(reason) from None
         if model and body.get("model") != model:

@@ -202,7 +202,8 @@ def file_stem(doc_id: str) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    with Path(path).open("rb") as fh:  # streamed: an answer file may be large
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def answered_fingerprint(entry: dict[str, Any], answer: Path) -> str:

@@ -136,6 +136,9 @@ def number_mismatches(fact: BaseModel) -> list[str]:
         if missing:
             problems.append(f"{label}={text!r}: {', '.join(missing)} not in the quote")
 
+    plausible = getattr(fact, "plausibility_problems", None)  # a model's own range checks
+    if callable(plausible):
+        problems.extend(plausible())
     for name in _NUMBER_FIELDS:
         if name in type(fact).model_fields:
             check(name, getattr(fact, name))

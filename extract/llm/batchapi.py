@@ -8,10 +8,14 @@ faults: these calls are cheap and idempotent, or made so by the caller with
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
 from caseextract.errors import BatchError
+from caseextract.fileio import atomic_file
 from caseextract.llm.types import ModelSettings
 from caseextract.redaction import redact
 from caseextract.redaction import register as register_secret
@@ -27,6 +31,12 @@ def endpoint_of(body: Any) -> str:
 
 WINDOW = "24h"  # the only completion window the provider supports
 LIST_LIMIT = 1000  # batches looked through when adopting one created before a kill
+
+
+def _redact_bytes(line: bytes) -> bytes:
+    """``line`` with every known secret replaced; bytes that are not UTF-8 kept as they are."""
+    text = line.decode("utf-8", "surrogateescape")
+    return redact(text).encode("utf-8", "surrogateescape")
 
 
 class BatchAPI:
@@ -83,6 +93,40 @@ class BatchAPI:
 
     def content(self, file_id: str) -> bytes:
         return bytes(self._call("download", self._client.files.content, file_id).content)
+
+    def download(self, file_id: str, dest: Path, limit: int) -> int:
+        """Stream a file's content to ``dest`` (atomically, line by line, secrets redacted:
+        a provider may echo the key); at most ``limit`` bytes, else ``BatchError``.
+
+        Memory stays at one line (or one chunk of a line without an end) whatever the
+        file's size. Returns the bytes written."""
+        total = 0
+        stream = self._client.files.with_streaming_response.content(file_id)
+        with self._guard("download"), stream as response, atomic_file(dest) as fh:
+            pending = b""
+            for chunk in response.iter_bytes(1 << 20):
+                total += len(chunk)
+                if total > limit:
+                    raise BatchError(
+                        f"download of {file_id} stopped: larger than the {limit:,}-byte "
+                        "limit for a batch output file"
+                    )
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    fh.write(_redact_bytes(line) + b"\n")
+                if len(pending) > 1 << 20:  # a line without an end: written as it comes
+                    fh.write(_redact_bytes(pending))
+                    pending = b""
+            fh.write(_redact_bytes(pending))
+        return total
+
+    @contextlib.contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except openai.APIError as exc:
+            detail = redact(str(exc), self.settings.api_key)
+            raise BatchError(f"{what} failed: {detail}") from None
 
     def close(self) -> None:
         self._client.close()

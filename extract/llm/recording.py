@@ -28,12 +28,17 @@ from typing import Any
 
 import httpx2
 from caseextract._version import __version__
-from caseextract.errors import CorruptRecording
+from caseextract.documents import MAX_BYTES as MAX_DOCUMENT_BYTES
+from caseextract.documents import read_limited
+from caseextract.errors import CorruptRecording, InputError
 from caseextract.fileio import write_atomic
 from caseextract.records import utc_now
 from caseextract.redaction import redact
 
 RECORD_MODES = ("off", "replay", "record", "cache")
+# one exchange: the request (a document of at most 5 MB, JSON-escaped, and the prompt)
+# and its answer (about 25 kB); a file over this is not a recording and is not read
+MAX_RECORDING_BYTES = 4 * MAX_DOCUMENT_BYTES
 RESPONSE_HEADERS = {
     "content-type",
     "retry-after",
@@ -213,10 +218,10 @@ class RecordingStore:
     @staticmethod
     def read(path: Path) -> dict[str, Any]:
         """One recording; ``CorruptRecording`` naming the file when it cannot be read."""
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
+        try:  # bounded, regular files only: a link to /dev/zero is refused, not read
+            data = json.loads(read_limited(path, MAX_RECORDING_BYTES).decode("utf-8"))
+        except (InputError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            reason = str(exc).removeprefix(f"{path}: ") or "nested too deeply"
             raise CorruptRecording(
                 f"recording {path} is corrupt ({reason}); restore it, or delete it and "
                 "re-record with --record-mode record"

@@ -17,8 +17,6 @@ from elsewhere open in the reviewer's browser cannot post decisions (CSRF).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import socket
 import threading
@@ -34,6 +32,7 @@ from caseextract.documents import safe_filename
 from caseextract.errors import ExtractError
 from caseextract.review.session import Disagreement, ReviewSession, taken_from
 from caseextract.review.state import FactView, ReviewError, document_facts
+from caseextract.store import csv_text
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -43,6 +42,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 STATIC = Path(__file__).resolve().parent / "static"
+MAX_BODY = 2_000_000  # one decision with its fact (a few kB); far below what strains memory
+MAX_DEPTH = 32  # a fact is an object of lists of objects: a few levels
 _env = Environment(
     loader=PackageLoader("caseextract.review", "templates"),
     autoescape=select_autoescape(["html"]),
@@ -136,28 +137,61 @@ def _counts(facts: list[FactView]) -> dict[str, int]:
     return counts
 
 
+def _too_large() -> JSONResponse:
+    message = f"the body is larger than the {MAX_BODY:,}-byte limit for one decision"
+    return JSONResponse({"errors": [message]}, status_code=413)
+
+
+def _depth_ok(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Is ``value`` nested at most ``limit`` deep? (iterative: no recursion to exhaust)"""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
 async def _json_object(request: Request) -> dict[str, Any] | JSONResponse:
-    """The request's JSON object, or the 400 that says why there is none."""
+    """The request's JSON object, or the 400/413 that says why there is none.
+
+    The body is read as it streams, at most ``MAX_BODY`` bytes (a longer announced
+    length is refused before any of it is read), and nested at most ``MAX_DEPTH``."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        return _too_large()
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_BODY:
+            return _too_large()
     try:
-        body = await request.json()
-    except ValueError:
+        body = json.loads(bytes(data))
+    except (ValueError, RecursionError):
         return JSONResponse({"errors": ["the body is not JSON"]}, status_code=400)
     if not isinstance(body, dict):
         return JSONResponse({"errors": ["the body is not a JSON object"]}, status_code=400)
+    if not _depth_ok(body):
+        message = f"the body is nested more than {MAX_DEPTH} deep"
+        return JSONResponse({"errors": [message]}, status_code=400)
     return body
+
+
+def _offset(body: dict[str, Any]) -> int | None:
+    """The decision's ``offset``: a whole number of characters, else None."""
+    value = body.get("offset") or 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 62:
+        return None
+    return value
 
 
 def _refused(exc: ExtractError, status: int) -> JSONResponse:
     errors = getattr(exc, "errors", [str(exc)])
     return JSONResponse({"error": str(exc), "errors": errors}, status_code=status)
-
-
-def _csv_text(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 async def _failed(request: Request, exc: Exception) -> Response:
@@ -242,14 +276,19 @@ class _Pages:
         body = await _json_object(request)
         if isinstance(body, JSONResponse):
             return body
+        offset = _offset(body)
+        if offset is None:
+            message = "offset must be a whole number of characters"
+            return JSONResponse({"errors": [message]}, status_code=422)
+        note = body.get("note")
         try:
             decision = self.session.decide(
                 n,
                 str(body.get("path", "")),
                 str(body.get("action", "")),
                 body.get("value"),
-                int(body.get("offset") or 0),
-                body.get("note"),
+                offset,
+                note if isinstance(note, str) or note is None else str(note),
             )
         except ExtractError as exc:  # ReviewError, or e.g. an unknown schema
             return _refused(exc, 422)
@@ -270,7 +309,7 @@ class _Pages:
             elif kind == "record.jsonl":
                 body, media = self.session.corrected(n).to_line(), "application/x-ndjson"
             else:
-                body, media = _csv_text(self.session.csv(n)), "text/csv"
+                body, media = csv_text(self.session.csv(n)), "text/csv"
         except ExtractError as exc:
             return _refused(exc, 409)
         disposition = f'attachment; filename="{name}.{kind}"'

@@ -11,9 +11,12 @@ Contracts:
 * one decision is one ``write`` of one line, flushed and fsynced, under a
   process-wide thread lock and an exclusive ``flock`` on the file, so two browser
   tabs (or two servers) appending at once interleave whole lines and lose none;
-* a kill mid-write leaves at most one torn last line (no newline): readers drop
-  it, and the next append cuts it off before writing, so the file stays readable;
-* a line that is not valid JSON is skipped and counted, never fatal.
+* a kill or a full disk mid-write leaves at most one torn last line (no newline,
+  perhaps inside a multi-byte character): readers drop it, and the next append
+  moves it to ``<review>.damaged`` before writing, so the file stays readable;
+* a complete line that is damaged (bad UTF-8, not JSON, not a decision) is set
+  aside: skipped, counted and named (line number and reason) in ``problems``,
+  never fatal; it stays in the file (which is never rewritten), nothing else is lost.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any, Literal
 from caseextract.documents import safe_filename
 from caseextract.errors import ConfigError
 from caseextract.records import utc_now
+from caseextract.store import MAX_NOTES, json_object_line, scan
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 REVIEW_VERSION = 1
@@ -80,6 +84,7 @@ class ReviewLog:
     decisions: list[Decision] = field(default_factory=list)
     skipped_lines: int = 0
     torn_tail: bool = False
+    problems: list[str] = field(default_factory=list)  # damaged lines, named (at most 20)
 
     def for_document(self, doc_id: str) -> list[Decision]:
         return [d for d in self.decisions if d.document == doc_id]
@@ -109,12 +114,14 @@ class ReviewFile:
         if not self.path.exists():
             log.results = self.results
             return log
-        with self.path.open("r", encoding="utf-8") as fh:
-            for line in fh:
-                if not line.endswith("\n"):
-                    log.torn_tail = True
-                    break
-                _take_line(log, line)
+        for number, _raw, data, problem in scan(self.path, json_object_line):
+            if problem == "incomplete":
+                log.torn_tail = True
+            elif data is None or not _take(log, data):
+                log.skipped_lines += 1
+                if len(log.problems) < MAX_NOTES:
+                    why = problem or "not a decision"
+                    log.problems.append(f"{self.path} line {number}: {why}; skipped")
         if log.results is None:
             log.results = self.results
         return log
@@ -136,7 +143,7 @@ class ReviewFile:
     def append(self, decision: Decision) -> None:
         """Append one decision; call inside :meth:`locked`."""
         with self.path.open("a+b") as fh:
-            _cut_torn_tail(fh)
+            _cut_torn_tail(fh, self.path.with_name(self.path.name + ".damaged"))
             if fh.tell() == 0:
                 fh.write(self._header_line())
             fh.write((decision.model_dump_json(exclude_none=True) + "\n").encode("utf-8"))
@@ -160,28 +167,23 @@ class ReviewFile:
         return (json.dumps(head, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _take_line(log: ReviewLog, line: str) -> None:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError:
-        log.skipped_lines += 1
-        return
-    if not isinstance(data, dict):
-        log.skipped_lines += 1
-        return
+def _take(log: ReviewLog, data: dict[str, Any]) -> bool:
+    """Take one line's object into ``log``; False when it is neither header nor decision."""
     if data.get("kind") == "header":
-        if data.get("results"):
+        if isinstance(data.get("results"), str) and data["results"]:
             log.results = (log.path.parent / data["results"]).resolve()
-        log.reviewer = log.reviewer or data.get("reviewer")
-        return
+        reviewer = data.get("reviewer")
+        log.reviewer = log.reviewer or (reviewer if isinstance(reviewer, str) else None)
+        return True
     try:
         log.decisions.append(Decision.model_validate(data))
-    except ValidationError:
-        log.skipped_lines += 1
+    except (ValidationError, RecursionError):
+        return False
+    return True
 
 
-def _cut_torn_tail(fh: Any) -> None:
-    """Truncate a last line that a kill left without its newline."""
+def _cut_torn_tail(fh: Any, aside: Path) -> None:
+    """Truncate a last line that a kill left without its newline (kept in ``aside``)."""
     fh.seek(0, os.SEEK_END)
     size = fh.tell()
     if size == 0:
@@ -198,12 +200,21 @@ def _cut_torn_tail(fh: Any) -> None:
         data = fh.read(pos - start)
         nl = data.rfind(b"\n")
         if nl != -1:
-            fh.truncate(start + nl + 1)
-            fh.seek(0, os.SEEK_END)
+            _set_aside(fh, start + nl + 1, size, aside)
             return
         pos = start
-    fh.truncate(0)
-    fh.seek(0)
+    _set_aside(fh, 0, size, aside)
+
+
+def _set_aside(fh: Any, start: int, end: int, aside: Path) -> None:
+    fh.seek(start)
+    torn = fh.read(end - start)
+    with aside.open("ab") as out:
+        out.write(torn + b"\n")
+        out.flush()
+        os.fsync(out.fileno())
+    fh.truncate(start)
+    fh.seek(0, os.SEEK_END)
 
 
 def read_review(path: Path) -> ReviewLog:

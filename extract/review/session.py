@@ -66,6 +66,13 @@ def fingerprint(record: ResultRecord) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+def _within(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
 @dataclass
 class Source:
     text: str | None
@@ -114,25 +121,36 @@ class ReviewSession:
         return self._sources[doc]
 
     def _find_source(self, record: ResultRecord) -> Source:
-        candidates: list[Path] = []
+        """The record's source text, from where it may come only.
+
+        With ``--sources`` only files inside that folder; without it, only files
+        inside the results' folder (the recorded path, or beside the results).
+        Links are followed and must stay there. A file whose content hash is not the
+        record's is not shown (a record names any path it likes: ``/etc/passwd``)."""
+        home = self.sources if self.sources is not None else self.results.parent
         recorded = Path(record.document.path) if record.document.path else None
+        candidates: list[Path] = []
         if self.sources is not None:
             if recorded is not None:
                 candidates.append(self.sources / recorded.name)
             candidates.extend(self.sources / f"{record.document.id}{s}" for s in sorted(SUPPORTED))
-        if recorded is not None:
+        elif recorded is not None:
             candidates.extend([recorded, self.results.parent / recorded])
+        found: Source | None = None
         for path in candidates:
-            if path.is_file():
-                try:
-                    doc = load_document(path)
-                except ExtractError as exc:
-                    return Source(None, path, str(exc))
-                warning = None
-                if record.document.sha256 not in (None, doc.sha256):
-                    warning = f"{path} differs from the text extracted: spans may be off"
-                return Source(doc.text, path, warning)
-        return Source(None, None, "source text not found: give --sources DIR")
+            if not _within(path, home) or not path.is_file():
+                continue
+            try:
+                doc = load_document(path)
+            except ExtractError as exc:
+                found = found or Source(None, path, str(exc))
+                continue
+            if doc.sha256 == record.document.sha256:
+                return Source(doc.text, path)
+            differs = f"{path} is not the text extracted (its content hash differs): not shown"
+            found = found or Source(None, path, differs)
+        where = f"inside {home}" if self.sources is not None else f"beside {self.results}"
+        return found or Source(None, None, f"source text not found {where}: give --sources DIR")
 
     def log(self) -> ReviewLog:
         return self.review.read()

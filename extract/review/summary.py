@@ -11,8 +11,8 @@ beside the page.
 
 from __future__ import annotations
 
-import csv
 import io
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,11 +21,11 @@ from typing import Any
 
 from caseextract.documents import safe_filename
 from caseextract.errors import ConfigError
-from caseextract.fileio import write_atomic
 from caseextract.records import ResultRecord, fact_label
 from caseextract.review.decisions import Decision, ReviewFile
 from caseextract.review.state import corrected_extraction, document_facts
-from caseextract.store import read_records
+from caseextract.schema import MAX_AGE_YEARS
+from caseextract.store import read_records, write_csv_file
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 CATEGORIES = {
@@ -149,11 +149,18 @@ def collect(
 _STATES = ("accepted", "rejected", "edited", "added", "undecided")
 
 
+def _plausible_age(years: Any) -> bool:
+    ok = isinstance(years, int | float) and not isinstance(years, bool)
+    return ok and math.isfinite(years) and 0 <= years <= MAX_AGE_YEARS
+
+
 def _patient_row(doc: str, i: int, p: dict[str, Any]) -> dict[str, Any]:
     age = p.get("age") or {}
     years = age.get("years")
     if years is None and age.get("unit") in (None, "years") and age.get("value") is not None:
         years = age.get("value")
+    if not _plausible_age(years):  # a record may hold anything (written before the check)
+        years = None
     follow = p.get("follow_up") or {}
     return {
         "document": doc,
@@ -202,6 +209,8 @@ def plots(s: Summary) -> dict[str, str]:
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: small, searchable
     matplotlib.rcParams["svg.hashsalt"] = "caseextract"  # stable ids
+    matplotlib.rcParams["text.parse_math"] = False  # report text is text: "$x$" is not TeX
+    matplotlib.rcParams["text.usetex"] = False
     import matplotlib.pyplot as plt
 
     out: dict[str, str] = {}
@@ -264,11 +273,7 @@ def write_tables(s: Summary, folder: Path) -> list[Path]:
     for name, rows in tables(s).items():
         path = folder / f"{name}.csv"
         columns = list(dict.fromkeys(k for row in rows for k in row)) or ["empty"]
-        buffer = io.StringIO(newline="")
-        writer = csv.DictWriter(buffer, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-        write_atomic(path, buffer.getvalue())
+        write_csv_file(path, rows, columns)
         written.append(path)
     return written
 

@@ -157,6 +157,7 @@ class MultiPass:
         self.merger = Merger(Aligner(self.doc.text))
         self.sem = asyncio.Semaphore(max(1, self.cfg.concurrency))
         self.origins = 0
+        self.reserved = 0  # passes granted from --max-passes (begun or about to begin)
         self._seq = 0
         self._order: list[int] = []  # when each pass began: passes are listed in that order
         self.version = self.task.prompt_set.passes_version
@@ -280,7 +281,7 @@ class MultiPass:
             stats = exc.context.get("stats") or {}
             truncated = isinstance(exc, OutputTruncated)
             subs = self.split(unit, truncated) if truncated or is_context_overflow(exc) else None
-            spent = subs is not None and self._seq + len(subs) > self.cfg.max_passes
+            spent = subs is not None and not self.reserve(len(subs))
             self._note(unit, "split" if subs and not spent else "failed", stats, exc, seq)
             if spent:
                 reason = f"{exc} (and the document's --max-passes {self.cfg.max_passes} is spent)"
@@ -296,6 +297,17 @@ class MultiPass:
         value = ext.value.model_dump(mode="json")
         self.store.put(self.doc.id, unit.key, {"value": value, "stats": stats})
         return [_Part(value, offset, unit.item)]
+
+    def reserve(self, n: int) -> bool:
+        """Grant ``n`` more passes if the budget allows; check and grant in one step.
+
+        Passes are counted when granted, not when they begin: sibling passes cut at
+        the same moment each see the others' splits (no ``await`` in between), so the
+        bound holds at any concurrency."""
+        if self.reserved + n > self.cfg.max_passes:
+            return False
+        self.reserved += n
+        return True
 
     async def run_all(self, units: list[Unit], roster: list[dict[str, Any]]) -> list[_Part]:
         """Every unit run (all of them, also when one fails); raises the first failure."""
@@ -341,6 +353,7 @@ class MultiPass:
         if shape.unit_field:
             fields = (*shape.plan_fields, shape.unit_field)
             units = [Unit("plan", fields, chunk=c) for c in chunks]
+            self.reserved += len(units)  # the plan is always read (a too-small budget fails next)
             answers = self.annotate(await self.run_all(units, roster))
             roster = merge_roster(e for a in answers for e in a.get(shape.unit_field) or [])
             meta = ({k: v for k, v in a.items() if k in shape.plan_fields} for a in answers)
@@ -354,9 +367,9 @@ class MultiPass:
                 fills.append(Unit("item", shape.item_fields, i, label, c))
         if shape.document_fields:
             fills += [Unit("document", shape.document_fields, chunk=c) for c in chunks]
-        if self._seq + len(fills) > self.cfg.max_passes:
+        if not self.reserve(len(fills)):
             raise ConfigError(
-                f"the document needs {self._seq + len(fills)} passes (roster of {len(roster)}, "
+                f"the document needs {self.reserved + len(fills)} passes (roster of {len(roster)}, "
                 f"{len(chunks)} chunk(s)), more than --max-passes {self.cfg.max_passes}"
             )
         parts = await self.run_all(fills, [finish(e) for e in roster])
@@ -423,6 +436,7 @@ async def run_passes(runner: Runner, doc: Document, messages: list[dict[str, str
     job = MultiPass(runner, doc)
     if cfg.strategy == "auto" and _wants_multi(runner, doc, messages) is None:
         single = Unit("single", ())
+        job.reserved += 1  # a call like any pass: it counts against --max-passes
         try:
             if runner.preflight is not None:
                 await asyncio.to_thread(runner.preflight, messages)

@@ -6,8 +6,10 @@ removed once the document's record is made. A pass is found again
 only for the same document id and content hash, prompt version (single-pass and
 pass templates), response model and version, model, mode and answer limit, and
 unit (kind, fields, roster entry, document range): any change makes a new key.
-Files are written to a temporary name and renamed, so a kill never leaves half
-of one; an unreadable file counts as absent (the pass is redone).
+Files are written atomically (``fileio.write_atomic``), so a kill never leaves half
+of one; a file that cannot be used counts as absent and the pass is redone: not
+readable, not UTF-8 or JSON, nested too deeply, over ``MAX_PASS_BYTES``, not an
+object for this unit, or not a regular file.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from caseextract.documents import safe_filename
+from caseextract.documents import read_limited, safe_filename
+from caseextract.errors import InputError
 from caseextract.fileio import write_atomic
+
+MAX_PASS_BYTES = 20_000_000  # one pass's answer and its stats; answers run to ~25 kB
 
 
 class PassStore:
@@ -55,10 +60,12 @@ class PassStore:
         if path is None or not path.is_file():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = json.loads(read_limited(path, MAX_PASS_BYTES).decode("utf-8"))
+        except (InputError, ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             return None
-        return data if isinstance(data, dict) and data.get("unit") == unit_key else None
+        if not isinstance(data, dict) or data.get("unit") != unit_key:
+            return None
+        return data if isinstance(data.get("value"), dict) else None
 
     def put(self, doc_id: str, unit_key: str, data: dict[str, Any]) -> None:
         path = self._path(doc_id, unit_key)
