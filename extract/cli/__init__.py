@@ -8,6 +8,7 @@ from caseextract.cli import run  # noqa: F401  (registers run, schema)
 from caseextract.cli import evaluate  # noqa: F401  (registers eval)
 from caseextract.cli import diff  # noqa: F401  (registers diff, show, cost)
 from caseextract.cli import exchange  # noqa: F401  (registers export, import)
+from caseextract.cli import compare  # noqa: F401  (registers compare)
 from caseextract.cli import review  # noqa: F401  (registers review, summarize)
 from caseextract.cli import batch  # noqa: F401  (registers batch submit|status|collect|cancel)
 from caseextract.cli.app import app
