@@ -82,8 +82,8 @@ def compare(
         raise fail(str(exc)) from None
     write_atomic(target, "".join(agreement_line(d) for d in docs))
     first = next((d for d in docs if not d.a.get("missing") and not d.b.get("missing")), docs[0])
-    out.print(escape(f"A = {_who(first.a)}"))
-    out.print(escape(f"B = {_who(first.b)}"))
+    out.print(escape(f"A = {_who(first.a)}"), soft_wrap=True)
+    out.print(escape(f"B = {_who(first.b)}"), soft_wrap=True)
     out.print(f"{describe_pair(first.a, first.b)}; {SECOND_SAMPLE}.", soft_wrap=True)
     table = Table("document", "agreed", "differs", "only A", "only B", "F1", "cited", "strict")
     for d in docs:
@@ -115,9 +115,12 @@ def compare(
         f"a person decides {n - tally['agreed']} of {n} facts"
         + (f" ({share:.0%})" if share is not None else "")
         + f"; {tally['agreed']} agreed facts can be pre-accepted "
-        f"(caseextract review {results_a} --second {results_b})"
+        f"(caseextract review {results_a} --second {results_b})",
+        soft_wrap=True,
     )
     for d in docs:
         for w in d.warnings:
-            err.print(f"[yellow]warning:[/yellow] {escape(d.document)}: {escape(w)}")
-    err.print(f"wrote {target} ({len(docs)} documents)")
+            err.print(
+                f"[yellow]warning:[/yellow] {escape(d.document)}: {escape(w)}", soft_wrap=True
+            )
+    err.print(f"wrote {target} ({len(docs)} documents)", soft_wrap=True)
