@@ -1,7 +1,7 @@
 """Two extractions, one review: ``compare`` and ``review A --second B`` without a browser.
 
 A and B are *crafted* answers for the seed report (written by hand in
-``caseextract.testing.answers`` and below; every quote copied from the report),
+``caseextract.testing.answers``; every quote copied from the report),
 not model outputs: they agree on five facts, differ on one (the laminectomy's
 urgency), and each has one finding the other lacks.
 """
@@ -18,26 +18,14 @@ from caseextract.evals.compare import compare_files, source_text
 from caseextract.review.second import SecondExtraction
 from caseextract.review.session import ReviewSession
 from caseextract.review.summary import summarize
+from caseextract.testing.answers import SEED_ONLY_B_FINDING as PARALYSIS
+from caseextract.testing.answers import crafted_seed_pair as answers
 from typer.testing import CliRunner
 
 from conftest import SEED
-from helpers import crafted_answer, crafted_record
+from helpers import crafted_record
 
-BACK_PAIN = {"name": "back pain", "evidence": ["had back pain with acute deterioration"]}
-PARALYSIS = {
-    "name": "complete paralysis of left lower extremity",
-    "evidence": ["Complete paralysis of left lower extremity"],
-}
 LAMINECTOMY = "patients[0].interventions[1]"
-
-
-def answers() -> tuple[dict, dict]:
-    base = crafted_answer()
-    findings = base["patients"][0]["findings"]
-    a = crafted_answer(findings=[*findings, BACK_PAIN])
-    b = crafted_answer(findings=[*copy.deepcopy(findings), PARALYSIS])
-    b["patients"][0]["interventions"][1]["urgency"] = None
-    return a, b
 
 
 @pytest.fixture

@@ -123,7 +123,7 @@ def _second(session: ReviewSession, results_b: Path, schema: str | None) -> Seco
     tally, _, _ = totals(docs)
     share = needs_a_person(tally)
     err.print(
-        f"A = {double.describe('a')}, B = {double.describe('b')}: {tally['agreed']} facts "
+        f"A ({double.describe('a')}), B ({double.describe('b')}): {tally['agreed']} facts "
         f"agreed ({accepted} pre-accepted now), {tally['differs']} differ, {tally['only_a']} "
         f"only in A, {tally['only_b']} only in B"
         + (f": a person decides {share:.0%}" if share is not None else ""),

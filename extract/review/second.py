@@ -154,9 +154,10 @@ class SecondExtraction:
         return [p for p in self.pairs(n) if p.status in DISAGREEMENTS and p.decision is None]
 
     def describe(self, side: str) -> str:
+        """Which model and prompt extraction ``side`` ("a" or "b") came from."""
         info = self._side_info(side)
         model = info.get("model_returned") or info.get("model") or "?"
-        return f"{side.upper()} ({model}, prompt {info.get('prompt_version')})"
+        return f"{model}, prompt {info.get('prompt_set')} {info.get('prompt_version')}"
 
     def _side_info(self, side: str) -> dict[str, Any]:
         for record in self.agreements.values():
@@ -169,7 +170,7 @@ class SecondExtraction:
     def preaccept(self) -> int:
         """Accept every agreed fact nobody has decided on yet; the number accepted."""
         done = 0
-        note = f"pre-accepted: {self.describe('a')} and {self.describe('b')} agree"
+        note = f"pre-accepted: A ({self.describe('a')}) and B ({self.describe('b')}) agree"
         for n, record in enumerate(self.session.records):
             with self.session.review.locked():  # decided by then: never accepted over
                 for p in self.pairs(n):
@@ -272,7 +273,7 @@ class SecondExtraction:
         gold = self.session.gold(n)
         agreed = sum(1 for p in self.pairs(n) if p.state == "agreed")
         gold["notes"] += (
-            f" Double extraction: {self.describe('a')} and {self.describe('b')};"
+            f" Double extraction: A ({self.describe('a')}) and B ({self.describe('b')});"
             f" {agreed} agreed facts accepted unseen."
         )
         return gold
