@@ -23,6 +23,7 @@ Contract:
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 import typing
@@ -135,6 +136,8 @@ def value_agrees(a: Any, b: Any, name: str = "") -> bool:
             return sorted(a) == sorted(b)
         pairs, lone_a, lone_b = match_items(a, b)
         return not lone_a and not lone_b and all(value_agrees(a[i], b[j]) for i, j in pairs)
+    if isinstance(a, enum.Enum | bool) or isinstance(b, enum.Enum | bool):
+        return normalised_value(a) == normalised_value(b)
     if isinstance(a, str) and isinstance(b, str):
         same = text_similarity(a, b) >= MATCH_THRESHOLD and _numbers(a) == _numbers(b)
         return same if name not in ("doi", "pmid") else a.strip().lower() == b.strip().lower()
@@ -331,10 +334,11 @@ def compare_records(
         out.warnings.append("source text not found: facts paired by name only (give --sources)")
     if ea is None and eb is None:
         return out
-    walk = _Walk(Scorer(text))
+    scorer = Scorer(text)
+    walk = _Walk(scorer)
     walk.node(ea, eb, "", "", "", "")
     out.facts = walk.out
-    entries = Scorer(text).score(ea, eb) if ea is not None else Scorer(text).score(eb, None)
+    entries = scorer.score(ea, eb) if ea is not None else scorer.score(eb, None)
     out.counts, out.families = count(entries)
     return out
 

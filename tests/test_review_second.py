@@ -171,3 +171,36 @@ def test_review_second_end_to_end_summarize_and_gold_export(pair, tmp_path):
     assert gold["labeller"] == "reviewed by ana"
     written = summarize(pair[0], tmp_path / "report.html", reviewed=True)
     assert written and "complete paralysis" in (tmp_path / "report.html").read_text()
+
+
+def test_documents_in_one_file_only_or_read_differently_are_named(pair, tmp_path):
+    a, b = answers()
+    other = tmp_path / "other-report.txt"
+    other.write_text(SEED.read_text(encoding="utf-8").replace("87-year-old", "86-year-old"))
+    b_other = copy.deepcopy(b)
+    b_other["patients"][0]["age"] = {"raw": "86-year-old", "evidence": ["An 86-year-old"]}
+    b_lines = pair[1].read_text() + crafted_record(b_other, other, model="model-b").to_line()
+    path_b = tmp_path / "b-more.jsonl"
+    path_b.write_text(b_lines, encoding="utf-8")
+    docs = {d.document: d for d in compare_files(pair[0], path_b, source_text)}
+    extra = docs["other-report"]
+    assert extra.a["missing"] and "A has no record of this document" in extra.warnings
+    assert {f.status for f in extra.facts} == {"only_b"}
+    changed = tmp_path / "changed.jsonl"  # the same document id, another text
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / SEED.name).write_text(other.read_text(), encoding="utf-8")
+    changed.write_text(crafted_record(b_other, moved / SEED.name).to_line(), encoding="utf-8")
+    (doc,) = compare_files(pair[0], changed, source_text)
+    assert doc.facts == [] and "different texts" in doc.warnings[0]
+
+
+def test_an_assertion_that_differs_is_a_disagreement(pair, tmp_path):
+    a, _ = answers()
+    b = copy.deepcopy(a)
+    b["patients"][0]["findings"][0]["assertion"] = "present"
+    path_b = tmp_path / "b3.jsonl"
+    path_b.write_text(crafted_record(b, SEED, model="model-b").to_line(), encoding="utf-8")
+    (doc,) = compare_files(pair[0], path_b, source_text)
+    (differs,) = [f for f in doc.facts if f.status == "differs"]
+    assert differs.fields == [{"field": "assertion", "a": "absent", "b": "present"}]

@@ -86,7 +86,8 @@ def _card(page, key: str):
 
 def test_agreed_facts_are_pre_accepted_and_disagreements_come_first(page, double, shots):
     with running(double.session, second=double) as url:
-        page.goto(f"{url}/pairs")
+        page.goto(f"{url}/")  # in this mode the index is the list of pairs
+        page.wait_for_url(f"{url}/pairs")
         assert page.locator("table.pairs td.open").inner_text() == "3"
         page.click("table.pairs a")
         page.wait_for_url(f"{url}/pair/0")

@@ -229,7 +229,10 @@ class SecondExtraction:
         """Where in A a fact only B has goes: its list, in the patient B's pairs with."""
         parts = parse_path(str(pair.b_path))
         if not isinstance(parts[-1], int):
-            raise ReviewError(f"A has no {pair.family}: add it with the editor (select its text)")
+            raise ReviewError(
+                f"A has no {pair.family} here and a single fact cannot be added in review: "
+                "reject it, or correct the record after the export"
+            )
         if parts[0] == "patients" and isinstance(parts[1], int):
             units = {}
             for f in self.agreement(n)["facts"]:

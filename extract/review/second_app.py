@@ -2,7 +2,7 @@
 
 Routes, added to the app by ``build_app(..., second=...)`` behind the same guard:
 
-* ``GET /pairs``                     documents: agreed, differs, only A, only B, undecided
+* ``GET /pairs`` (``/`` leads here)  documents: agreed, differs, only A, only B, undecided
 * ``GET /pair/{n}``                  disagreements first, A and B side by side, both quotes
 * ``GET /api/pair/{n}``              the two panes again after a decision
 * ``POST /api/pair/{n}/decide``      ``{key, action: a|b|edit|reject, value?}`` → 200 / 422
@@ -24,7 +24,7 @@ from caseextract.errors import ExtractError, ReviewError
 from caseextract.review.second import Pair, SecondExtraction
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 ReadJson = Callable[[Request], Awaitable[dict[str, Any] | JSONResponse]]
@@ -156,6 +156,7 @@ class SecondPages:
 
     def routes(self) -> list[Route]:
         return [
+            Route("/", lambda request: RedirectResponse("/pairs")),  # the index, in this mode
             Route("/pairs", self.index),
             Route("/pair/{n}", self.document),
             Route("/pair/{n}/gold.json", self.gold),
