@@ -48,7 +48,8 @@ class Pair:
     unit: str
     fields: list[dict[str, Any]]
     a: FactView | None  # A's fact as it stands (with decisions applied)
-    a_original: dict[str, Any] | None
+    a_original: dict[str, Any] | None  # A's fact as extracted, and its grounding
+    a_grounding: dict[str, Any] | None
     b_path: str | None
     b_value: dict[str, Any] | None
     b_grounding: dict[str, Any] | None
@@ -71,7 +72,7 @@ class Pair:
 
     def spans(self) -> list[tuple[int, int, str]]:
         out = []
-        for side, g in (("a", self.a.grounding if self.a else None), ("b", self.b_grounding)):
+        for side, g in (("a", self.a_grounding), ("b", self.b_grounding)):
             for q in (g or {}).get("quotes") or []:
                 if q.get("start") is not None and q.get("end") is not None:
                     out.append((int(q["start"]), int(q["end"]), side))
@@ -83,8 +84,9 @@ class Pair:
             "status": self.status,
             "state": self.state,
             "label": self.label,
-            "a": self.a.value if self.a else None,
+            "a": self.a_original,
             "b": self.b_value,
+            "current": self.a.value if self.a else None,  # after the decisions
             "fields": [f["field"] for f in self.fields],
         }
 
@@ -117,6 +119,8 @@ class SecondExtraction:
         decisions = self.session.decisions(record)
         views = {v.path: v for v in self.session.facts(n)}
         b_record = self.records_b.get(str(record.document.id))
+        a_facts = record.grounding.facts if record.grounding else []
+        a_ground = {f.get("path"): f for f in a_facts}
         b_facts = b_record.grounding.facts if b_record and b_record.grounding else []
         b_ground = {f.get("path"): f for f in b_facts}
         b_extraction = (b_record.extraction if b_record else None) or {}
@@ -137,6 +141,7 @@ class SecondExtraction:
                 fields=f.get("fields") or [],
                 a=view,
                 a_original=get_at(record.extraction or {}, parse_path(a_path)) if a_path else None,
+                a_grounding=a_ground.get(a_path),
                 b_path=b_path,
                 b_value=b_value,
                 b_grounding=b_ground.get(b_path),

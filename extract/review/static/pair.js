@@ -72,7 +72,7 @@
   function startEdit() {
     if (current < 0) { say("select a fact first (j/k)", true); return; }
     const pair = pairs[current];
-    document.getElementById("edit-value").value = JSON.stringify(pair.a || pair.b || {}, null, 2);
+    document.getElementById("edit-value").value = JSON.stringify(pair.current || pair.a || pair.b || {}, null, 2);
     document.getElementById("edit-errors").innerHTML = "";
     editor.showModal();
     document.getElementById("edit-value").focus();
