@@ -350,7 +350,7 @@ class Scorer:
                     note="; ".join(diffs),
                 )
             )
-        cited = dict(self._cited_pairs(gold, pred, lone_g, lone_p))
+        cited = dict(self.cited_pairs(gold, pred, lone_g, lone_p))
         by_pred = {pi: gi for gi, pi in cited.items()}
         for gi in lone_g:
             e = Entry(fam, unit, Status.missed, _show(gold[gi]), None, _quotes(gold[gi]))
@@ -366,7 +366,7 @@ class Scorer:
                 e.note = f"cites the same text as the gold {e.cited_with!r}"
             out.append(e)
 
-    def _cited_pairs(
+    def cited_pairs(
         self, gold: list, pred: list, lone_g: list[int], lone_p: list[int]
     ) -> list[tuple[int, int]]:
         """Items left over by the name matching that cite the same text, one to one."""

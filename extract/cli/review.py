@@ -18,6 +18,7 @@ from caseextract.documents import safe_filename
 from caseextract.errors import ExtractError
 
 if TYPE_CHECKING:
+    from caseextract.review.second import SecondExtraction
     from caseextract.review.session import ReviewSession
 
 
@@ -47,6 +48,13 @@ def review(
     adjudicate: Annotated[
         tuple[Path, Path] | None,
         typer.Option(help="Two review files: show where the reviewers disagree, and decide."),
+    ] = None,
+    second: Annotated[
+        Path | None,
+        typer.Option(
+            help="A second, independent extraction of the same documents: agreed facts "
+            "are pre-accepted, the rest is decided side by side."
+        ),
     ] = None,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 0,
     no_browser: Annotated[
@@ -86,24 +94,53 @@ def review(
                 f"{len(agreed)} decisions agreed, {len(disagreements or [])} disagreements "
                 f"between {pair[0]} and {pair[1]}"
             )
+        double = _second(session, second, schema) if second is not None else None
     except ExtractError as exc:
         raise fail(str(exc)) from None
     if export_gold or export_jsonl or export_csv:
-        _export(session, export_gold, export_jsonl, export_csv)
+        _export(session, export_gold, export_jsonl, export_csv, double)
         return
     from caseextract.review.app import bind, build_app, serve
 
     sock = bind(port)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}/" + ("adjudicate" if disagreements else "")
+    page = "adjudicate" if disagreements else "pairs" if double else ""
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/{page}"
     err.print(f"reviewing {results} as {name}; decisions go to {session.review.path}")
     err.print(f"serving at {url}  (Ctrl-C to stop)")
     if not no_browser:
         webbrowser.open(url)
-    serve(build_app(session, sock.getsockname()[1], disagreements, pair), sock)
+    serve(build_app(session, sock.getsockname()[1], disagreements, pair, double), sock)
+
+
+def _second(session: ReviewSession, results_b: Path, schema: str | None) -> SecondExtraction:
+    """Pair A (the session's results) with B, and pre-accept what they agree on."""
+    from caseextract.evals.compare import compare_files, needs_a_person, totals
+    from caseextract.review.second import SecondExtraction
+
+    docs = compare_files(session.results, results_b, lambda r: session.source(r).text, schema)
+    double = SecondExtraction(session, results_b, {d.document: d.to_dict() for d in docs})
+    accepted = double.preaccept()
+    tally, _, _ = totals(docs)
+    share = needs_a_person(tally)
+    err.print(
+        f"A ({double.describe('a')}), B ({double.describe('b')}): {tally['agreed']} facts "
+        f"agreed ({accepted} pre-accepted now), {tally['differs']} differ, {tally['only_a']} "
+        f"only in A, {tally['only_b']} only in B"
+        + (f": a person decides {share:.0%}" if share is not None else ""),
+        soft_wrap=True,
+    )
+    for d in docs:
+        for w in d.warnings:
+            err.print(f"[yellow]warning:[/yellow] {d.document}: {w}", soft_wrap=True)
+    return double
 
 
 def _export(
-    session: ReviewSession, gold: Path | None, jsonl: Path | None, csv_out: Path | None
+    session: ReviewSession,
+    gold: Path | None,
+    jsonl: Path | None,
+    csv_out: Path | None,
+    double: SecondExtraction | None = None,
 ) -> None:
     from caseextract.store import write_csv
 
@@ -121,12 +158,14 @@ def _export(
             if gold is not None:
                 gold.mkdir(parents=True, exist_ok=True)
                 path = gold / f"{safe_filename(str(doc))}.json"
+                if double is not None and double.pending(n):
+                    double.gold(n)  # raises: the disagreements not decided yet
                 data = json.dumps(session.gold(n, folder=gold), indent=1, ensure_ascii=False)
                 path.write_text(data + "\n", encoding="utf-8")
                 err.print(f"wrote {path}")
         except ExtractError as exc:  # undecided facts, a record that does not validate
             why = "; ".join(getattr(exc, "errors", [])[:3])
-            err.print(f"[yellow]no gold file for {doc}:[/yellow] {exc} ({why})")
+            err.print(f"[yellow]no gold file for {doc}:[/yellow] {exc} ({why})", soft_wrap=True)
     if jsonl is not None:
         jsonl.write_text("".join(lines), encoding="utf-8")
         err.print(f"wrote {jsonl} ({len(lines)} records)")

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from caseextract.documents import safe_filename
 from caseextract.errors import ExtractError
+from caseextract.review.second import SecondExtraction
 from caseextract.review.session import Disagreement, ReviewSession, taken_from
 from caseextract.review.state import FactView, ReviewError, document_facts
 from caseextract.store import csv_text
@@ -386,12 +387,19 @@ def build_app(
     port: int,
     disagreements: list[Disagreement] | None = None,
     reviewers: tuple[str, str] | None = None,
+    second: SecondExtraction | None = None,
 ) -> ASGIApp:
     """The review app for ``session`` on ``port`` (127.0.0.1 only, behind the Host and
-    Origin guard); with ``disagreements``, also the adjudication page of two reviews."""
+    Origin guard); with ``disagreements``, also the adjudication page of two reviews;
+    with ``second``, also the two-extraction pages (``review/second_app.py``)."""
     pages = _Pages(session, disagreements, reviewers)
     handlers = {ExtractError: _failed}
-    app = Starlette(routes=pages.routes(), exception_handlers=handlers)  # type: ignore[arg-type]
+    routes = pages.routes()
+    if second is not None:
+        from caseextract.review.second_app import second_routes
+
+        routes = second_routes(second, _json_object) + routes
+    app = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
     return Guard(app, allowed_hosts(port))
 
 

@@ -67,6 +67,10 @@ class Decision(BaseModel):
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
     note: str | None = None
+    # two-extraction review (review/second.py): where a kept fact came from ("agreed",
+    # "a", "b", "edited") and the path of the paired fact in the second extraction
+    source: str | None = None
+    second: str | None = None
 
     @property
     def value(self) -> dict[str, Any] | None:

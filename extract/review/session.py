@@ -202,8 +202,10 @@ class ReviewSession:
         value: dict[str, Any] | None = None,
         offset: int = 0,
         note: str | None = None,
+        **origin: str | None,
     ) -> Decision:
-        """Save one decision; edits and additions are validated and grounded first."""
+        """Save one decision; edits and additions are validated and grounded first.
+        ``origin`` (``source``, ``second``) says which extraction it took, in a double review."""
         record = self.record(index)
         if action not in ("accept", "reject", "edit", "add"):
             raise ReviewError(f"unknown action {action!r}")
@@ -245,6 +247,7 @@ class ReviewSession:
                 before=before,
                 after=after,
                 note=note,
+                **origin,
             )
             self.review.append(decision)
         return decision

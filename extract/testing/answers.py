@@ -79,3 +79,25 @@ def crafted_seed_answer(**patient_changes: Any) -> dict[str, Any]:
     answer = copy.deepcopy(CRAFTED_SEED_ANSWER)
     answer["patients"][0].update(patient_changes)
     return answer
+
+
+# two crafted extractions of the seed report, as two independent readers might give
+SEED_ONLY_A_FINDING: dict[str, Any] = {
+    "name": "back pain",
+    "evidence": ["had back pain with acute deterioration"],
+}
+SEED_ONLY_B_FINDING: dict[str, Any] = {
+    "name": "complete paralysis of left lower extremity",
+    "evidence": ["Complete paralysis of left lower extremity"],
+}
+
+
+def crafted_seed_pair() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A and B: they agree on five facts (article, age, sex, one finding, vertebroplasty),
+    differ on the laminectomy's urgency (B leaves it out) and each has one finding the
+    other lacks (A: back pain; B: the paralysis)."""
+    findings = CRAFTED_SEED_ANSWER["patients"][0]["findings"]
+    a = crafted_seed_answer(findings=[*copy.deepcopy(findings), SEED_ONLY_A_FINDING])
+    b = crafted_seed_answer(findings=[*copy.deepcopy(findings), SEED_ONLY_B_FINDING])
+    b["patients"][0]["interventions"][1]["urgency"] = None
+    return a, copy.deepcopy(b)
