@@ -18,6 +18,7 @@ import random
 import statistics
 import sys
 import time
+from pathlib import Path
 
 from caseextract.evals.gold import load_gold_set
 from caseextract.evals.scoring import Scorer, count
@@ -78,7 +79,7 @@ def main() -> int:
         f"aligned and judged): {cold:.2f} s for {len(cases)} pairs, "
         f"{1000 * cold / len(cases):.1f} ms per pair"
     )
-    print("load average:", " ".join(open("/proc/loadavg").read().split()[:3]))
+    print("load average:", " ".join(Path("/proc/loadavg").read_text().split()[:3]))
     return 0
 
 
