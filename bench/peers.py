@@ -20,12 +20,18 @@ Three parts, one run:
    ``Aligner``, both over the whole document;
 3. long documents: calls, request bytes per document byte, facts lost or
    duplicated at chunk borders, through each tool's own chunking (LangExtract's
-   ``max_char_buffer`` 1000 default; caseextract multi-pass with a 16,384-token window).
+   ``max_char_buffer`` 1000 default; caseextract single pass: its multi-pass chunking
+   refused the 16k and 24k windows tried here, so it is left out of this part).
 
-LangExtract is in the optional ``bench`` extra (``pip install -e ".[dev,bench]"``);
-without it its rows say so.
+LangExtract cannot share the project's venv: it needs google-genai, which pins
+tenacity<9.2, and caseextract's HTTP retry needs tenacity 9.2 (``multiplier=``).
+So its rows come from a second venv that holds it (``--langextract-only``):
 
-    .venv/bin/python bench/peers.py [--quotes 200] [--short-docs 16] [--long-docs 4]
+    .venv/bin/python bench/peers.py --short-docs 8 --long-docs 2
+    python3 -m venv bench/.venv-peers
+    bench/.venv-peers/bin/pip install -e . langextract==1.7.1
+    bench/.venv-peers/bin/python bench/peers.py --langextract-only \
+        --out bench/results/peers-langextract.txt
 """
 
 from __future__ import annotations
@@ -145,7 +151,9 @@ def captured_request(case: str) -> dict[str, Any]:
 
     text_path = ROOT / "fixtures" / json.loads((GOLD / f"{case}.json").read_text())["source"]
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAIServer(PeerResponder([case])) as srv:
-        client = ModelClient(ModelSettings(model="crafted-model", base_url=srv.base_url))
+        client = ModelClient(
+            ModelSettings(model="crafted-model", base_url=srv.base_url, max_tokens=32768)
+        )
         with ResultWriter(Path(tmp) / "r.jsonl", resume=False) as w:
             runner = Runner(default_task(), client, w, 1, passes=PassConfig(strategy="single"))
             asyncio.run(runner.run([text_path]))
@@ -259,7 +267,9 @@ def arm_caseextract(base_url: str, path: Path, n: int, c: int, *, strategy: str)
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = copy_documents(path.stem, Path(tmp) / "docs", n)  # distinct document ids
-        settings = ModelSettings(model="crafted-model", base_url=base_url, http_retries=0)
+        settings = ModelSettings(
+            model="crafted-model", base_url=base_url, http_retries=0, max_tokens=32768
+        )
         client = ModelClient(settings)
         with ResultWriter(Path(tmp) / "r.jsonl", resume=False) as writer:
             runner = Runner(
@@ -281,13 +291,16 @@ def have_langextract() -> bool:
     return True
 
 
+ONLY_LANGEXTRACT = False  # --langextract-only: its rows alone (run from the peers' venv)
+
+
 def part_cpu(base_url: str, short_n: int, long_n: int) -> list[list[str]]:
     rows = []
     lx = have_langextract()
     for case, n_docs in ((SHORT, short_n), (LONG, long_n)):
         text, _ = gold(case)
         path = ROOT / "fixtures" / "cases" / f"{case}.txt"
-        request = captured_request(case)
+        request = {} if ONLY_LANGEXTRACT else captured_request(case)
         arms = {
             "raw openai SDK": partial(arm_raw, base_url, request),
             "plain instructor (TOOLS, CaseReport)": partial(arm_instructor, base_url, request),
@@ -299,6 +312,8 @@ def part_cpu(base_url: str, short_n: int, long_n: int) -> list[list[str]]:
             n = n_docs if c == 1 else max(n_docs, 32 if case == SHORT else 2 * n_docs)
             raw_cpu = None
             for name, fn in arms.items():
+                if ONLY_LANGEXTRACT and name != "LangExtract extract()":
+                    continue
                 if fn is None:
                     rows.append([case[:6], str(c), name, "-", "-", "not installed"])
                     continue
@@ -315,7 +330,7 @@ def part_cpu(base_url: str, short_n: int, long_n: int) -> list[list[str]]:
                         name,
                         f"{cpu * 1000:.1f}",
                         f"{wall * 1000:.1f}",
-                        f"{cpu / raw_cpu:.1f}x",
+                        "-" if ONLY_LANGEXTRACT else f"{cpu / raw_cpu:.1f}x",
                     ]
                 )
     return rows
@@ -438,7 +453,8 @@ def part_alignment(quotes: int, seed: int) -> tuple[list[list[str]], str]:
         a = aligner.align(quote)
         return (a.start, a.end) if a.grounded else None
 
-    tools["caseextract Aligner"] = ours
+    if not ONLY_LANGEXTRACT:
+        tools["caseextract Aligner"] = ours
     if have_langextract():
         from langextract import data
         from langextract.resolver import Resolver
@@ -509,12 +525,13 @@ def part_chunks() -> list[list[str]]:
                  str(lost), str(dup)]
             )  # fmt: skip
             srv.requests.clear()
-        for label, spec in (
-            ("caseextract single", {"strategy": "single"}),
-            ("caseextract multi-pass, 16k window", {"strategy": "multi", "context_window": 16384}),
-        ):
+        for label, spec in (("caseextract single", {"strategy": "single"}),)[
+            : 0 if ONLY_LANGEXTRACT else 1
+        ]:
             with tempfile.TemporaryDirectory() as tmp:
-                settings = ModelSettings(model="crafted-model", base_url=srv.base_url)
+                settings = ModelSettings(
+                    model="crafted-model", base_url=srv.base_url, max_tokens=32768
+                )
                 with ResultWriter(Path(tmp) / "r.jsonl", resume=False) as writer:
                     runner = Runner(
                         default_task(),
@@ -527,6 +544,8 @@ def part_chunks() -> list[list[str]]:
                     asyncio.run(runner.run([path]))
                     cpu = time.process_time() - t
                 record = json.loads((Path(tmp) / "r.jsonl").read_text().splitlines()[-1])
+            if record.get("status") != "ok":
+                label += f" (failed: {(record.get('error') or {}).get('message', '')[:60]})"
             got = Counter((c, q) for c, _, q in facts(record.get("extraction") or {}))
             sent = sum(r["_bytes"] for r in srv.requests)
             lost, dup = counts(got)
@@ -548,10 +567,19 @@ def main() -> None:
     ap.add_argument("--long-docs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--langextract-only",
+        action="store_true",
+        help="only the raw SDK and LangExtract rows (for a venv that holds langextract)",
+    )
     args = ap.parse_args()
+    global ONLY_LANGEXTRACT
+    ONLY_LANGEXTRACT = args.langextract_only
     lines = ["== bench/peers.py: caseextract beside its peers (crafted answers)", machine_line()]
     if not have_langextract():
-        lines.append("LangExtract not installed: pip install -e '.[dev,bench]'")
+        lines.append(
+            "LangExtract not in this venv: its rows come from bench/.venv-peers (module docstring)"
+        )
     else:
         import langextract
 
