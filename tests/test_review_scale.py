@@ -73,9 +73,7 @@ def reference_entries() -> dict[str, dict[str, Any]]:
 def test_scoring_entries_are_those_of_the_scorer_before_its_caches():
     expected = json.loads(REFERENCE.read_text(encoding="utf-8"))
     got = reference_entries()
-    assert {k: v["counts"] for k, v in got.items()} == {
-        k: v["counts"] for k, v in expected.items()
-    }
+    assert {k: v["counts"] for k, v in got.items()} == {k: v["counts"] for k, v in expected.items()}
     assert got == expected
 
 
