@@ -29,14 +29,16 @@ with quotes and grounding) — the same entries feed the metrics and the diff.
 from __future__ import annotations
 
 import enum
+import functools
 import types
 import typing
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from caseextract.grounding import Aligner, judge_fact
+from caseextract.grounding import Aligner, Alignment, judge_fact
 from pydantic import BaseModel
 from rapidfuzz import fuzz
 from rapidfuzz.utils import default_process
@@ -80,16 +82,23 @@ class Entry:
 # ---------------------------------------------------------------- similarity
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _processed(text: str) -> tuple[str, int]:
+    """A text as rapidfuzz's ``default_process`` leaves it, and its token count (cached:
+    the same names are compared against every item of the other list)."""
+    processed = default_process(text)
+    return processed, len(processed.split())
+
+
 def text_similarity(a: str | None, b: str | None) -> float:
     """0–100. token_sort_ratio, lifted to 90 for a gated subset match."""
     if not a or not b:
         return 0.0
-    pa, pb = default_process(str(a)), default_process(str(b))
+    (pa, na), (pb, nb) = _processed(str(a)), _processed(str(b))
     if not pa or not pb:
         return 100.0 if pa == pb else 0.0
     score = fuzz.token_sort_ratio(pa, pb)
-    ta, tb = pa.split(), pb.split()
-    share = min(len(ta), len(tb)) / max(len(ta), len(tb))
+    share = min(na, nb) / max(na, nb)
     if share >= SUBSET_MIN_TOKEN_SHARE and fuzz.token_set_ratio(pa, pb) == 100:
         score = max(score, 90.0)
     return float(score)
@@ -241,10 +250,88 @@ def _attr_differences(gold: BaseModel, pred: BaseModel) -> list[str]:
 # ---------------------------------------------------------------- the scorer
 
 
+class _SharedAligner(Aligner):
+    """An ``Aligner`` that remembers each quote's alignment (an alignment depends only on
+    the text, the quote and ``after``). One per source text is kept for every ``Scorer``
+    of that text, so a document is folded once and a quote aligned once per run."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._memo: dict[tuple[str, int], Alignment] = {}
+        self._judged: dict[tuple[type, str], bool | None] = {}
+
+    def align(self, quote: str, after: int = 0) -> Alignment:
+        key = (quote, after)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = super().align(quote, after)
+        return found
+
+
+_ALIGNERS: OrderedDict[str, _SharedAligner] = OrderedDict()
+_ALIGNERS_KEPT = 32  # source texts whose aligner is kept (least recently used goes)
+
+
+def shared_aligner(text: str) -> Aligner:
+    """The aligner of ``text`` shared by every scorer of it (see ``_SharedAligner``)."""
+    aligner = _ALIGNERS.get(text)
+    if aligner is None:
+        aligner = _ALIGNERS[text] = _SharedAligner(text)
+        while len(_ALIGNERS) > _ALIGNERS_KEPT:
+            _ALIGNERS.popitem(last=False)
+    else:
+        _ALIGNERS.move_to_end(text)
+    return aligner
+
+
+def _judged(item: BaseModel, aligner: Aligner) -> bool | None:
+    """``judge_fact(item, aligner).grounded`` (None when it judges nothing), remembered on a
+    shared aligner by the item's type and content: a judgement depends on nothing else."""
+    memo = getattr(aligner, "_judged", None)
+    key = (type(item), item.model_dump_json()) if memo is not None else None
+    if memo is not None and key in memo:
+        return memo[key]
+    fact = judge_fact(item, aligner)
+    judged = fact.grounded if fact is not None else None
+    if memo is not None:
+        memo[key] = judged
+    return judged
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans as sorted, disjoint, non-empty intervals covering the same positions."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(sp for sp in spans if sp[1] > sp[0]):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def _length(intervals: list[tuple[int, int]]) -> int:
+    return sum(end - start for start, end in intervals)
+
+
+def _common(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> int:
+    """Positions two sets of sorted disjoint intervals have in common."""
+    i = j = total = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if hi > lo:
+            total += hi - lo
+        if a[i][1] <= b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
 class Scorer:
     def __init__(self, source_text: str | None = None) -> None:
-        self.aligner = Aligner(source_text) if source_text else None
+        self.aligner = shared_aligner(source_text) if source_text else None
         self._spans: dict[int, list[tuple[int, int]]] = {}
+        self._chars: dict[int, list[tuple[int, int]]] = {}
 
     def spans(self, item: Any) -> list[tuple[int, int]]:
         if self.aligner is None:
@@ -255,26 +342,35 @@ class Scorer:
             self._spans[key] = [(a.start, a.end) for a in found if a.start is not None]
         return self._spans[key]
 
+    def chars(self, item: Any) -> list[tuple[int, int]]:
+        """The source positions an item's evidence covers, as sorted disjoint intervals
+        (cached per item, as ``spans``)."""
+        key = id(item)
+        if key not in self._chars:
+            self._chars[key] = _merged(self.spans(item))
+        return self._chars[key]
+
     def overlap(self, g: Any, p: Any) -> float:
         """Share of the two items' evidence characters that they have in common (0–1)."""
-        a = {i for s, e in self.spans(g) for i in range(s, e)}
-        b = {i for s, e in self.spans(p) for i in range(s, e)}
-        return len(a & b) / len(a | b) if a and b else 0.0
+        a, b = self.chars(g), self.chars(p)
+        if not a or not b:
+            return 0.0
+        common = _common(a, b)
+        return common / (_length(a) + _length(b) - common)
 
     def cited_share(self, g: Any, p: Any) -> float:
         """Share of the shorter of the two items' citations that the other also cites (0–1)."""
-        a = {i for s, e in self.spans(g) for i in range(s, e)}
-        b = {i for s, e in self.spans(p) for i in range(s, e)}
-        return len(a & b) / min(len(a), len(b)) if a and b else 0.0
+        a, b = self.chars(g), self.chars(p)
+        return _common(a, b) / min(_length(a), _length(b)) if a and b else 0.0
 
     def grounded(self, item: Any) -> bool | None:
         quotes = _quotes(item)
         if self.aligner is None or not quotes:
             return None
         if isinstance(item, BaseModel):  # the full judgement: found, informative, supported
-            fact = judge_fact(item, self.aligner)
-            if fact is not None:
-                return fact.grounded
+            judged = _judged(item, self.aligner)
+            if judged is not None:
+                return judged
         return all(self.aligner.align(q).grounded for q in quotes)
 
     def score(self, gold: BaseModel, pred: BaseModel | None) -> list[Entry]:

@@ -179,6 +179,7 @@ def quotes_in(value: Any) -> list[str]:
     return []
 
 
+@lru_cache(maxsize=16384)
 def deaccent(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))

@@ -15,6 +15,7 @@ import io
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class Term:
     label: str
     patients: int = 0
     documents: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set, repr=False, compare=False)
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Summary:
 
 
 def latest_records(results: Path) -> list[ResultRecord]:
+    """The latest ok record of each document, else its first one, in first-seen order."""
     by_id: dict[str, ResultRecord] = {}
     for record in read_records(results):
         doc = str(record.document.id)
@@ -104,45 +107,105 @@ def _file_link(path: str | None, base: Path | None) -> str | None:
     return p.resolve().as_uri() if p.is_file() else None
 
 
-def collect(
-    records: list[ResultRecord],
-    decisions: list[Decision] | None = None,
-    results_dir: Path | None = None,
-) -> Summary:
-    s = Summary(terms={c: {} for c in CATEGORIES})
+@dataclass
+class _DocPart:
+    """What one record adds to a summary: its rows and term labels, not its text."""
+
+    row: dict[str, Any]
+    patients: list[dict[str, Any]]
+    terms: list[tuple[str, str, str]]  # (category, casefolded key, label), once per patient
+    grounding: dict[str, int]
+    review: Counter[str]
+
+
+def _document_part(
+    record: ResultRecord, mine: list[Decision], reviewed: bool, results_dir: Path | None
+) -> _DocPart:
+    doc = str(record.document.id)
+    extraction = record.extraction or {}
+    row: dict[str, Any] = {
+        "document": doc,
+        "anchor": "doc-" + safe_filename(doc),
+        "path": record.document.path,
+        "link": _file_link(record.document.path, results_dir),
+        "status": record.status,
+        "error": record.error.message if record.error else "",
+        "model": record.model_name,
+        "grounding_rate": record.grounding.rate if record.grounding else None,
+    }
+    states: Counter[str] = Counter()
+    if reviewed and record.extraction is not None:
+        states = Counter(v.state for v in document_facts(record, mine))
+        row.update({k: states.get(k, 0) for k in _STATES})
+        if mine:
+            extraction = corrected_extraction(record, mine)
+    grounding = {}
+    if record.grounding is not None:
+        grounding = {k: v for k, v in record.grounding.stats.items() if v}
+    patients = extraction.get("patients") if isinstance(extraction, dict) else None
+    patients = patients if isinstance(patients, list) else []
+    row["patients"] = len(patients)
+    rows, terms = [], []
+    for i, patient in enumerate(patients):
+        if isinstance(patient, dict):
+            rows.append(_patient_row(doc, i, patient))
+            terms.extend(_patient_terms(patient))
+    return _DocPart(row, rows, terms, grounding, states)
+
+
+def _add(s: Summary, part: _DocPart) -> None:
+    doc = part.row["document"]
+    s.documents.append(part.row)
+    s.patients.extend(part.patients)
+    s.grounding.update(part.grounding)
+    s.review.update(part.review)
+    for category, key, label in part.terms:
+        term = s.terms[category].setdefault(key, Term(label))
+        term.patients += 1
+        if doc not in term.seen:
+            term.seen.add(doc)
+            term.documents.append(doc)
+
+
+def _by_document(decisions: list[Decision] | None) -> dict[str, list[Decision]]:
     by_doc: dict[str, list[Decision]] = {}
     for d in decisions or []:
         by_doc.setdefault(d.document, []).append(d)
+    return by_doc
+
+
+def collect(
+    records: Iterable[ResultRecord],
+    decisions: list[Decision] | None = None,
+    results_dir: Path | None = None,
+) -> Summary:
+    """The summary of ``records``, each counted (see ``collect_latest`` for a file)."""
+    s = Summary(terms={c: {} for c in CATEGORIES})
+    by_doc = _by_document(decisions)
     for record in records:
+        mine = by_doc.get(str(record.document.id), [])
+        _add(s, _document_part(record, mine, decisions is not None, results_dir))
+    return s
+
+
+def collect_latest(
+    results: Path,
+    decisions: list[Decision] | None = None,
+    results_dir: Path | None = None,
+) -> Summary:
+    """``collect(latest_records(results), …)`` streamed: one record in memory at a time,
+    and of each document only its rows and term labels, never its text or quotes."""
+    s = Summary(terms={c: {} for c in CATEGORIES})
+    by_doc = _by_document(decisions)
+    parts: dict[str, _DocPart] = {}
+    for record in read_records(results):
         doc = str(record.document.id)
-        mine = by_doc.get(doc, [])
-        extraction = record.extraction or {}
-        row: dict[str, Any] = {
-            "document": doc,
-            "anchor": "doc-" + safe_filename(doc),
-            "path": record.document.path,
-            "link": _file_link(record.document.path, results_dir),
-            "status": record.status,
-            "error": record.error.message if record.error else "",
-            "model": record.model_name,
-            "grounding_rate": record.grounding.rate if record.grounding else None,
-        }
-        if decisions is not None and record.extraction is not None:
-            states = Counter(v.state for v in document_facts(record, mine))
-            row.update({k: states.get(k, 0) for k in _STATES})
-            s.review.update(states)
-            if mine:
-                extraction = corrected_extraction(record, mine)
-        if record.grounding is not None:
-            s.grounding.update({k: v for k, v in record.grounding.stats.items() if v})
-        patients = extraction.get("patients") if isinstance(extraction, dict) else None
-        patients = patients if isinstance(patients, list) else []
-        row["patients"] = len(patients)
-        s.documents.append(row)
-        for i, patient in enumerate(patients):
-            if isinstance(patient, dict):
-                s.patients.append(_patient_row(doc, i, patient))
-                _count_terms(s, doc, patient)
+        if record.ok or doc not in parts:
+            parts[doc] = _document_part(
+                record, by_doc.get(doc, []), decisions is not None, results_dir
+            )
+    for part in parts.values():
+        _add(s, part)
     return s
 
 
@@ -174,7 +237,8 @@ def _patient_row(doc: str, i: int, p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _count_terms(s: Summary, doc: str, patient: dict[str, Any]) -> None:
+def _patient_terms(patient: dict[str, Any]) -> list[tuple[str, str, str]]:
+    out = []
     for category in CATEGORIES:
         seen: set[str] = set()
         for item in patient.get(category) or []:
@@ -183,10 +247,8 @@ def _count_terms(s: Summary, doc: str, patient: dict[str, Any]) -> None:
             if not label or key in seen:
                 continue
             seen.add(key)
-            term = s.terms[category].setdefault(key, Term(label))
-            term.patients += 1
-            if doc not in term.documents:
-                term.documents.append(doc)
+            out.append((category, key, label))
+    return out
 
 
 # ----------------------------------------------------------------------- plots
@@ -311,8 +373,7 @@ def summarize(
 ) -> list[Path]:
     if not results.is_file():
         raise ConfigError(f"no results file at {results}")
-    records = latest_records(results)
-    if not records:
+    if next(read_records(results), None) is None:
         raise ConfigError(f"{results} holds no readable record")
     decisions = None
     s_reviewers: list[str] = []
@@ -323,7 +384,7 @@ def summarize(
             raise ConfigError(
                 f"--reviewed: no review file beside {results} ({results.stem}.*.review)"
             )
-    s = collect(records, decisions, results.parent)
+    s = collect_latest(results, decisions, results.parent)
     s.reviewers = s_reviewers
     html.parent.mkdir(parents=True, exist_ok=True)
     html.write_text(render(s, results, reviewed, plots(s)), encoding="utf-8")
