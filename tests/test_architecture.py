@@ -22,22 +22,31 @@ def _module_name(path: Path) -> str:
     return ".".join(["caseextract", *parts])
 
 
-def _imports(path: Path) -> set[str]:
-    """Absolute names of everything a module imports (relative imports resolved)."""
+def _import_statements(path: Path) -> list[tuple[str, list[str]]]:
+    """Every import of a module, anywhere in it (inside functions and under
+    ``TYPE_CHECKING`` too), as (absolute module, names); ``import x`` gives (x, [])."""
     here = _module_name(path).split(".")
     if path.name != "__init__.py":
         here = here[:-1]
-    found = set()
+    found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
+            found.extend((a.name, []) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = here[: len(here) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            found.add(base)
-            found.update(f"{base}.{a.name}" for a in node.names)
+            found.append((base, [a.name for a in node.names]))
+    return found
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of everything a module imports (relative imports resolved)."""
+    found = set()
+    for base, names in _import_statements(path):
+        found.add(base)
+        found.update(f"{base}.{name}" for name in names)
     return found
 
 
@@ -49,20 +58,11 @@ def _modules() -> dict[str, Path]:
 def _edges(path: Path, known: dict[str, Path]) -> set[str]:
     """The package modules ``path`` imports anywhere in it: at the top, inside functions,
     under ``TYPE_CHECKING``; ``from package import module`` counts as the module."""
-    here = _module_name(path).split(".")
-    if path.name != "__init__.py":
-        here = here[:-1]
     targets = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            targets.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = here[: len(here) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            for a in node.names:
-                targets.add(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base)
+    for base, names in _import_statements(path):
+        if not names:
+            targets.add(base)
+        targets.update(f"{base}.{n}" if f"{base}.{n}" in known else base for n in names)
     out = set()
     for name in targets:
         while name and name not in known:
