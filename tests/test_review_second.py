@@ -23,7 +23,7 @@ from caseextract.testing.answers import crafted_seed_pair as answers
 from typer.testing import CliRunner
 
 from conftest import SEED
-from helpers import crafted_record
+from helpers import beside, crafted_record
 
 LAMINECTOMY = "patients[0].interventions[1]"
 
@@ -32,8 +32,9 @@ LAMINECTOMY = "patients[0].interventions[1]"
 def pair(tmp_path: Path) -> tuple[Path, Path]:
     a, b = answers()
     path_a, path_b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    path_a.write_text(crafted_record(a, SEED, model="model-a").to_line(), encoding="utf-8")
-    path_b.write_text(crafted_record(b, SEED, model="model-b").to_line(), encoding="utf-8")
+    source = beside(tmp_path, SEED)  # the review serves sources beside the results only
+    path_a.write_text(crafted_record(a, source, model="model-a").to_line(), encoding="utf-8")
+    path_b.write_text(crafted_record(b, source, model="model-b").to_line(), encoding="utf-8")
     return path_a, path_b
 
 

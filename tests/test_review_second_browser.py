@@ -23,7 +23,7 @@ from caseextract.testing.answers import SEED_ONLY_B_FINDING as PARALYSIS
 from caseextract.testing.answers import crafted_seed_pair as answers
 
 from conftest import SEED
-from helpers import crafted_record
+from helpers import beside, crafted_record
 
 LAMINECTOMY = "patients[0].interventions[1]"
 
@@ -70,8 +70,9 @@ def shots(tmp_path: Path) -> Path:
 def double(tmp_path: Path) -> SecondExtraction:
     a, b = answers()
     path_a, path_b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    path_a.write_text(crafted_record(a, SEED, model="model-a").to_line(), encoding="utf-8")
-    path_b.write_text(crafted_record(b, SEED, model="model-b").to_line(), encoding="utf-8")
+    source = beside(tmp_path, SEED)  # the review serves sources beside the results only
+    path_a.write_text(crafted_record(a, source, model="model-a").to_line(), encoding="utf-8")
+    path_b.write_text(crafted_record(b, source, model="model-b").to_line(), encoding="utf-8")
     docs = compare_files(path_a, path_b, source_text)
     second = SecondExtraction(
         ReviewSession(path_a, "ana"), path_b, {d.document: d.to_dict() for d in docs}
