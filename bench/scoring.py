@@ -13,7 +13,6 @@ Run: ``python bench/scoring.py [--pairs 1000]``.
 from __future__ import annotations
 
 import argparse
-import copy
 import random
 import statistics
 import sys
@@ -23,25 +22,7 @@ from pathlib import Path
 from caseextract.evals.gold import load_gold_set
 from caseextract.evals.scoring import Scorer, count
 from caseextract.schema import CaseReport
-
-
-def perturb(data: dict, rng: random.Random) -> dict:
-    data = copy.deepcopy(data)
-    for patient in data["patients"]:
-        findings = patient["findings"]
-        if findings and rng.random() < 0.5:
-            findings.pop(rng.randrange(len(findings)))
-        if findings and rng.random() < 0.5:
-            f = findings[rng.randrange(len(findings))]
-            f["assertion"] = "absent" if f["assertion"] == "present" else "present"
-        for item in patient["diagnoses"]:
-            if rng.random() < 0.3:
-                item["name"] = "probable " + item["name"]
-        patient["diagnoses"].append(
-            {"name": "invented condition", "evidence": ["a sentence that is not in the report"]}
-        )
-    data["patients"].reverse()
-    return data
+from caseextract.testing.answers import perturbed_answer
 
 
 def main() -> int:
@@ -52,7 +33,8 @@ def main() -> int:
     rng = random.Random(args.seed)
     cases = load_gold_set()
     preds = [
-        CaseReport.model_validate(perturb(c.extraction.model_dump(mode="json"), rng)) for c in cases
+        CaseReport.model_validate(perturbed_answer(c.extraction.model_dump(mode="json"), rng))
+        for c in cases
     ]
     per_pair, items = [], 0
     started = time.perf_counter()

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import random
@@ -27,6 +26,7 @@ from caseextract.records import ErrorInfo, ResultRecord
 from caseextract.review import summary
 from caseextract.review.session import ReviewSession
 from caseextract.schema import CaseReport
+from caseextract.testing.answers import perturbed_answer
 
 from conftest import ROOT
 from helpers import crafted_record
@@ -35,31 +35,14 @@ REFERENCE = ROOT / "tests" / "data" / "scoring-reference.json"
 GOLD = ROOT / "fixtures" / "gold"
 
 
-def _perturb(data: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    data = copy.deepcopy(data)
-    for patient in data["patients"]:
-        findings = patient["findings"]
-        if findings and rng.random() < 0.5:
-            findings.pop(rng.randrange(len(findings)))
-        if findings and rng.random() < 0.5:
-            f = findings[rng.randrange(len(findings))]
-            f["assertion"] = "absent" if f["assertion"] == "present" else "present"
-        for item in patient["diagnoses"]:
-            if rng.random() < 0.3:
-                item["name"] = "probable " + item["name"]
-        patient["diagnoses"].append(
-            {"name": "invented condition", "evidence": ["a sentence that is not in the report"]}
-        )
-    data["patients"].reverse()
-    return data
-
-
 def reference_entries() -> dict[str, dict[str, Any]]:
     """Per gold case: the sha256 of its scored entries (as dicts, in order) and its counts."""
     rng = random.Random(7)
     out = {}
     for case in load_gold_set():
-        pred = CaseReport.model_validate(_perturb(case.extraction.model_dump(mode="json"), rng))
+        pred = CaseReport.model_validate(
+            perturbed_answer(case.extraction.model_dump(mode="json"), rng)
+        )
         entries = Scorer(case.text).score(case.extraction, pred)
         blob = json.dumps([e.to_dict() for e in entries], sort_keys=True, ensure_ascii=False)
         total, _ = count(entries)

@@ -8,6 +8,7 @@ is copied from that report.
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 SEED_QUOTE_AGE = "An 87-year-old female patient"
@@ -101,3 +102,25 @@ def crafted_seed_pair() -> tuple[dict[str, Any], dict[str, Any]]:
     b = crafted_seed_answer(findings=[*copy.deepcopy(findings), SEED_ONLY_B_FINDING])
     b["patients"][0]["interventions"][1]["urgency"] = None
     return a, copy.deepcopy(b)
+
+
+def perturbed_answer(data: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A crafted variant of a (gold) answer for scoring at scale: findings dropped or
+    their assertion flipped, diagnoses renamed, one invented diagnosis per patient,
+    patients in reverse order. Deterministic for a seeded ``rng``."""
+    data = copy.deepcopy(data)
+    for patient in data["patients"]:
+        findings = patient["findings"]
+        if findings and rng.random() < 0.5:
+            findings.pop(rng.randrange(len(findings)))
+        if findings and rng.random() < 0.5:
+            f = findings[rng.randrange(len(findings))]
+            f["assertion"] = "absent" if f["assertion"] == "present" else "present"
+        for item in patient["diagnoses"]:
+            if rng.random() < 0.3:
+                item["name"] = "probable " + item["name"]
+        patient["diagnoses"].append(
+            {"name": "invented condition", "evidence": ["a sentence that is not in the report"]}
+        )
+    data["patients"].reverse()
+    return data
